@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what adgan needs into the project (idempotent): a Python virtual environment in
+# .venv holding PyPI's torch==2.11.0 wheel, whose libtorch tch 0.24 links against.
+#   scripts/setup.sh            CPU-only set: torch without its CUDA libraries (~0.55 GB)
+#   scripts/setup.sh --full     torch with all its dependencies (CUDA libraries, ~3 GB): needed
+#                               to run the PyTorch scripts in bench/ and to use a GPU
+# Source scripts/env.sh afterwards to get LIBTORCH for cargo.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+torch_version=2.11.0
+want=cpu
+[ "${1:-}" = "--full" ] && want=full
+
+python=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv" >&2
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+
+if [ ! -f "$venv/.adgan-libtorch-$torch_version" ]; then
+  echo "setup: installing torch==$torch_version (libtorch) without its CUDA libraries" >&2
+  # libtorch_cpu needs only the CUDA runtime and CUPTI; these are the versions that torch's
+  # cuda-toolkit==13.0.2 pin selects.
+  "${pip[@]}" --no-deps "torch==$torch_version" "nvidia-cuda-runtime==13.0.96" "nvidia-cuda-cupti==13.0.85"
+  touch "$venv/.adgan-libtorch-$torch_version"
+fi
+
+if [ "$want" = full ] && [ ! -f "$venv/.adgan-pytorch-$torch_version" ]; then
+  echo "setup: installing torch==$torch_version with all its dependencies (for bench/ and GPUs)" >&2
+  "${pip[@]}" "torch==$torch_version" numpy
+  touch "$venv/.adgan-pytorch-$torch_version"
+fi

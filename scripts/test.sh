@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The tests: installs what is missing, checks formatting and lints, runs every test.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+source scripts/env.sh
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --release

@@ -1,0 +1,162 @@
+//! Run folders: the configuration (`config.json`) and the latest checkpoint
+//! (`checkpoint.safetensors`: generator, critic, optimiser state, iteration), always written
+//! atomically (to a temporary file, then renamed), so a crash never loses the previous one.
+
+use crate::model::{Critic, Generator};
+use crate::train::RunConfig;
+use anyhow::{bail, ensure, Context, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// File name of the run configuration inside a run folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// File name of the latest checkpoint inside a run folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// Writes `path` by calling `write` on a temporary path beside it, then renaming it into place.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    write(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    write_atomic(path, |tmp| Ok(std::fs::write(tmp, text + "\n")?))
+}
+
+/// Reads JSON of type `T` from `path`, with an error naming the file when it does not parse.
+pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a valid {what} (corrupt, or written by another program or version)",
+            path.display()
+        )
+    })
+}
+
+/// Writes named tensors as safetensors, atomically.
+pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let cpu: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous()))
+        .collect();
+    write_atomic(path, |tmp| Ok(Tensor::write_safetensors(&cpu, tmp)?))
+}
+
+/// Reads all tensors of a safetensors file.
+pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    ensure!(
+        path.is_file(),
+        "checkpoint {} does not exist",
+        path.display()
+    );
+    let tensors = Tensor::read_safetensors(path).with_context(|| {
+        format!(
+            "{} is not a readable safetensors checkpoint (truncated or corrupt)",
+            path.display()
+        )
+    })?;
+    Ok(tensors.into_iter().collect())
+}
+
+/// The variables of `vs` as named tensors under `prefix`.
+pub fn named_variables(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<_> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}/{n}"), t))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Copies the tensors under `prefix` into the variables of `vs`; every variable must be there
+/// with its shape, or the checkpoint is from another configuration.
+pub fn fill_variables(
+    vs: &VarStore,
+    tensors: &HashMap<String, Tensor>,
+    prefix: &str,
+    origin: &Path,
+) -> Result<()> {
+    for (name, mut var) in vs.variables() {
+        let key = format!("{prefix}/{name}");
+        let Some(saved) = tensors.get(&key) else {
+            bail!(
+                "{} lacks {key}: it was written for another model configuration",
+                origin.display()
+            );
+        };
+        if saved.size() != var.size() {
+            bail!(
+                "{} has {key} of shape {:?} where this model needs {:?}: it was written for \
+                 another model configuration (image size, channels, width or latent dimension)",
+                origin.display(),
+                saved.size(),
+                var.size()
+            );
+        }
+        tch::no_grad(|| var.copy_(&saved.to_kind(var.kind())));
+    }
+    Ok(())
+}
+
+/// A trained generator and critic, loaded from a run folder.
+pub struct TrainedGan {
+    /// The run's configuration.
+    pub config: RunConfig,
+    /// Generator variables.
+    pub generator_vs: VarStore,
+    /// Critic variables.
+    pub critic_vs: VarStore,
+    /// g_theta.
+    pub generator: Generator,
+    /// The critic.
+    pub critic: Critic,
+    /// Generator iterations the checkpoint was trained for.
+    pub iteration: i64,
+    /// The run folder.
+    pub run_dir: PathBuf,
+}
+
+/// Loads the configuration and latest checkpoint of a run folder onto `device`.
+pub fn load_gan(run_dir: &Path, device: Device) -> Result<TrainedGan> {
+    let config: RunConfig = read_json(&run_dir.join(CONFIG_FILE), "adgan run configuration")
+        .with_context(|| {
+            format!(
+                "{} is not an adgan run folder (made by `adgan train`)",
+                run_dir.display()
+            )
+        })?;
+    let path = run_dir.join(CHECKPOINT_FILE);
+    let tensors = load_tensors(&path)?;
+    let generator_vs = VarStore::new(device);
+    let critic_vs = VarStore::new(device);
+    let generator = Generator::new(&generator_vs.root(), config.model)?;
+    let critic = Critic::new(&critic_vs.root(), config.model)?;
+    fill_variables(&generator_vs, &tensors, "generator", &path)?;
+    fill_variables(&critic_vs, &tensors, "critic", &path)?;
+    let iteration = tensors
+        .get("meta/iteration")
+        .with_context(|| format!("{} lacks meta/iteration", path.display()))?
+        .to_kind(Kind::Int64)
+        .int64_value(&[]);
+    Ok(TrainedGan {
+        config,
+        generator_vs,
+        critic_vs,
+        generator,
+        critic,
+        iteration,
+        run_dir: run_dir.to_path_buf(),
+    })
+}

@@ -1,0 +1,413 @@
+//! Command-line interface: parses arguments, calls the library, prints. No logic of its own.
+
+use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
+use adgan::data::{DataSource, Fit, ImageSpec};
+use adgan::device::{self, DeviceChoice};
+use adgan::model::ModelConfig;
+use adgan::optim::OptimizerConfig;
+use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// Image anomaly detection with generative adversarial networks (ADGAN, Deecke et al. 2018).
+#[derive(Parser, Debug)]
+#[command(name = "adgan", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a Wasserstein GAN on normal images into a run folder.
+    Train(TrainArgs),
+    /// Train a small GAN on the embedded demo shapes (no download) and show where its outputs are.
+    Demo(DemoArgs),
+    /// Show the configuration and state of a run folder or checkpoint.
+    Info {
+        /// A run folder (made by `adgan train`) or its checkpoint.safetensors.
+        path: PathBuf,
+    },
+}
+
+/// Kinds of data set `--dataset` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DatasetKind {
+    /// Folder with MNIST-layout IDX files (also Fashion-MNIST), raw or .gz.
+    Mnist,
+    /// CIFAR-10 binary version: folder of .bin batches or cifar-10-binary.tar.gz.
+    Cifar10,
+    /// One IDX image file (--data) with an optional IDX label file (--labels).
+    Idx,
+    /// PNG/JPEG folder: root/<class>/* or flat; root/train and root/test pick splits.
+    Folder,
+    /// The embedded demo shapes.
+    Demo,
+}
+
+#[derive(Args, Debug)]
+struct DataArgs {
+    /// Kind of data set.
+    #[arg(long, value_enum)]
+    dataset: DatasetKind,
+    /// Path of the data (folder, archive or IDX file); not needed for --dataset demo.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// IDX label file, with --dataset idx.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// The normal class to train on (index, or class folder name); all images when omitted.
+    #[arg(long)]
+    normal_class: Option<String>,
+    /// How images of another size are fitted to --image-size.
+    #[arg(long, value_enum, default_value_t = Fit::Pad)]
+    fit: Fit,
+}
+
+impl DataArgs {
+    fn source(&self, seed: u64) -> Result<DataSource> {
+        let path = || {
+            self.data
+                .clone()
+                .with_context(|| format!("--dataset {:?} needs --data PATH", self.dataset))
+        };
+        Ok(match self.dataset {
+            DatasetKind::Mnist => DataSource::Mnist { dir: path()? },
+            DatasetKind::Cifar10 => DataSource::Cifar10 { path: path()? },
+            DatasetKind::Idx => DataSource::Idx {
+                images: path()?,
+                labels: self.labels.clone(),
+            },
+            DatasetKind::Folder => DataSource::Folder { root: path()? },
+            DatasetKind::Demo => DataSource::Demo { seed },
+        })
+    }
+
+    fn default_channels(&self) -> i64 {
+        match self.dataset {
+            DatasetKind::Mnist | DatasetKind::Idx => 1,
+            _ => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ObjectiveKind {
+    /// WGAN with weight clipping and RMSprop (the paper's choice).
+    Clip,
+    /// WGAN-GP: gradient penalty and Adam.
+    Gp,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Output run folder.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Image side the model works at (32 or 64).
+    #[arg(long, default_value_t = 32)]
+    image_size: i64,
+    /// Image channels (1 or 3); default 1 for mnist/idx, 3 otherwise.
+    #[arg(long)]
+    channels: Option<i64>,
+    /// Latent dimension d'.
+    #[arg(long, default_value_t = 256)]
+    latent_dim: i64,
+    /// Base width of the DCGAN networks.
+    #[arg(long, default_value_t = 64)]
+    width: i64,
+    /// Generator iterations.
+    #[arg(long, default_value_t = TrainConfig::default().iterations)]
+    iterations: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: i64,
+    /// Critic constraint and optimiser.
+    #[arg(long, value_enum, default_value_t = ObjectiveKind::Clip)]
+    objective: ObjectiveKind,
+    /// Learning rate (default: 5e-5 for clip, 1e-4 for gp).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Critic steps per generator step.
+    #[arg(long, default_value_t = 5)]
+    n_critic: usize,
+    /// Weight clipping bound (clip).
+    #[arg(long, default_value_t = 0.01)]
+    clip: f64,
+    /// Gradient penalty weight (gp).
+    #[arg(long, default_value_t = 10.0)]
+    lambda: f64,
+    /// Seed of initialisation and sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoint interval in iterations.
+    #[arg(long, default_value_t = TrainConfig::default().checkpoint_every)]
+    checkpoint_every: usize,
+    /// Sample-grid interval in iterations.
+    #[arg(long, default_value_t = TrainConfig::default().sample_every)]
+    sample_every: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+impl TrainArgs {
+    fn train_config(&self) -> TrainConfig {
+        let base = match self.objective {
+            ObjectiveKind::Clip => TrainConfig {
+                objective: Objective::WeightClipping { clip: self.clip },
+                ..TrainConfig::default()
+            },
+            ObjectiveKind::Gp => TrainConfig {
+                objective: Objective::GradientPenalty {
+                    lambda: self.lambda,
+                },
+                ..TrainConfig::gradient_penalty()
+            },
+        };
+        let optimizer = match (base.optimizer, self.lr) {
+            (OptimizerConfig::Rmsprop { alpha, eps, .. }, Some(lr)) => {
+                OptimizerConfig::Rmsprop { lr, alpha, eps }
+            }
+            (
+                OptimizerConfig::Adam {
+                    beta1, beta2, eps, ..
+                },
+                Some(lr),
+            ) => OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            },
+            (optimizer, None) => optimizer,
+        };
+        TrainConfig {
+            optimizer,
+            iterations: self.iterations,
+            batch_size: self.batch_size,
+            n_critic: self.n_critic,
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every,
+            sample_every: self.sample_every,
+            ..base
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Output folder.
+    #[arg(long, short, default_value = "runs/demo")]
+    out: PathBuf,
+    /// Generator iterations of the demo GAN.
+    #[arg(long, default_value_t = 400)]
+    iterations: usize,
+    /// Seed of the data and the training.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => run_train(&args),
+        Command::Demo(args) => run_demo(&args),
+        Command::Info { path } => run_info(&path),
+    }
+}
+
+fn progress_bar(total: usize, done: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} it  {per_sec}  [{elapsed_precise} < {eta_precise}]  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(done as u64);
+    bar.reset_eta();
+    bar
+}
+
+/// Trains with a progress bar; returns the outcome.
+fn train_with_progress(
+    out: &Path,
+    config: &RunConfig,
+    data: &adgan::data::Dataset,
+    choice: DeviceChoice,
+    resume: bool,
+) -> Result<train::TrainOutcome> {
+    let device = device::select(choice)?;
+    eprintln!(
+        "training on {} images from {} on {} -> {}",
+        data.len(),
+        config.data.source.describe(),
+        device::name(device),
+        out.display()
+    );
+    let bar = progress_bar(config.train.iterations, 0);
+    let mut first = true;
+    let mut on_progress = |p: &Progress| {
+        if first {
+            bar.set_position(p.iteration as u64);
+            bar.reset_eta();
+            first = false;
+        }
+        bar.set_position(p.iteration as u64);
+        bar.set_message(format!(
+            "W~{:.4} critic {:.4} gen {:.4}",
+            p.losses.wasserstein, p.losses.critic, p.losses.generator
+        ));
+        ControlFlow::Continue(())
+    };
+    let outcome = train::train(out, config, data, device, resume, &mut on_progress);
+    bar.finish();
+    outcome
+}
+
+fn run_train(args: &TrainArgs) -> Result<()> {
+    let source = args.data.source(args.seed)?;
+    let model = ModelConfig {
+        image_size: args.image_size,
+        channels: args
+            .channels
+            .unwrap_or_else(|| args.data.default_channels()),
+        latent_dim: args.latent_dim,
+        width: args.width,
+    };
+    model.validate()?;
+    let spec = ImageSpec {
+        size: model.image_size,
+        channels: model.channels,
+    };
+    let (data, provenance) = train::load_training_data(
+        &source,
+        args.data.normal_class.as_deref(),
+        spec,
+        args.data.fit,
+    )?;
+    let config = RunConfig {
+        format_version: FORMAT_VERSION,
+        model,
+        train: args.train_config(),
+        data: provenance,
+    };
+    let outcome = train_with_progress(&args.out, &config, &data, args.device, args.resume)?;
+    println!(
+        "trained {} iterations; run folder: {}",
+        outcome.iteration,
+        outcome.run_dir.display()
+    );
+    Ok(())
+}
+
+fn run_demo(args: &DemoArgs) -> Result<()> {
+    let source = DataSource::Demo { seed: args.seed };
+    let model = ModelConfig {
+        image_size: 32,
+        channels: 3,
+        latent_dim: 256,
+        width: 32,
+    };
+    let spec = ImageSpec {
+        size: 32,
+        channels: 3,
+    };
+    let (data, provenance) = train::load_training_data(&source, Some("disc"), spec, Fit::Pad)?;
+    let config = RunConfig {
+        format_version: FORMAT_VERSION,
+        model,
+        train: TrainConfig {
+            iterations: args.iterations,
+            seed: args.seed,
+            checkpoint_every: 100,
+            sample_every: 100,
+            ..TrainConfig::gradient_penalty()
+        },
+        data: provenance,
+    };
+    let resume = args.out.join(CHECKPOINT_FILE).exists();
+    if resume {
+        eprintln!(
+            "{} holds an earlier demo run: continuing it",
+            args.out.display()
+        );
+    }
+    let outcome = train_with_progress(&args.out, &config, &data, args.device, resume)?;
+    let last = outcome
+        .last_losses
+        .map(|l| format!(" (last Wasserstein estimate {:.4})", l.wasserstein))
+        .unwrap_or_default();
+    println!(
+        "demo GAN trained for {} iterations{last}",
+        outcome.iteration
+    );
+    println!("  run folder:      {}", outcome.run_dir.display());
+    println!(
+        "  samples:         {}",
+        outcome
+            .run_dir
+            .join("samples")
+            .join(format!("iter_{:06}.png", outcome.iteration))
+            .display()
+    );
+    println!(
+        "  losses:          {}",
+        outcome.run_dir.join("losses.csv").display()
+    );
+    println!(
+        "  inspect the run: adgan info {}",
+        outcome.run_dir.display()
+    );
+    Ok(())
+}
+
+fn run_info(path: &Path) -> Result<()> {
+    let run_dir = if path.is_file() {
+        path.parent().unwrap_or(Path::new("."))
+    } else {
+        path
+    };
+    if !run_dir.join(CONFIG_FILE).is_file() {
+        bail!(
+            "{} is not an adgan run folder: it has no {CONFIG_FILE}",
+            run_dir.display()
+        );
+    }
+    let gan = checkpoint::load_gan(run_dir, tch::Device::Cpu)?;
+    let count = |vs: &tch::nn::VarStore| {
+        vs.trainable_variables()
+            .iter()
+            .map(|t| t.numel())
+            .sum::<usize>()
+    };
+    println!("run folder:   {}", run_dir.display());
+    println!(
+        "iterations:   {} of {}",
+        gan.iteration, gan.config.train.iterations
+    );
+    println!("generator:    {} parameters", count(&gan.generator_vs));
+    println!("critic:       {} parameters", count(&gan.critic_vs));
+    println!(
+        "data:         {} images from {}",
+        gan.config.data.n_images,
+        gan.config.data.source.describe()
+    );
+    println!(
+        "configuration:\n{}",
+        serde_json::to_string_pretty(&gan.config)?
+    );
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Image folders (PNG or JPEG): `root/<class>/*.png` gives one label per subfolder (classes in
+//! name order), a flat folder gives unlabelled images.
+
+use super::RawImages;
+use anyhow::{bail, ensure, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Images read from a folder, with one path per image.
+#[derive(Debug)]
+pub struct FolderImages {
+    /// The pixels, converted to the requested channels.
+    pub images: RawImages,
+    /// A class index per image when the folder has class subfolders.
+    pub labels: Option<Vec<u8>>,
+    /// The subfolder names, in label order (empty for a flat folder).
+    pub class_names: Vec<String>,
+    /// The path of each image.
+    pub paths: Vec<PathBuf>,
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        .unwrap_or(false)
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list image folder {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("cannot list image folder {}", dir.display()))?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// Lists the images under `root`: its own image files if it has any (unlabelled), else those
+/// of each subfolder (labelled by subfolder).
+pub fn list(root: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>, Vec<String>)> {
+    ensure!(
+        root.is_dir(),
+        "image folder {} does not exist",
+        root.display()
+    );
+    let entries = sorted_entries(root)?;
+    let flat: Vec<PathBuf> = entries
+        .iter()
+        .filter(|p| p.is_file() && is_image(p))
+        .cloned()
+        .collect();
+    if !flat.is_empty() {
+        return Ok((flat, None, Vec::new()));
+    }
+    let (mut paths, mut labels, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    for dir in entries.iter().filter(|p| p.is_dir()) {
+        let files: Vec<PathBuf> = sorted_entries(dir)?
+            .into_iter()
+            .filter(|p| p.is_file() && is_image(p))
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        ensure!(
+            names.len() < 256,
+            "{} has more than 256 class folders",
+            root.display()
+        );
+        labels.extend(std::iter::repeat(names.len() as u8).take(files.len()));
+        names.push(
+            dir.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        paths.extend(files);
+    }
+    if paths.is_empty() {
+        bail!(
+            "{} holds no PNG or JPEG images, neither directly nor in class subfolders",
+            root.display()
+        );
+    }
+    Ok((paths, Some(labels), names))
+}
+
+/// Decodes one image file to `channels` (1 or 3) interleaved 8-bit channels.
+pub fn decode(path: &Path, channels: usize) -> Result<(usize, usize, Vec<u8>)> {
+    let image = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open image {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read image {}", path.display()))?
+        .decode()
+        .with_context(|| {
+            format!(
+                "{} is not a readable PNG or JPEG (truncated or corrupt?)",
+                path.display()
+            )
+        })?;
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let pixels = match channels {
+        1 => image.into_luma8().into_raw(),
+        3 => image.into_rgb8().into_raw(),
+        c => bail!("images can be read as 1 or 3 channels, not {c}"),
+    };
+    Ok((h, w, pixels))
+}
+
+/// Reads every image under `root` (see [`list`]) as `channels` channels. All images must have
+/// the size of the first; a different one is an error naming the file.
+pub fn read(root: &Path, channels: usize) -> Result<FolderImages> {
+    let (paths, labels, class_names) = list(root)?;
+    let mut pixels = Vec::new();
+    let mut size = None;
+    for path in &paths {
+        let (h, w, data) = decode(path, channels)?;
+        match size {
+            None => size = Some((h, w)),
+            Some((h0, w0)) if (h0, w0) != (h, w) => bail!(
+                "{} is {w}x{h} but the first image of {} is {w0}x{h0}: all images of a folder \
+                 must have one size (resize them, or move the odd one out)",
+                path.display(),
+                root.display()
+            ),
+            _ => {}
+        }
+        pixels.extend_from_slice(&data);
+    }
+    let (height, width) = size.expect("list() returns at least one image");
+    Ok(FolderImages {
+        images: RawImages {
+            count: paths.len(),
+            height,
+            width,
+            channels,
+            pixels,
+        },
+        labels,
+        class_names,
+        paths,
+    })
+}

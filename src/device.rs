@@ -1,0 +1,86 @@
+//! Device selection: CPU, or CUDA when libtorch_cuda loads and a GPU is visible.
+//!
+//! The linker drops libtorch_cuda from the binary (it is linked "as needed" and no symbol of
+//! it is used directly), which keeps the binary runnable on the small CPU-only install. So CUDA
+//! is loaded at run time, with `dlopen(RTLD_GLOBAL)`, when asked for; only then does libtorch
+//! register its CUDA backend and `tch::Cuda::is_available()` mean anything.
+
+use anyhow::{bail, Result};
+use std::ffi::{CStr, CString};
+use tch::Device;
+
+/// Which device the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// CUDA when it loads and a GPU is visible, else CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU; an error when there is none.
+    Cuda,
+}
+
+/// The folder of libtorch this binary was built against (from build.rs).
+const BUILD_LIBTORCH_LIB: &str = env!("ADGAN_LIBTORCH_LIB");
+
+/// Loads libtorch_cuda.so into the process; returns why it failed.
+fn load_libtorch_cuda() -> std::result::Result<(), String> {
+    let mut candidates = vec!["libtorch_cuda.so".to_string()];
+    if !BUILD_LIBTORCH_LIB.is_empty() {
+        candidates.push(format!("{BUILD_LIBTORCH_LIB}/libtorch_cuda.so"));
+    }
+    let mut errors = Vec::new();
+    for name in candidates {
+        let c_name = CString::new(name.clone()).map_err(|e| e.to_string())?;
+        // SAFETY: dlopen with a valid C string; the handle is deliberately never closed, as the
+        // library must stay loaded for the life of the process.
+        let handle = unsafe { libc::dlopen(c_name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if !handle.is_null() {
+            return Ok(());
+        }
+        // SAFETY: dlerror returns a thread-local C string or null.
+        let err = unsafe { libc::dlerror() };
+        let msg = if err.is_null() {
+            "unknown error".to_string()
+        } else {
+            unsafe { CStr::from_ptr(err) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        errors.push(format!("{name}: {msg}"));
+    }
+    Err(errors.join("; "))
+}
+
+/// Resolves the user's choice to a device.
+pub fn select(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(match load_libtorch_cuda() {
+            Ok(()) if tch::Cuda::is_available() => Device::Cuda(0),
+            _ => Device::Cpu,
+        }),
+        DeviceChoice::Cuda => {
+            if let Err(why) = load_libtorch_cuda() {
+                bail!(
+                    "--device cuda: libtorch_cuda could not be loaded ({why}). Install the CUDA \
+                     build of torch 2.11.0 with its CUDA libraries (scripts/setup.sh --cuda), \
+                     or point LD_LIBRARY_PATH at a torch/lib folder that has them"
+                );
+            }
+            if !tch::Cuda::is_available() {
+                bail!("--device cuda: libtorch_cuda loaded, but no CUDA GPU is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+            }
+            Ok(Device::Cuda(0))
+        }
+    }
+}
+
+/// A short name for logs: `cpu` or `cuda:0`.
+pub fn name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}

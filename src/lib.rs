@@ -1,0 +1,16 @@
+//! adgan: image anomaly detection with generative adversarial networks.
+//!
+//! A reference implementation of ADGAN (Deecke, Vandermeulen, Ruff, Mandt, Kloft, "Image
+//! Anomaly Detection with Generative Adversarial Networks", ECML-PKDD 2018) on libtorch.
+//!
+//! The modules follow the pipeline: [`data`] reads images and builds splits, [`model`] holds the
+//! DCGAN generator and critic, [`train`] fits a Wasserstein GAN to normal images and writes
+//! resumable checkpoints ([`checkpoint`]), and [`device`] picks CPU or CUDA.
+
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod optim;
+pub mod train;
+pub mod visual;

@@ -1,0 +1,193 @@
+//! The DCGAN generator and critic (Radford et al. 2016) used by the paper, for 32x32 and 64x64
+//! images with 1 or 3 channels.
+//!
+//! Each upsampling stage of the generator doubles the side: ConvTranspose(4, stride 2) ->
+//! BatchNorm -> ReLU, from a 4x4 map of `width * 2^(stages-1)` channels down to `width`, then
+//! tanh. The critic mirrors it with Conv(4, stride 2) -> LeakyReLU(0.2) and ends in a linear
+//! score (no sigmoid: a Wasserstein critic). It has no BatchNorm, so that its score of an image
+//! does not depend on the rest of the batch (needed for the gradient penalty and for scoring).
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+/// Architecture of a generator/critic pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Side of the (square) images: 32 or 64.
+    pub image_size: i64,
+    /// Image channels: 1 or 3.
+    pub channels: i64,
+    /// Latent dimension d' (the paper uses 256).
+    pub latent_dim: i64,
+    /// Base width: channels of the last generator and first critic stage (DCGAN: 64).
+    pub width: i64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            image_size: 32,
+            channels: 3,
+            latent_dim: 256,
+            width: 64,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks that the configuration describes a model that can be built.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            matches!(self.image_size, 32 | 64),
+            "image size {} is not supported: use 32 or 64",
+            self.image_size
+        );
+        ensure!(
+            matches!(self.channels, 1 | 3),
+            "channels must be 1 or 3, not {}",
+            self.channels
+        );
+        ensure!(
+            self.latent_dim > 0 && self.width > 0,
+            "latent dimension and width must be positive"
+        );
+        Ok(())
+    }
+
+    /// Number of stride-2 stages between 4x4 and the image size (3 for 32, 4 for 64).
+    pub fn stages(&self) -> i64 {
+        (self.image_size / 4).trailing_zeros() as i64
+    }
+}
+
+fn dcgan_init() -> nn::Init {
+    nn::Init::Randn {
+        mean: 0.0,
+        stdev: 0.02,
+    }
+}
+
+/// DCGAN generator g_theta: latent z in R^{d'} -> image in [-1, 1].
+#[derive(Debug)]
+pub struct Generator {
+    /// Transposed convolutions, first (1x1 -> 4x4) to last (-> image).
+    pub convs: Vec<nn::ConvTranspose2D>,
+    /// BatchNorm after every transposed convolution but the last.
+    pub norms: Vec<nn::BatchNorm>,
+    config: ModelConfig,
+}
+
+impl Generator {
+    /// Builds the generator's variables under `vs`, with the DCGAN initialisation.
+    pub fn new(vs: &nn::Path, config: ModelConfig) -> Result<Self> {
+        config.validate()?;
+        let stages = config.stages();
+        let top = config.width << (stages - 1);
+        let mut widths = vec![config.latent_dim];
+        widths.extend((0..stages).map(|i| top >> i));
+        widths.push(config.channels);
+        let (mut convs, mut norms) = (Vec::new(), Vec::new());
+        for (i, pair) in widths.windows(2).enumerate() {
+            let first = i == 0;
+            let conv_config = nn::ConvTransposeConfig {
+                stride: if first { 1 } else { 2 },
+                padding: if first { 0 } else { 1 },
+                bias: false,
+                ws_init: dcgan_init(),
+                ..Default::default()
+            };
+            convs.push(nn::conv_transpose2d(
+                vs / format!("conv{i}"),
+                pair[0],
+                pair[1],
+                4,
+                conv_config,
+            ));
+            if i + 2 < widths.len() {
+                let bn_config = nn::BatchNormConfig {
+                    ws_init: nn::Init::Randn {
+                        mean: 1.0,
+                        stdev: 0.02,
+                    },
+                    ..Default::default()
+                };
+                norms.push(nn::batch_norm2d(
+                    vs / format!("norm{i}"),
+                    pair[1],
+                    bn_config,
+                ));
+            }
+        }
+        Ok(Self {
+            convs,
+            norms,
+            config,
+        })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> ModelConfig {
+        self.config
+    }
+
+    /// g_theta(z) for latents `z` of shape B x d'. `train` selects batch statistics in
+    /// BatchNorm (and updates the running ones); otherwise the running statistics are used.
+    pub fn forward(&self, z: &Tensor, train: bool) -> Tensor {
+        let mut x = z.view([-1, self.config.latent_dim, 1, 1]);
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = x.apply(conv);
+            x = match self.norms.get(i) {
+                Some(norm) => x.apply_t(norm, train).relu(),
+                None => x.tanh(),
+            };
+        }
+        x
+    }
+}
+
+/// Wasserstein critic f_w: image -> real score (higher = more like the training data).
+#[derive(Debug)]
+pub struct Critic {
+    /// Convolutions, image -> ... -> 4x4 -> 1x1 score.
+    pub convs: Vec<nn::Conv2D>,
+}
+
+impl Critic {
+    /// Builds the critic's variables under `vs`, with the DCGAN initialisation.
+    pub fn new(vs: &nn::Path, config: ModelConfig) -> Result<Self> {
+        config.validate()?;
+        let stages = config.stages();
+        let mut widths = vec![config.channels];
+        widths.extend((0..stages).map(|i| config.width << i));
+        widths.push(1);
+        let convs = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, pair)| {
+                let last = i + 2 == widths.len();
+                let conv_config = nn::ConvConfig {
+                    stride: if last { 1 } else { 2 },
+                    padding: if last { 0 } else { 1 },
+                    ws_init: dcgan_init(),
+                    ..Default::default()
+                };
+                nn::conv2d(vs / format!("conv{i}"), pair[0], pair[1], 4, conv_config)
+            })
+            .collect();
+        Ok(Self { convs })
+    }
+
+    /// Critic values f_w(x), one per image (shape B).
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let last = self.convs.len() - 1;
+        let mut h = x.shallow_clone();
+        for (i, conv) in self.convs.iter().enumerate() {
+            h = h.apply(conv);
+            if i < last {
+                h = h.maximum(&(&h * 0.2));
+            }
+        }
+        h.view([-1])
+    }
+}

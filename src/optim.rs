@@ -1,0 +1,180 @@
+//! RMSprop and Adam with the update rules of PyTorch's `torch.optim`.
+//!
+//! Written here rather than taken from `tch::nn::Optimizer` because that one keeps its state
+//! (running averages, step count) out of reach: a checkpoint could not hold it, and a resumed run
+//! would not equal an uninterrupted one.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tch::{nn::VarStore, Kind, Tensor};
+
+/// An update rule and its hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OptimizerConfig {
+    /// RMSprop (Tieleman and Hinton 2012) without momentum, as in the WGAN paper.
+    Rmsprop {
+        /// Learning rate.
+        lr: f64,
+        /// Decay of the squared-gradient average.
+        alpha: f64,
+        /// Added to the denominator.
+        eps: f64,
+    },
+    /// Adam (Kingma and Ba 2015).
+    Adam {
+        /// Learning rate.
+        lr: f64,
+        /// Decay of the gradient average.
+        beta1: f64,
+        /// Decay of the squared-gradient average.
+        beta2: f64,
+        /// Added to the denominator.
+        eps: f64,
+    },
+}
+
+impl OptimizerConfig {
+    /// RMSprop with PyTorch's defaults for alpha and eps.
+    pub fn rmsprop(lr: f64) -> Self {
+        Self::Rmsprop {
+            lr,
+            alpha: 0.99,
+            eps: 1e-8,
+        }
+    }
+
+    /// Adam with the given betas and eps 1e-8.
+    pub fn adam(lr: f64, beta1: f64, beta2: f64) -> Self {
+        Self::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps: 1e-8,
+        }
+    }
+
+    fn slots(&self) -> &'static [&'static str] {
+        match self {
+            Self::Rmsprop { .. } => &["square_avg"],
+            Self::Adam { .. } => &["exp_avg", "exp_avg_sq"],
+        }
+    }
+}
+
+/// An optimiser over named parameters, with state that can be saved and restored exactly.
+#[derive(Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    params: Vec<(String, Tensor)>,
+    slots: Vec<Vec<Tensor>>,
+    step: i64,
+}
+
+impl Optimizer {
+    /// An optimiser over the trainable variables of `vs` (sorted by name), with fresh state.
+    pub fn new(config: OptimizerConfig, vs: &VarStore) -> Self {
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        Self::over(config, params)
+    }
+
+    /// An optimiser over the given named parameters, with fresh state.
+    pub fn over(config: OptimizerConfig, params: Vec<(String, Tensor)>) -> Self {
+        let slots = params
+            .iter()
+            .map(|(_, p)| config.slots().iter().map(|_| p.zeros_like()).collect())
+            .collect();
+        Self {
+            config,
+            params,
+            slots,
+            step: 0,
+        }
+    }
+
+    /// Number of steps taken.
+    pub fn steps(&self) -> i64 {
+        self.step
+    }
+
+    /// Clears the gradients of all parameters.
+    pub fn zero_grad(&mut self) {
+        for (_, p) in &mut self.params {
+            p.zero_grad();
+        }
+    }
+
+    /// One update of every parameter that has a gradient.
+    pub fn step(&mut self) {
+        self.step += 1;
+        let t = self.step as f64;
+        tch::no_grad(|| {
+            for ((_, p), slots) in self.params.iter_mut().zip(self.slots.iter_mut()) {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                match self.config {
+                    OptimizerConfig::Rmsprop { lr, alpha, eps } => {
+                        let v = &mut slots[0];
+                        let _ = v.g_mul_scalar_(alpha);
+                        let _ = v.addcmul_(&(&g * (1.0 - alpha)), &g);
+                        let _ = p.addcdiv_(&(&g * -lr), &(v.sqrt() + eps));
+                    }
+                    OptimizerConfig::Adam {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                    } => {
+                        let (m, rest) = slots.split_at_mut(1);
+                        let (m, v) = (&mut m[0], &mut rest[0]);
+                        let _ = m.lerp_(&g, 1.0 - beta1);
+                        let _ = v.g_mul_scalar_(beta2);
+                        let _ = v.addcmul_(&(&g * (1.0 - beta2)), &g);
+                        let correction1 = 1.0 - beta1.powf(t);
+                        let correction2 = (1.0 - beta2.powf(t)).sqrt();
+                        let denom = v.sqrt() / correction2 + eps;
+                        let _ = p.addcdiv_(&(&*m * (-lr / correction1)), &denom);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The state as named tensors under `prefix` (slots per parameter, and the step count).
+    pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut out = vec![(format!("{prefix}/step"), Tensor::from(self.step))];
+        for ((name, _), slots) in self.params.iter().zip(&self.slots) {
+            for (slot, value) in self.config.slots().iter().zip(slots) {
+                out.push((format!("{prefix}/{name}/{slot}"), value.shallow_clone()));
+            }
+        }
+        out
+    }
+
+    /// Restores the state written by [`Optimizer::state`].
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        let get = |key: String| {
+            tensors
+                .get(&key)
+                .with_context(|| format!("the checkpoint lacks {key}"))
+        };
+        self.step = get(format!("{prefix}/step"))?.int64_value(&[]);
+        let names = self.config.slots();
+        for ((name, _), slots) in self.params.iter().zip(self.slots.iter_mut()) {
+            for (slot, value) in names.iter().zip(slots.iter_mut()) {
+                let saved = get(format!("{prefix}/{name}/{slot}"))?;
+                tch::no_grad(|| value.f_copy_(&saved.to_kind(Kind::Float)))
+                    .with_context(|| format!("{prefix}/{name}/{slot} has the wrong shape"))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,573 @@
+//! Wasserstein GAN training on normal images (the paper's Sect. 3: a WGAN with the DCGAN
+//! architecture).
+//!
+//! The faithful default is the original WGAN (Arjovsky et al. 2017): weight clipping at 0.01,
+//! RMSprop with learning rate 5e-5, n_critic = 5 critic steps per generator step. WGAN-GP
+//! (Gulrajani et al. 2017: gradient penalty lambda = 10, Adam 1e-4, betas 0 and 0.9) is an option.
+//!
+//! Reproducibility: every iteration t reseeds libtorch's generator from (seed, t), so a run
+//! resumed from the checkpoint of iteration t draws exactly the batches and latents an
+//! uninterrupted run would have drawn, and (on the CPU) ends with bit-identical weights.
+//! Real batches are drawn with replacement, independently at every critic step.
+
+use crate::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
+use crate::data::{DataSource, Dataset, Fit, Split};
+use crate::model::{Critic, Generator, ModelConfig};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::visual::save_grid;
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// Version of the run-folder layout; a run folder of another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How the critic is kept Lipschitz.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Objective {
+    /// Clip every critic weight to [-clip, clip] after each critic step (original WGAN).
+    WeightClipping {
+        /// The clipping bound c (0.01 in the WGAN paper).
+        clip: f64,
+    },
+    /// Penalise lambda * (||grad f(x_hat)|| - 1)^2 on random interpolates (WGAN-GP).
+    GradientPenalty {
+        /// The penalty weight lambda (10 in the WGAN-GP paper).
+        lambda: f64,
+    },
+}
+
+/// Hyperparameters of a training run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Critic constraint.
+    pub objective: Objective,
+    /// Update rule of both networks.
+    pub optimizer: OptimizerConfig,
+    /// Generator iterations to train for.
+    pub iterations: usize,
+    /// Images per batch.
+    pub batch_size: i64,
+    /// Critic steps per generator step (n_critic).
+    pub n_critic: usize,
+    /// Seed of initialisation and of every draw.
+    pub seed: u64,
+    /// Write a checkpoint every this many iterations (and at the end).
+    pub checkpoint_every: usize,
+    /// Write a sample grid every this many iterations (and at the end).
+    pub sample_every: usize,
+}
+
+impl Default for TrainConfig {
+    /// The paper's WGAN: weight clipping 0.01, RMSprop 5e-5, n_critic 5, batch 64.
+    fn default() -> Self {
+        Self {
+            objective: Objective::WeightClipping { clip: 0.01 },
+            optimizer: OptimizerConfig::rmsprop(5e-5),
+            iterations: 10_000,
+            batch_size: 64,
+            n_critic: 5,
+            seed: 0,
+            checkpoint_every: 250,
+            sample_every: 500,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// WGAN-GP: gradient penalty 10, Adam 1e-4 with betas (0, 0.9) (Gulrajani et al., Alg. 1).
+    pub fn gradient_penalty() -> Self {
+        Self {
+            objective: Objective::GradientPenalty { lambda: 10.0 },
+            optimizer: OptimizerConfig::adam(1e-4, 0.0, 0.9),
+            ..Self::default()
+        }
+    }
+
+    /// The settings a resumed run must share with the run it continues: all but the length
+    /// and the checkpoint and sample intervals.
+    fn trajectory(&self) -> Self {
+        Self {
+            iterations: 0,
+            checkpoint_every: 0,
+            sample_every: 0,
+            ..*self
+        }
+    }
+}
+
+/// Where the training images came from, so a run can be traced and checked on resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataProvenance {
+    /// The data set.
+    pub source: DataSource,
+    /// The split trained on.
+    pub split: Split,
+    /// The normal class, when one class was selected.
+    pub normal_class: Option<String>,
+    /// How images were fitted to the model size.
+    pub fit: Fit,
+    /// Number of training images.
+    pub n_images: usize,
+    /// SHA-256 of the training tensor (see [`Dataset::fingerprint`]).
+    pub fingerprint: String,
+}
+
+/// Everything that defines a run; saved as `config.json` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Layout version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Training hyperparameters.
+    pub train: TrainConfig,
+    /// Training data.
+    pub data: DataProvenance,
+}
+
+impl RunConfig {
+    /// Fails unless a run with configuration `saved` (in `run_dir`) can be continued as `self`.
+    pub fn check_resumable(&self, saved: &RunConfig, run_dir: &Path) -> Result<()> {
+        let path = run_dir.join(CONFIG_FILE);
+        ensure!(
+            saved.format_version == FORMAT_VERSION,
+            "{} has format version {}, this adgan writes {FORMAT_VERSION}",
+            path.display(),
+            saved.format_version
+        );
+        let fix = "train into a new --out folder, or resume with the settings of that run";
+        ensure!(
+            saved.model == self.model,
+            "{} was trained with model {:?}, not {:?}: {fix}",
+            path.display(),
+            saved.model,
+            self.model
+        );
+        ensure!(
+            saved.train.trajectory() == self.train.trajectory(),
+            "{} was trained with other hyperparameters ({:?}): {fix}",
+            path.display(),
+            saved.train
+        );
+        ensure!(
+            saved.data == self.data,
+            "{} was trained on other data ({} images from {}, fingerprint {}): {fix}",
+            path.display(),
+            saved.data.n_images,
+            saved.data.source.describe(),
+            &saved.data.fingerprint[..12.min(saved.data.fingerprint.len())]
+        );
+        Ok(())
+    }
+}
+
+/// Losses of one generator iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Losses {
+    /// Critic loss of the last critic step: f(fake) - f(real) (+ penalty).
+    pub critic: f64,
+    /// Generator loss: -f(g(z)).
+    pub generator: f64,
+    /// Estimate of the Wasserstein distance: f(real) - f(fake), last critic step.
+    pub wasserstein: f64,
+}
+
+/// Mixes a seed and an iteration into an independent seed (SplitMix64 finaliser).
+fn iteration_seed(seed: u64, iteration: usize) -> i64 {
+    let mut z = seed ^ (iteration as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// A generator and critic being trained, with their optimisers.
+pub struct Trainer {
+    config: RunConfig,
+    device: Device,
+    generator_vs: VarStore,
+    critic_vs: VarStore,
+    generator: Generator,
+    critic: Critic,
+    opt_generator: Optimizer,
+    opt_critic: Optimizer,
+    images: Tensor,
+    fixed_latents: Tensor,
+    iteration: usize,
+}
+
+impl Trainer {
+    /// A fresh run: networks initialised from the configured seed.
+    pub fn new(config: RunConfig, data: &Dataset, device: Device) -> Result<Self> {
+        ensure!(!data.is_empty(), "no training images");
+        let size = data.images.size();
+        ensure!(
+            size[1] == config.model.channels
+                && size[2] == config.model.image_size
+                && size[3] == config.model.image_size,
+            "training images are {:?}, the model expects {} channels of {}x{}",
+            &size[1..],
+            config.model.channels,
+            config.model.image_size,
+            config.model.image_size
+        );
+        tch::manual_seed(config.train.seed as i64);
+        let generator_vs = VarStore::new(device);
+        let critic_vs = VarStore::new(device);
+        let generator = Generator::new(&generator_vs.root(), config.model)?;
+        let critic = Critic::new(&critic_vs.root(), config.model)?;
+        let opt_generator = Optimizer::new(config.train.optimizer, &generator_vs);
+        let opt_critic = Optimizer::new(config.train.optimizer, &critic_vs);
+        let fixed_latents = Tensor::randn([64, config.model.latent_dim], (Kind::Float, device));
+        Ok(Self {
+            config,
+            device,
+            generator_vs,
+            critic_vs,
+            generator,
+            critic,
+            opt_generator,
+            opt_critic,
+            images: data.images.to_device(device),
+            fixed_latents,
+            iteration: 0,
+        })
+    }
+
+    /// Continues the run whose checkpoint is in `run_dir`.
+    pub fn resume(
+        config: RunConfig,
+        data: &Dataset,
+        device: Device,
+        run_dir: &Path,
+    ) -> Result<Self> {
+        let mut trainer = Self::new(config, data, device)?;
+        let path = run_dir.join(CHECKPOINT_FILE);
+        let tensors = checkpoint::load_tensors(&path)?;
+        checkpoint::fill_variables(&trainer.generator_vs, &tensors, "generator", &path)?;
+        checkpoint::fill_variables(&trainer.critic_vs, &tensors, "critic", &path)?;
+        trainer
+            .opt_generator
+            .load_state(&tensors, "opt_generator")?;
+        trainer.opt_critic.load_state(&tensors, "opt_critic")?;
+        let iteration = tensors
+            .get("meta/iteration")
+            .with_context(|| format!("{} lacks meta/iteration", path.display()))?;
+        trainer.iteration = iteration.int64_value(&[]) as usize;
+        Ok(trainer)
+    }
+
+    /// Generator iterations done.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+
+    /// The generator being trained.
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    /// The critic being trained.
+    pub fn critic(&self) -> &Critic {
+        &self.critic
+    }
+
+    /// The generator's variables.
+    pub fn generator_vs(&self) -> &VarStore {
+        &self.generator_vs
+    }
+
+    fn real_batch(&self) -> Tensor {
+        let n = self.images.size()[0];
+        let index = Tensor::randint(
+            n,
+            [self.config.train.batch_size],
+            (Kind::Int64, self.device),
+        );
+        self.images.index_select(0, &index)
+    }
+
+    fn latents(&self) -> Tensor {
+        Tensor::randn(
+            [self.config.train.batch_size, self.config.model.latent_dim],
+            (Kind::Float, self.device),
+        )
+    }
+
+    fn gradient_penalty(&self, real: &Tensor, fake: &Tensor, lambda: f64) -> Tensor {
+        let b = real.size()[0];
+        let eps = Tensor::rand([b, 1, 1, 1], (Kind::Float, self.device));
+        let one_minus: Tensor = 1.0 - &eps;
+        let mixed: Tensor = (&eps * real + one_minus * fake)
+            .detach()
+            .set_requires_grad(true);
+        let scores = self.critic.forward(&mixed);
+        let grads = Tensor::run_backward(&[scores.sum(Kind::Float)], &[&mixed], true, true);
+        let norms = grads[0].view([b, -1]).norm_scalaropt_dim(2, [1], false);
+        (norms - 1.0).square().mean(Kind::Float) * lambda
+    }
+
+    fn critic_step(&mut self) -> Result<(f64, f64)> {
+        let real = self.real_batch();
+        let fake = tch::no_grad(|| self.generator.forward(&self.latents(), true));
+        let wasserstein = self.critic.forward(&real).mean(Kind::Float)
+            - self.critic.forward(&fake).mean(Kind::Float);
+        let mut loss = -&wasserstein;
+        if let Objective::GradientPenalty { lambda } = self.config.train.objective {
+            loss = loss + self.gradient_penalty(&real, &fake, lambda);
+        }
+        self.opt_critic.zero_grad();
+        loss.backward();
+        self.opt_critic.step();
+        if let Objective::WeightClipping { clip } = self.config.train.objective {
+            tch::no_grad(|| {
+                for mut w in self.critic_vs.trainable_variables() {
+                    let _ = w.clamp_(-clip, clip);
+                }
+            });
+        }
+        Ok((loss.double_value(&[]), wasserstein.double_value(&[])))
+    }
+
+    /// One generator iteration: n_critic critic steps, then one generator step.
+    /// Fails, changing nothing on disk, when a loss is not finite.
+    pub fn step(&mut self) -> Result<Losses> {
+        let t = self.iteration + 1;
+        tch::manual_seed(iteration_seed(self.config.train.seed, t));
+        let (mut critic_loss, mut wasserstein) = (0.0, 0.0);
+        for _ in 0..self.config.train.n_critic {
+            (critic_loss, wasserstein) = self.critic_step()?;
+        }
+        self.critic_vs.freeze();
+        let fake = self.generator.forward(&self.latents(), true);
+        let generator_loss = -self.critic.forward(&fake).mean(Kind::Float);
+        self.opt_generator.zero_grad();
+        generator_loss.backward();
+        self.opt_generator.step();
+        self.critic_vs.unfreeze();
+        let losses = Losses {
+            critic: critic_loss,
+            generator: generator_loss.double_value(&[]),
+            wasserstein,
+        };
+        if ![losses.critic, losses.generator]
+            .iter()
+            .all(|l| l.is_finite())
+        {
+            bail!(
+                "training diverged at iteration {t}: critic loss {}, generator loss {}",
+                losses.critic,
+                losses.generator
+            );
+        }
+        self.iteration = t;
+        Ok(losses)
+    }
+
+    /// Writes the checkpoint (networks, optimiser state, iteration) into `run_dir`, atomically.
+    pub fn save_checkpoint(&self, run_dir: &Path) -> Result<()> {
+        let mut tensors = checkpoint::named_variables(&self.generator_vs, "generator");
+        tensors.extend(checkpoint::named_variables(&self.critic_vs, "critic"));
+        tensors.extend(self.opt_generator.state("opt_generator"));
+        tensors.extend(self.opt_critic.state("opt_critic"));
+        tensors.push((
+            "meta/iteration".to_string(),
+            Tensor::from(self.iteration as i64),
+        ));
+        checkpoint::save_tensors(&run_dir.join(CHECKPOINT_FILE), &tensors)
+    }
+
+    /// Writes g(z) for 64 fixed latents as an 8x8 PNG grid (BatchNorm in eval mode, as in
+    /// scoring).
+    pub fn save_samples(&self, path: &Path) -> Result<()> {
+        let samples = tch::no_grad(|| self.generator.forward(&self.fixed_latents, false));
+        save_grid(&samples, 8, path)
+    }
+}
+
+/// Where a training run stands, reported after every iteration.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Iterations done.
+    pub iteration: usize,
+    /// Iterations the run is configured for.
+    pub total: usize,
+    /// Iteration this process started from (non-zero after a resume).
+    pub started_at: usize,
+    /// Losses of this iteration.
+    pub losses: Losses,
+    /// Time since this process started training.
+    pub elapsed: Duration,
+}
+
+/// How a call to [`train`] ended.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// Iterations done (as saved in the checkpoint, unless interrupted).
+    pub iteration: usize,
+    /// True when the progress callback stopped the run early.
+    pub interrupted: bool,
+    /// Losses of the last iteration run in this call, if any.
+    pub last_losses: Option<Losses>,
+    /// The run folder.
+    pub run_dir: PathBuf,
+}
+
+/// Keeps `losses.csv` in step with the checkpoint: rows past the resumed iteration are dropped.
+struct LossLog {
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl LossLog {
+    fn open(path: &Path, keep_up_to: usize) -> Result<Self> {
+        let header = "iteration,critic_loss,generator_loss,wasserstein_estimate";
+        let mut kept = vec![header.to_string()];
+        if keep_up_to > 0 {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                kept.extend(
+                    text.lines()
+                        .skip(1)
+                        .filter(|line| {
+                            line.split(',')
+                                .next()
+                                .and_then(|i| i.parse::<usize>().ok())
+                                .is_some_and(|i| i <= keep_up_to)
+                        })
+                        .map(str::to_string),
+                );
+            }
+        }
+        checkpoint::write_atomic(path, |tmp| Ok(std::fs::write(tmp, kept.join("\n") + "\n")?))?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Self {
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn push(&mut self, iteration: usize, l: &Losses) -> Result<()> {
+        writeln!(
+            self.file,
+            "{iteration},{},{},{}",
+            l.critic, l.generator, l.wasserstein
+        )?;
+        Ok(())
+    }
+}
+
+/// Trains a WGAN on `data` into `run_dir` (config, checkpoints, sample grids, loss log).
+///
+/// With `resume`, continues from the checkpoint in `run_dir` (whose configuration must match,
+/// except the number of iterations); without it, `run_dir` must not hold a run yet.
+/// `on_progress` is called after every iteration; returning `Break` stops at once, without a
+/// checkpoint, like a killed process.
+pub fn train(
+    run_dir: &Path,
+    config: &RunConfig,
+    data: &Dataset,
+    device: Device,
+    resume: bool,
+    on_progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<TrainOutcome> {
+    std::fs::create_dir_all(run_dir.join("samples"))
+        .with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+    let checkpoint_path = run_dir.join(CHECKPOINT_FILE);
+    let mut trainer = if resume && checkpoint_path.exists() {
+        let saved: RunConfig =
+            checkpoint::read_json(&run_dir.join(CONFIG_FILE), "adgan run configuration")?;
+        config.check_resumable(&saved, run_dir)?;
+        Trainer::resume(config.clone(), data, device, run_dir)?
+    } else {
+        if checkpoint_path.exists() {
+            bail!(
+                "{} already holds a training run: pass --resume to continue it, or choose another --out",
+                run_dir.display()
+            );
+        }
+        Trainer::new(config.clone(), data, device)?
+    };
+    checkpoint::write_json(&run_dir.join(CONFIG_FILE), config)?;
+    let mut log = LossLog::open(&run_dir.join("losses.csv"), trainer.iteration())?;
+    let started_at = trainer.iteration();
+    let (total, every) = (
+        config.train.iterations,
+        config.train.checkpoint_every.max(1),
+    );
+    let start = Instant::now();
+    let mut last_losses = None;
+    while trainer.iteration() < total {
+        let losses = trainer.step().map_err(|e| {
+            e.context(format!(
+                "the last good checkpoint is kept in {}; lower the learning rate, or use \
+                 --objective clip, and train again",
+                checkpoint_path.display()
+            ))
+        })?;
+        let t = trainer.iteration();
+        log.push(t, &losses)?;
+        last_losses = Some(losses);
+        if t % every == 0 || t == total {
+            log.file.flush()?;
+            trainer.save_checkpoint(run_dir)?;
+        }
+        if t % config.train.sample_every.max(1) == 0 || t == total {
+            trainer.save_samples(&run_dir.join("samples").join(format!("iter_{t:06}.png")))?;
+        }
+        let progress = Progress {
+            iteration: t,
+            total,
+            started_at,
+            losses,
+            elapsed: start.elapsed(),
+        };
+        if on_progress(&progress).is_break() {
+            return Ok(TrainOutcome {
+                iteration: t,
+                interrupted: true,
+                last_losses,
+                run_dir: run_dir.to_path_buf(),
+            });
+        }
+    }
+    log.file.flush()?;
+    if trainer.iteration() == started_at {
+        trainer.save_checkpoint(run_dir)?;
+    }
+    Ok(TrainOutcome {
+        iteration: trainer.iteration(),
+        interrupted: false,
+        last_losses,
+        run_dir: run_dir.to_path_buf(),
+    })
+}
+
+/// Loads the training images of `source` (one class of it when `normal_class` is given), fitted
+/// to `spec`, with the provenance record that goes into the run configuration.
+pub fn load_training_data(
+    source: &DataSource,
+    normal_class: Option<&str>,
+    spec: crate::data::ImageSpec,
+    fit: Fit,
+) -> Result<(Dataset, DataProvenance)> {
+    let all = source.load(Split::Train, spec, fit)?;
+    let data = match normal_class {
+        Some(class) => {
+            let index = crate::data::normal_class_index(&all, class)?;
+            crate::data::only_class(&all, index)?
+        }
+        None => all,
+    };
+    let provenance = DataProvenance {
+        source: source.clone(),
+        split: Split::Train,
+        normal_class: normal_class.map(str::to_string),
+        fit,
+        n_images: data.len(),
+        fingerprint: data.fingerprint(),
+    };
+    Ok((data, provenance))
+}

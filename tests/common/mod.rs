@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use adgan::data::{DataSource, Dataset, Fit, ImageSpec};
+use adgan::model::ModelConfig;
+use adgan::train::{self, RunConfig, TrainConfig, FORMAT_VERSION};
+
+/// A model small enough to train in seconds on two cores.
+pub fn tiny_model() -> ModelConfig {
+    ModelConfig {
+        image_size: 32,
+        channels: 3,
+        latent_dim: 16,
+        width: 8,
+    }
+}
+
+/// The demo's normal class (discs) fitted to the tiny model, with its provenance.
+pub fn demo_training_data() -> (Dataset, train::DataProvenance) {
+    let spec = ImageSpec {
+        size: 32,
+        channels: 3,
+    };
+    train::load_training_data(&DataSource::Demo { seed: 0 }, Some("disc"), spec, Fit::Pad).unwrap()
+}
+
+/// A run configuration for the tiny model on demo data.
+pub fn tiny_run(train: TrainConfig, data: train::DataProvenance) -> RunConfig {
+    RunConfig {
+        format_version: FORMAT_VERSION,
+        model: tiny_model(),
+        train,
+        data,
+    }
+}
+
+/// Path of the shared data folder, when present.
+pub fn shared_data(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name);
+    if path.is_dir() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} is absent", path.display());
+        None
+    }
+}
