@@ -12,5 +12,6 @@ pub mod data;
 pub mod device;
 pub mod model;
 pub mod optim;
+pub mod rng;
 pub mod train;
 pub mod visual;

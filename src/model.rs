@@ -61,10 +61,24 @@ impl ModelConfig {
     }
 }
 
-fn dcgan_init() -> nn::Init {
-    nn::Init::Randn {
-        mean: 0.0,
-        stdev: 0.02,
+/// The DCGAN initialisation, drawn from `rng` so that it does not depend on libtorch's
+/// process-wide generator: convolution weights N(0, 0.02^2), BatchNorm scales N(1, 0.02^2),
+/// biases 0. Variables are visited in name order, so the same seed gives the same network.
+pub fn dcgan_init(vs: &nn::VarStore, rng: &mut rand_chacha::ChaCha8Rng) {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, mut var) in vars {
+        let value = if name.ends_with(".bias") {
+            var.zeros_like()
+        } else {
+            let mean = if name.starts_with("norm") { 1.0 } else { 0.0 };
+            crate::rng::normal(rng, &var.size(), mean, 0.02, var.device())
+        };
+        tch::no_grad(|| var.copy_(&value));
     }
 }
 
@@ -79,7 +93,7 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Builds the generator's variables under `vs`, with the DCGAN initialisation.
+    /// Builds the generator's variables under `vs` (initialise them with [`dcgan_init`]).
     pub fn new(vs: &nn::Path, config: ModelConfig) -> Result<Self> {
         config.validate()?;
         let stages = config.stages();
@@ -94,7 +108,6 @@ impl Generator {
                 stride: if first { 1 } else { 2 },
                 padding: if first { 0 } else { 1 },
                 bias: false,
-                ws_init: dcgan_init(),
                 ..Default::default()
             };
             convs.push(nn::conv_transpose2d(
@@ -154,7 +167,7 @@ pub struct Critic {
 }
 
 impl Critic {
-    /// Builds the critic's variables under `vs`, with the DCGAN initialisation.
+    /// Builds the critic's variables under `vs` (initialise them with [`dcgan_init`]).
     pub fn new(vs: &nn::Path, config: ModelConfig) -> Result<Self> {
         config.validate()?;
         let stages = config.stages();
@@ -169,7 +182,6 @@ impl Critic {
                 let conv_config = nn::ConvConfig {
                     stride: if last { 1 } else { 2 },
                     padding: if last { 0 } else { 1 },
-                    ws_init: dcgan_init(),
                     ..Default::default()
                 };
                 nn::conv2d(vs / format!("conv{i}"), pair[0], pair[1], 4, conv_config)

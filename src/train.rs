@@ -5,17 +5,19 @@
 //! RMSprop with learning rate 5e-5, n_critic = 5 critic steps per generator step. WGAN-GP
 //! (Gulrajani et al. 2017: gradient penalty lambda = 10, Adam 1e-4, betas 0 and 0.9) is an option.
 //!
-//! Reproducibility: every iteration t reseeds libtorch's generator from (seed, t), so a run
+//! Reproducibility: every iteration t draws from its own generator seeded by (seed, t), so a run
 //! resumed from the checkpoint of iteration t draws exactly the batches and latents an
 //! uninterrupted run would have drawn, and (on the CPU) ends with bit-identical weights.
 //! Real batches are drawn with replacement, independently at every critic step.
 
 use crate::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
 use crate::data::{DataSource, Dataset, Fit, Split};
-use crate::model::{Critic, Generator, ModelConfig};
+use crate::model::{dcgan_init, Critic, Generator, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
+use crate::rng;
 use crate::visual::save_grid;
 use anyhow::{bail, ensure, Context, Result};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -178,14 +180,6 @@ pub struct Losses {
     pub wasserstein: f64,
 }
 
-/// Mixes a seed and an iteration into an independent seed (SplitMix64 finaliser).
-fn iteration_seed(seed: u64, iteration: usize) -> i64 {
-    let mut z = seed ^ (iteration as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 1) as i64
-}
-
 /// A generator and critic being trained, with their optimisers.
 pub struct Trainer {
     config: RunConfig,
@@ -216,14 +210,22 @@ impl Trainer {
             config.model.image_size,
             config.model.image_size
         );
-        tch::manual_seed(config.train.seed as i64);
+        let mut init_rng = rng::seeded(config.train.seed);
         let generator_vs = VarStore::new(device);
         let critic_vs = VarStore::new(device);
         let generator = Generator::new(&generator_vs.root(), config.model)?;
         let critic = Critic::new(&critic_vs.root(), config.model)?;
+        dcgan_init(&generator_vs, &mut init_rng);
+        dcgan_init(&critic_vs, &mut init_rng);
         let opt_generator = Optimizer::new(config.train.optimizer, &generator_vs);
         let opt_critic = Optimizer::new(config.train.optimizer, &critic_vs);
-        let fixed_latents = Tensor::randn([64, config.model.latent_dim], (Kind::Float, device));
+        let fixed_latents = rng::normal(
+            &mut init_rng,
+            &[64, config.model.latent_dim],
+            0.0,
+            1.0,
+            device,
+        );
         Ok(Self {
             config,
             device,
@@ -282,26 +284,26 @@ impl Trainer {
         &self.generator_vs
     }
 
-    fn real_batch(&self) -> Tensor {
+    fn real_batch(&self, rng: &mut ChaCha8Rng) -> Tensor {
         let n = self.images.size()[0];
-        let index = Tensor::randint(
-            n,
-            [self.config.train.batch_size],
-            (Kind::Int64, self.device),
-        );
+        let index = rng::indices(rng, n, self.config.train.batch_size, self.device);
         self.images.index_select(0, &index)
     }
 
-    fn latents(&self) -> Tensor {
-        Tensor::randn(
-            [self.config.train.batch_size, self.config.model.latent_dim],
-            (Kind::Float, self.device),
-        )
+    fn latents(&self, rng: &mut ChaCha8Rng) -> Tensor {
+        let shape = [self.config.train.batch_size, self.config.model.latent_dim];
+        rng::normal(rng, &shape, 0.0, 1.0, self.device)
     }
 
-    fn gradient_penalty(&self, real: &Tensor, fake: &Tensor, lambda: f64) -> Tensor {
+    fn gradient_penalty(
+        &self,
+        real: &Tensor,
+        fake: &Tensor,
+        lambda: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Tensor {
         let b = real.size()[0];
-        let eps = Tensor::rand([b, 1, 1, 1], (Kind::Float, self.device));
+        let eps = rng::uniform(rng, &[b, 1, 1, 1], self.device);
         let one_minus: Tensor = 1.0 - &eps;
         let mixed: Tensor = (&eps * real + one_minus * fake)
             .detach()
@@ -312,14 +314,14 @@ impl Trainer {
         (norms - 1.0).square().mean(Kind::Float) * lambda
     }
 
-    fn critic_step(&mut self) -> Result<(f64, f64)> {
-        let real = self.real_batch();
-        let fake = tch::no_grad(|| self.generator.forward(&self.latents(), true));
+    fn critic_step(&mut self, rng: &mut ChaCha8Rng) -> Result<(f64, f64)> {
+        let real = self.real_batch(rng);
+        let fake = tch::no_grad(|| self.generator.forward(&self.latents(rng), true));
         let wasserstein = self.critic.forward(&real).mean(Kind::Float)
             - self.critic.forward(&fake).mean(Kind::Float);
         let mut loss = -&wasserstein;
         if let Objective::GradientPenalty { lambda } = self.config.train.objective {
-            loss = loss + self.gradient_penalty(&real, &fake, lambda);
+            loss = loss + self.gradient_penalty(&real, &fake, lambda, rng);
         }
         self.opt_critic.zero_grad();
         loss.backward();
@@ -338,13 +340,13 @@ impl Trainer {
     /// Fails, changing nothing on disk, when a loss is not finite.
     pub fn step(&mut self) -> Result<Losses> {
         let t = self.iteration + 1;
-        tch::manual_seed(iteration_seed(self.config.train.seed, t));
+        let mut rng = rng::seeded(rng::mix(self.config.train.seed, t as u64));
         let (mut critic_loss, mut wasserstein) = (0.0, 0.0);
         for _ in 0..self.config.train.n_critic {
-            (critic_loss, wasserstein) = self.critic_step()?;
+            (critic_loss, wasserstein) = self.critic_step(&mut rng)?;
         }
         self.critic_vs.freeze();
-        let fake = self.generator.forward(&self.latents(), true);
+        let fake = self.generator.forward(&self.latents(&mut rng), true);
         let generator_loss = -self.critic.forward(&fake).mean(Kind::Float);
         self.opt_generator.zero_grad();
         generator_loss.backward();
