@@ -26,11 +26,51 @@ enum Command {
     Train(TrainArgs),
     /// Train a small GAN on the embedded demo shapes (no download) and show where its outputs are.
     Demo(DemoArgs),
+    /// Time the work of training or scoring (figures for BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Show the configuration and state of a run folder or checkpoint.
     Info {
         /// A run folder (made by `adgan train`) or its checkpoint.safetensors.
         path: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Milliseconds per WGAN generator iteration (n_critic critic steps + 1 generator step).
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchTrainArgs {
+    /// Timed iterations.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed warm-up iterations.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: i64,
+    /// Critic steps per generator step.
+    #[arg(long, default_value_t = 5)]
+    n_critic: usize,
+    /// Image side.
+    #[arg(long, default_value_t = 32)]
+    image_size: i64,
+    /// Image channels.
+    #[arg(long, default_value_t = 3)]
+    channels: i64,
+    /// Base width of the networks.
+    #[arg(long, default_value_t = 64)]
+    width: i64,
+    /// Use WGAN-GP instead of weight clipping.
+    #[arg(long)]
+    gp: bool,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 /// Kinds of data set `--dataset` accepts.
@@ -224,6 +264,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(&args),
         Command::Demo(args) => run_demo(&args),
+        Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
         Command::Info { path } => run_info(&path),
     }
 }
@@ -408,6 +449,44 @@ fn run_info(path: &Path) -> Result<()> {
     println!(
         "configuration:\n{}",
         serde_json::to_string_pretty(&gan.config)?
+    );
+    Ok(())
+}
+
+fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
+    let device = device::select(args.device)?;
+    let model = ModelConfig {
+        image_size: args.image_size,
+        channels: args.channels,
+        latent_dim: 256,
+        width: args.width,
+    };
+    model.validate()?;
+    let base = if args.gp {
+        TrainConfig::gradient_penalty()
+    } else {
+        TrainConfig::default()
+    };
+    let train = TrainConfig {
+        batch_size: args.batch_size,
+        n_critic: args.n_critic,
+        ..base
+    };
+    let timing = adgan::bench::training_iteration(model, train, args.warmup, args.steps, device)?;
+    println!(
+        "train iteration ({}, batch {}, {}x{}x{}, width {}, n_critic {}, {} threads, {}): mean {:.1} ms, min {:.1} ms over {} iterations",
+        if args.gp { "wgan-gp" } else { "wgan-clip" },
+        args.batch_size,
+        args.image_size,
+        args.image_size,
+        args.channels,
+        args.width,
+        args.n_critic,
+        tch::get_num_threads(),
+        device::name(device),
+        timing.mean_ms,
+        timing.min_ms,
+        timing.steps
     );
     Ok(())
 }

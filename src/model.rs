@@ -164,6 +164,9 @@ impl Generator {
 pub struct Critic {
     /// Convolutions, image -> ... -> 4x4 -> 1x1 score.
     pub convs: Vec<nn::Conv2D>,
+    /// The LeakyReLU slope 0.2, as a constant tensor: libtorch's PReLU with a fixed slope is
+    /// LeakyReLU(0.2) in one kernel (tch exposes leaky_relu only with slope 0.01).
+    leak: Tensor,
 }
 
 impl Critic {
@@ -187,7 +190,8 @@ impl Critic {
                 nn::conv2d(vs / format!("conv{i}"), pair[0], pair[1], 4, conv_config)
             })
             .collect();
-        Ok(Self { convs })
+        let leak = Tensor::from_slice(&[0.2f32]).to_device(vs.device());
+        Ok(Self { convs, leak })
     }
 
     /// Critic values f_w(x), one per image (shape B).
@@ -197,7 +201,7 @@ impl Critic {
         for (i, conv) in self.convs.iter().enumerate() {
             h = h.apply(conv);
             if i < last {
-                h = h.maximum(&(&h * 0.2));
+                h = h.prelu(&self.leak);
             }
         }
         h.view([-1])

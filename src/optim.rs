@@ -122,10 +122,12 @@ impl Optimizer {
                 }
                 match self.config {
                     OptimizerConfig::Rmsprop { lr, alpha, eps } => {
+                        // v <- alpha v + (1 - alpha) g^2, as one lerp.
                         let v = &mut slots[0];
-                        let _ = v.g_mul_scalar_(alpha);
-                        let _ = v.addcmul_(&(&g * (1.0 - alpha)), &g);
-                        let _ = p.addcdiv_(&(&g * -lr), &(v.sqrt() + eps));
+                        let _ = v.lerp_(&g.square(), 1.0 - alpha);
+                        let mut denom = v.sqrt();
+                        let _ = denom.g_add_scalar_(eps);
+                        let _ = p.addcdiv_(&(&g * -lr), &denom);
                     }
                     OptimizerConfig::Adam {
                         lr,

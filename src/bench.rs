@@ -1,0 +1,74 @@
+//! Benchmarks whose figures go into BENCHMARKS.md (timed here, never in tests).
+
+use crate::data::{DataSource, Dataset, Fit, Split};
+use crate::model::ModelConfig;
+use crate::train::{DataProvenance, RunConfig, TrainConfig, Trainer, FORMAT_VERSION};
+use anyhow::Result;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Timing of one kind of step.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Steps timed (after warm-up).
+    pub steps: usize,
+    /// Mean milliseconds per step.
+    pub mean_ms: f64,
+    /// Fastest step in milliseconds.
+    pub min_ms: f64,
+}
+
+/// Times WGAN generator iterations (each with `n_critic` critic steps) on random images in
+/// [-1, 1], after `warmup` untimed iterations.
+pub fn training_iteration(
+    model: ModelConfig,
+    train: TrainConfig,
+    warmup: usize,
+    steps: usize,
+    device: Device,
+) -> Result<Timing> {
+    let n = 1024;
+    let data = Dataset {
+        images: Tensor::rand(
+            [n, model.channels, model.image_size, model.image_size],
+            (Kind::Float, Device::Cpu),
+        ) * 2.0
+            - 1.0,
+        labels: None,
+        ids: (0..n).map(|i| i.to_string()).collect(),
+        class_names: Vec::new(),
+    };
+    let config = RunConfig {
+        format_version: FORMAT_VERSION,
+        model,
+        train,
+        data: DataProvenance {
+            source: DataSource::Demo { seed: 0 },
+            split: Split::Train,
+            normal_class: None,
+            fit: Fit::Pad,
+            n_images: n as usize,
+            fingerprint: String::new(),
+        },
+    };
+    let mut trainer = Trainer::new(config, &data, device)?;
+    for _ in 0..warmup {
+        trainer.step()?;
+    }
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let start = Instant::now();
+        trainer.step()?;
+        if let Device::Cuda(_) = device {
+            tch::Cuda::synchronize(0);
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let mean_ms = times.iter().sum::<f64>() / steps.max(1) as f64;
+    let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(Timing {
+        steps,
+        mean_ms,
+        min_ms,
+    })
+}
