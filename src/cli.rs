@@ -1,10 +1,11 @@
 //! Command-line interface: parses arguments, calls the library, prints. No logic of its own.
 
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
-use adgan::data::{DataSource, Fit, ImageSpec};
+use adgan::data::{DataSource, Dataset, Fit, ImageSpec, Split};
 use adgan::device::{self, DeviceChoice};
 use adgan::model::ModelConfig;
 use adgan::optim::OptimizerConfig;
+use adgan::score::adgan::{Adgan, AdganConfig, ReconstructionLoss, ThetaMode};
 use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -26,6 +27,8 @@ enum Command {
     Train(TrainArgs),
     /// Train a small GAN on the embedded demo shapes (no download) and show where its outputs are.
     Demo(DemoArgs),
+    /// Score images with a trained run (ADGAN latent search); writes one row per image.
+    Score(ScoreArgs),
     /// Time the work of training or scoring (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -68,6 +71,85 @@ struct BenchTrainArgs {
     /// Use WGAN-GP instead of weight clipping.
     #[arg(long)]
     gp: bool,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    /// Latent seeds per image (n_seed).
+    #[arg(long, default_value_t = AdganConfig::default().n_seed)]
+    n_seed: i64,
+    /// Adam steps (k).
+    #[arg(long, default_value_t = AdganConfig::default().k)]
+    k: usize,
+    /// Adam learning rate of the latents.
+    #[arg(long, default_value_t = AdganConfig::default().lr_z)]
+    lr_z: f64,
+    /// Adam learning rate of the generator parameters theta.
+    #[arg(long, default_value_t = AdganConfig::default().lr_theta)]
+    lr_theta: f64,
+    /// theta per image shared by its seeds, one theta per seed, or fixed.
+    #[arg(long, value_enum, default_value_t = ThetaMode::Shared)]
+    theta: ThetaMode,
+    /// Adapt only the latents (same as --theta fixed).
+    #[arg(long)]
+    no_theta: bool,
+    /// Reconstruction loss.
+    #[arg(long, value_enum, default_value_t = ReconstructionLoss::L2)]
+    loss: ReconstructionLoss,
+    /// Seed of the initial latents.
+    #[arg(long, default_value_t = 0)]
+    search_seed: u64,
+    /// Images per batched search (default: chosen from memory).
+    #[arg(long)]
+    batch_images: Option<usize>,
+}
+
+impl SearchArgs {
+    fn config(&self) -> AdganConfig {
+        AdganConfig {
+            n_seed: self.n_seed,
+            k: self.k,
+            lr_z: self.lr_z,
+            lr_theta: self.lr_theta,
+            theta: if self.no_theta {
+                ThetaMode::Fixed
+            } else {
+                self.theta
+            },
+            loss: self.loss,
+            seed: self.search_seed,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct ScoreArgs {
+    /// Run folder of a trained GAN (made by `adgan train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// A folder of images to score (flat or with class subfolders).
+    #[arg(long, conflicts_with = "dataset")]
+    images: Option<PathBuf>,
+    /// Kind of data set to score instead of --images.
+    #[arg(long, value_enum, requires = "data")]
+    dataset: Option<DatasetKind>,
+    /// Path of the data set.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// IDX label file, with --dataset idx.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Split of the data set to score.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
+    /// Output file: CSV, or JSON when it ends in .json.
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    search: SearchArgs,
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -259,11 +341,35 @@ struct DemoArgs {
     device: DeviceChoice,
 }
 
+/// The data source named by `--dataset`, `--data` and `--labels`.
+fn data_source(
+    kind: DatasetKind,
+    data: Option<&Path>,
+    labels: Option<&Path>,
+    seed: u64,
+) -> Result<DataSource> {
+    let path = || {
+        data.map(Path::to_path_buf)
+            .with_context(|| format!("--dataset {kind:?} needs --data PATH"))
+    };
+    Ok(match kind {
+        DatasetKind::Mnist => DataSource::Mnist { dir: path()? },
+        DatasetKind::Cifar10 => DataSource::Cifar10 { path: path()? },
+        DatasetKind::Idx => DataSource::Idx {
+            images: path()?,
+            labels: labels.map(Path::to_path_buf),
+        },
+        DatasetKind::Folder => DataSource::Folder { root: path()? },
+        DatasetKind::Demo => DataSource::Demo { seed },
+    })
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(&args),
         Command::Demo(args) => run_demo(&args),
+        Command::Score(args) => run_score(&args),
         Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
         Command::Info { path } => run_info(&path),
     }
@@ -488,5 +594,83 @@ fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
         timing.min_ms,
         timing.steps
     );
+    Ok(())
+}
+
+/// Memory a batched search may use: a quarter of the machine's memory on the CPU (at most
+/// 4 GiB), 16 GiB on a GPU.
+fn search_budget(device: tch::Device) -> usize {
+    match device {
+        tch::Device::Cuda(_) => 16 << 30,
+        _ => {
+            let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) }.max(0) as usize;
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as usize;
+            (pages * page / 4).clamp(256 << 20, 4 << 30)
+        }
+    }
+}
+
+/// Scores `data` with ADGAN, with a progress bar; returns the scores.
+fn score_with_progress(
+    gan: &checkpoint::TrainedGan,
+    data: &Dataset,
+    search: &SearchArgs,
+    device: tch::Device,
+) -> Result<Vec<f64>> {
+    let config = search.config();
+    let batch = search.batch_images.unwrap_or_else(|| {
+        adgan::score::adgan::auto_batch(&gan.generator, &config, search_budget(device))
+    });
+    eprintln!(
+        "scoring {} images on {} (n_seed {}, k {}, theta {:?}, {} images per search)",
+        data.len(),
+        device::name(device),
+        config.n_seed,
+        config.k,
+        config.theta,
+        batch
+    );
+    let mut detector = Adgan::new(&gan.generator, config, device)?;
+    let bar = ProgressBar::new(data.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} images  {per_sec}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("valid template"),
+    );
+    let scores = adgan::score::score_all(
+        &mut detector,
+        &data.images,
+        batch,
+        device,
+        &mut |done, _| bar.set_position(done as u64),
+    );
+    bar.finish();
+    scores
+}
+
+fn run_score(args: &ScoreArgs) -> Result<()> {
+    let device = device::select(args.device)?;
+    let gan = checkpoint::load_gan(&args.model, device)?;
+    let spec = ImageSpec {
+        size: gan.config.model.image_size,
+        channels: gan.config.model.channels,
+    };
+    let source = match (&args.images, args.dataset) {
+        (Some(dir), _) => DataSource::Folder { root: dir.clone() },
+        (None, Some(kind)) => data_source(kind, args.data.as_deref(), args.labels.as_deref(), 0)?,
+        (None, None) => {
+            bail!("give the images to score: --images DIR, or --dataset KIND --data PATH")
+        }
+    };
+    let split = if args.images.is_some() {
+        Split::Train
+    } else {
+        args.split
+    };
+    let data = source.load(split, spec, gan.config.data.fit)?;
+    let scores = score_with_progress(&gan, &data, &args.search, device)?;
+    adgan::report::write_scores(&args.out, &data, &scores)?;
+    println!("wrote {} scores to {}", scores.len(), args.out.display());
     Ok(())
 }

@@ -103,10 +103,10 @@ impl Generator {
         widths.push(config.channels);
         let (mut convs, mut norms) = (Vec::new(), Vec::new());
         for (i, pair) in widths.windows(2).enumerate() {
-            let first = i == 0;
+            let (stride, padding) = Generator::geometry(i);
             let conv_config = nn::ConvTransposeConfig {
-                stride: if first { 1 } else { 2 },
-                padding: if first { 0 } else { 1 },
+                stride,
+                padding,
                 bias: false,
                 ..Default::default()
             };
@@ -137,6 +137,15 @@ impl Generator {
             norms,
             config,
         })
+    }
+
+    /// Stride and padding of transposed convolution `layer` (1x1 -> 4x4 first, then doubling).
+    pub fn geometry(layer: usize) -> (i64, i64) {
+        if layer == 0 {
+            (1, 0)
+        } else {
+            (2, 1)
+        }
     }
 
     /// The architecture.

@@ -321,7 +321,7 @@ impl Trainer {
             - self.critic.forward(&fake).mean(Kind::Float);
         let mut loss = -&wasserstein;
         if let Objective::GradientPenalty { lambda } = self.config.train.objective {
-            loss = loss + self.gradient_penalty(&real, &fake, lambda, rng);
+            loss += self.gradient_penalty(&real, &fake, lambda, rng);
         }
         self.opt_critic.zero_grad();
         loss.backward();

@@ -42,7 +42,7 @@ fn decode_batch(
     labels: &mut Vec<u8>,
 ) -> Result<()> {
     ensure!(
-        !bytes.is_empty() && bytes.len() % RECORD == 0,
+        !bytes.is_empty() && bytes.len().is_multiple_of(RECORD),
         "{origin} has {} bytes, not a whole number of {RECORD}-byte CIFAR-10 records: the file \
          is truncated or not a CIFAR-10 binary batch",
         bytes.len()

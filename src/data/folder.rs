@@ -35,9 +35,20 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// The image files of a folder, with labels when it has class subfolders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// Image paths, class by class, each class in name order.
+    pub paths: Vec<PathBuf>,
+    /// Class index per image, for class subfolders.
+    pub labels: Option<Vec<u8>>,
+    /// Subfolder names in label order (empty for a flat folder).
+    pub class_names: Vec<String>,
+}
+
 /// Lists the images under `root`: its own image files if it has any (unlabelled), else those
 /// of each subfolder (labelled by subfolder).
-pub fn list(root: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>, Vec<String>)> {
+pub fn list(root: &Path) -> Result<Listing> {
     ensure!(
         root.is_dir(),
         "image folder {} does not exist",
@@ -50,7 +61,11 @@ pub fn list(root: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>, Vec<String>)>
         .cloned()
         .collect();
     if !flat.is_empty() {
-        return Ok((flat, None, Vec::new()));
+        return Ok(Listing {
+            paths: flat,
+            labels: None,
+            class_names: Vec::new(),
+        });
     }
     let (mut paths, mut labels, mut names) = (Vec::new(), Vec::new(), Vec::new());
     for dir in entries.iter().filter(|p| p.is_dir()) {
@@ -66,7 +81,7 @@ pub fn list(root: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>, Vec<String>)>
             "{} has more than 256 class folders",
             root.display()
         );
-        labels.extend(std::iter::repeat(names.len() as u8).take(files.len()));
+        labels.extend(std::iter::repeat_n(names.len() as u8, files.len()));
         names.push(
             dir.file_name()
                 .unwrap_or_default()
@@ -81,7 +96,11 @@ pub fn list(root: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>, Vec<String>)>
             root.display()
         );
     }
-    Ok((paths, Some(labels), names))
+    Ok(Listing {
+        paths,
+        labels: Some(labels),
+        class_names: names,
+    })
 }
 
 /// Decodes one image file to `channels` (1 or 3) interleaved 8-bit channels.
@@ -109,7 +128,11 @@ pub fn decode(path: &Path, channels: usize) -> Result<(usize, usize, Vec<u8>)> {
 /// Reads every image under `root` (see [`list`]) as `channels` channels. All images must have
 /// the size of the first; a different one is an error naming the file.
 pub fn read(root: &Path, channels: usize) -> Result<FolderImages> {
-    let (paths, labels, class_names) = list(root)?;
+    let Listing {
+        paths,
+        labels,
+        class_names,
+    } = list(root)?;
     let mut pixels = Vec::new();
     let mut size = None;
     for path in &paths {

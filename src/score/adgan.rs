@@ -1,0 +1,322 @@
+//! ADGAN scoring: the paper's Algorithm 1.
+//!
+//! For a test image x: theta_0 = the trained generator parameters; z_{j,0} ~ N(0, I) for
+//! j = 1..n_seed; for t = 1..k, one Adam step on every z_j (rate lr_z) and on theta (rate
+//! lr_theta) against loss_j = ||g_theta(z_j) - x||^2; the score is the mean over j of the final
+//! loss. theta and the Adam state start afresh for every image.
+//!
+//! Choices, each documented where it is made:
+//! - BatchNorm uses its running statistics (eval mode), so seeds and images never influence
+//!   each other through batch statistics; its scale and shift are part of theta and adapted.
+//! - The initial latents are drawn once from the seed and used for every image, so an image's
+//!   score does not depend on its position in the data or on the other images scored with it.
+//! - Images are scored B at a time: each image gets its own copy of theta, the copies are
+//!   stacked along the channel axis, and every transposed convolution runs as one grouped
+//!   convolution (groups = copies). Adam is elementwise, so one Adam over the stacked tensors
+//!   is exactly one Adam per image. B = 1 is the plain per-image loop.
+
+use super::Detector;
+use crate::model::Generator;
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::rng;
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+/// Which parameters the latent search adapts besides the latents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThetaMode {
+    /// One copy of theta per image, shared by its n_seed latents (the default).
+    #[default]
+    Shared,
+    /// One copy of theta per latent seed: the literal theta_{j,t} of Algorithm 1.
+    PerSeed,
+    /// theta stays at the trained values; only the latents move.
+    Fixed,
+}
+
+/// The reconstruction loss of the search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReconstructionLoss {
+    /// Squared L2 distance summed over pixels (the paper's).
+    #[default]
+    L2,
+    /// L1 distance summed over pixels.
+    L1,
+}
+
+/// Settings of the ADGAN latent search.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdganConfig {
+    /// Latent seeds per image, n_seed (64 in the paper).
+    pub n_seed: i64,
+    /// Adam steps, k (5 in the paper).
+    pub k: usize,
+    /// Adam learning rate of the latents.
+    pub lr_z: f64,
+    /// Adam learning rate of the generator parameters theta.
+    pub lr_theta: f64,
+    /// How theta is adapted.
+    pub theta: ThetaMode,
+    /// Reconstruction loss.
+    pub loss: ReconstructionLoss,
+    /// Seed of the initial latents.
+    pub seed: u64,
+}
+
+impl Default for AdganConfig {
+    fn default() -> Self {
+        Self {
+            n_seed: 64,
+            k: 5,
+            lr_z: 0.25,
+            lr_theta: 5e-5,
+            theta: ThetaMode::Shared,
+            loss: ReconstructionLoss::L2,
+            seed: 0,
+        }
+    }
+}
+
+/// The generator's parameters, stacked for `copies` independent copies.
+struct StackedGenerator {
+    /// Transposed-convolution weights, [copies * C_in, C_out, 4, 4].
+    weights: Vec<Tensor>,
+    /// BatchNorm scales and shifts, [copies * C].
+    scales: Vec<Tensor>,
+    shifts: Vec<Tensor>,
+    /// Running statistics, repeated per copy (never adapted).
+    means: Vec<Tensor>,
+    vars: Vec<Tensor>,
+    strides: Vec<(i64, i64)>,
+    copies: i64,
+}
+
+impl StackedGenerator {
+    fn new(generator: &Generator, copies: i64, adapt: bool) -> Self {
+        let stack = |t: &Tensor| {
+            let mut reps = vec![1i64; t.dim()];
+            reps[0] = copies;
+            let stacked = t.detach().repeat(reps.as_slice());
+            if adapt {
+                stacked.set_requires_grad(true)
+            } else {
+                stacked
+            }
+        };
+        let norms = &generator.norms;
+        let fixed = |t: &Tensor| t.detach().repeat([copies]);
+        Self {
+            weights: generator.convs.iter().map(|c| stack(&c.ws)).collect(),
+            scales: norms
+                .iter()
+                .map(|n| stack(n.ws.as_ref().expect("affine BatchNorm")))
+                .collect(),
+            shifts: norms
+                .iter()
+                .map(|n| stack(n.bs.as_ref().expect("affine BatchNorm")))
+                .collect(),
+            means: norms.iter().map(|n| fixed(&n.running_mean)).collect(),
+            vars: norms.iter().map(|n| fixed(&n.running_var)).collect(),
+            strides: (0..generator.convs.len())
+                .map(Generator::geometry)
+                .collect(),
+            copies,
+        }
+    }
+
+    /// Parameters to adapt, as named tensors.
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let named = |prefix: &str, ts: &[Tensor]| {
+            ts.iter()
+                .enumerate()
+                .map(|(i, t)| (format!("{prefix}{i}"), t.shallow_clone()))
+                .collect::<Vec<_>>()
+        };
+        let mut all = named("weight", &self.weights);
+        all.extend(named("scale", &self.scales));
+        all.extend(named("shift", &self.shifts));
+        all
+    }
+
+    /// Input [n, copies * d'] -> images [n, copies * channels, H, W].
+    fn forward(&self, z: &Tensor) -> Tensor {
+        let size = z.size();
+        let mut x = z.view([size[0], size[1], 1, 1]);
+        for (i, w) in self.weights.iter().enumerate() {
+            let (stride, padding) = self.strides[i];
+            x = x.conv_transpose2d(
+                w,
+                None::<Tensor>,
+                [stride, stride],
+                [padding, padding],
+                [0, 0],
+                self.copies,
+                [1, 1],
+            );
+            x = match self.scales.get(i) {
+                Some(scale) => x
+                    .batch_norm(
+                        Some(scale),
+                        Some(&self.shifts[i]),
+                        Some(&self.means[i]),
+                        Some(&self.vars[i]),
+                        false,
+                        0.0,
+                        1e-5,
+                        true,
+                    )
+                    .relu(),
+                None => x.tanh(),
+            };
+        }
+        x
+    }
+}
+
+/// The ADGAN detector over a trained generator.
+pub struct Adgan<'a> {
+    generator: &'a Generator,
+    config: AdganConfig,
+    initial_latents: Tensor,
+}
+
+impl<'a> Adgan<'a> {
+    /// A detector searching the latent space of `generator` with `config`.
+    pub fn new(generator: &'a Generator, config: AdganConfig, device: Device) -> Result<Self> {
+        ensure!(
+            config.n_seed > 0 && config.k > 0,
+            "n_seed and k must be positive"
+        );
+        let d = generator.config().latent_dim;
+        let initial_latents = rng::normal(
+            &mut rng::seeded(config.seed),
+            &[config.n_seed, d],
+            0.0,
+            1.0,
+            device,
+        );
+        Ok(Self {
+            generator,
+            config,
+            initial_latents,
+        })
+    }
+
+    /// Per-image, per-seed losses ||g(z_j) - x||^2 (shape [B, n_seed]).
+    fn losses(&self, stacked: &StackedGenerator, latents: &Tensor, images: &Tensor) -> Tensor {
+        let (b, n_seed, d) = (images.size()[0], self.config.n_seed, latents.size()[2]);
+        let copies = stacked.copies;
+        let per_copy = b * n_seed / copies;
+        let input = latents
+            .reshape([copies, per_copy, d])
+            .permute([1, 0, 2])
+            .reshape([per_copy, copies * d]);
+        let out = stacked.forward(&input);
+        let s = out.size();
+        let (c, h, w) = (s[1] / copies, s[2], s[3]);
+        let generated = out
+            .view([per_copy, copies, c, h, w])
+            .permute([1, 0, 2, 3, 4])
+            .reshape([b, n_seed, c, h, w]);
+        let diff = generated - images.unsqueeze(1);
+        let dims = [2i64, 3, 4];
+        match self.config.loss {
+            ReconstructionLoss::L2 => {
+                diff.square()
+                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+            }
+            ReconstructionLoss::L1 => {
+                diff.abs()
+                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+            }
+        }
+    }
+
+    /// Runs the search on a batch; returns the mean loss over seeds after each of the k steps
+    /// and after the last one ([k + 1, B]: row 0 is before any step, row k is the score).
+    pub fn search(&self, images: &Tensor) -> Result<Tensor> {
+        let b = images.size()[0];
+        let copies = match self.config.theta {
+            ThetaMode::Shared => b,
+            ThetaMode::PerSeed => b * self.config.n_seed,
+            ThetaMode::Fixed => 1,
+        };
+        let adapt = self.config.theta != ThetaMode::Fixed;
+        let stacked = StackedGenerator::new(self.generator, copies, adapt);
+        let latents = self
+            .initial_latents
+            .unsqueeze(0)
+            .repeat([b, 1, 1])
+            .set_requires_grad(true);
+        let adam = |lr| OptimizerConfig::adam(lr, 0.9, 0.999);
+        let mut opt_z = Optimizer::over(
+            adam(self.config.lr_z),
+            vec![("z".into(), latents.shallow_clone())],
+        );
+        let mut opt_theta = Optimizer::over(
+            adam(self.config.lr_theta),
+            if adapt {
+                stacked.parameters()
+            } else {
+                Vec::new()
+            },
+        );
+        let mut history = Vec::with_capacity(self.config.k + 1);
+        for _ in 0..self.config.k {
+            let losses = self.losses(&stacked, &latents, images);
+            history.push(losses.detach().mean_dim(1, false, Kind::Float));
+            opt_z.zero_grad();
+            opt_theta.zero_grad();
+            losses.sum(Kind::Float).backward();
+            opt_z.step();
+            opt_theta.step();
+        }
+        let last = tch::no_grad(|| self.losses(&stacked, &latents, images));
+        history.push(last.mean_dim(1, false, Kind::Float));
+        let history = Tensor::stack(&history, 0);
+        ensure!(
+            bool::try_from(history.isfinite().all())?,
+            "the latent search produced a non-finite loss: lower --lr-z or --lr-theta"
+        );
+        Ok(history)
+    }
+}
+
+impl Detector for Adgan<'_> {
+    fn name(&self) -> &str {
+        "adgan"
+    }
+
+    fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
+        let history = self.search(images)?;
+        let last = history
+            .get(self.config.k as i64)
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Double);
+        Ok(Vec::<f64>::try_from(&last)?)
+    }
+}
+
+/// How many images to score in one batched search so that it fits in `budget_bytes`: per
+/// image, six copies of theta (values, gradients, two Adam moments, temporaries) for every
+/// copy, and forward plus backward activations for n_seed latents.
+pub fn auto_batch(generator: &Generator, config: &AdganConfig, budget_bytes: usize) -> usize {
+    let model = generator.config();
+    let params: i64 = generator.convs.iter().map(|c| c.ws.numel() as i64).sum();
+    let copies_per_image = match config.theta {
+        ThetaMode::Shared => 1,
+        ThetaMode::PerSeed => config.n_seed,
+        ThetaMode::Fixed => 0,
+    };
+    let stages = model.stages();
+    let top = model.width << (stages - 1);
+    let activations: i64 = (0..stages)
+        .map(|i| (top >> i) * (4 << i) * (4 << i))
+        .sum::<i64>()
+        + model.channels * model.image_size * model.image_size;
+    let per_image = 4 * (6 * params * copies_per_image + 4 * activations * config.n_seed);
+    (budget_bytes as i64 / per_image.max(1)).clamp(1, 256) as usize
+}

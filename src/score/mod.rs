@@ -1,0 +1,43 @@
+//! Anomaly scores: one file per detector behind the [`Detector`] trait. Higher = more anomalous.
+
+pub mod adgan;
+
+use anyhow::Result;
+use tch::Tensor;
+
+/// A method that gives every image an anomaly score (higher = more anomalous).
+pub trait Detector {
+    /// Short name used in result tables (`adgan`, `critic`, ...).
+    fn name(&self) -> &str;
+
+    /// Scores a batch of images (N x C x H x W in [-1, 1]); one score per image, in order.
+    fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>>;
+}
+
+/// Scores every image of `images` (N x C x H x W, on any device) in batches of `batch`
+/// images, moving each batch to `device`; `on_batch(done, total)` is called after each batch.
+pub fn score_all(
+    detector: &mut dyn Detector,
+    images: &Tensor,
+    batch: usize,
+    device: tch::Device,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f64>> {
+    let n = images.size()[0] as usize;
+    let batch = batch.max(1);
+    let mut scores = Vec::with_capacity(n);
+    for start in (0..n).step_by(batch) {
+        let len = batch.min(n - start);
+        let chunk = images.narrow(0, start as i64, len as i64).to_device(device);
+        let batch_scores = detector.score_batch(&chunk)?;
+        anyhow::ensure!(
+            batch_scores.len() == len,
+            "{} returned {} scores for {len} images",
+            detector.name(),
+            batch_scores.len()
+        );
+        scores.extend(batch_scores);
+        on_batch(scores.len(), n);
+    }
+    Ok(scores)
+}
