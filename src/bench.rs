@@ -72,3 +72,43 @@ pub fn training_iteration(
         min_ms,
     })
 }
+
+/// Images per second of the ADGAN search over `n_images` random images, `batch` at a time,
+/// with a randomly initialised generator of architecture `model` (the speed of the search does
+/// not depend on the weights). One untimed batch warms up first.
+pub fn scoring_throughput(
+    model: ModelConfig,
+    search: crate::score::adgan::AdganConfig,
+    batch: usize,
+    n_images: usize,
+    device: Device,
+) -> Result<f64> {
+    use crate::score::{adgan::Adgan, score_all};
+    let vs = tch::nn::VarStore::new(device);
+    let generator = crate::model::Generator::new(&vs.root(), model)?;
+    crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
+    let images = Tensor::rand(
+        [
+            n_images as i64,
+            model.channels,
+            model.image_size,
+            model.image_size,
+        ],
+        (Kind::Float, Device::Cpu),
+    ) * 2.0
+        - 1.0;
+    let mut detector = Adgan::new(&generator, search, device)?;
+    score_all(
+        &mut detector,
+        &images.narrow(0, 0, batch.min(n_images) as i64),
+        batch,
+        device,
+        &mut |_, _| {},
+    )?;
+    let start = Instant::now();
+    score_all(&mut detector, &images, batch, device, &mut |_, _| {})?;
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+    Ok(n_images as f64 / start.elapsed().as_secs_f64())
+}

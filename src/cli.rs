@@ -1,7 +1,7 @@
 //! Command-line interface: parses arguments, calls the library, prints. No logic of its own.
 
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
-use adgan::data::{DataSource, Dataset, Fit, ImageSpec, Split};
+use adgan::data::{demo, DataSource, Dataset, Fit, ImageSpec, Split};
 use adgan::device::{self, DeviceChoice};
 use adgan::model::ModelConfig;
 use adgan::optim::OptimizerConfig;
@@ -43,6 +43,36 @@ enum Command {
 enum BenchCommand {
     /// Milliseconds per WGAN generator iteration (n_critic critic steps + 1 generator step).
     Train(BenchTrainArgs),
+    /// Images per second of ADGAN scoring: the per-image loop and the batched search.
+    Score(BenchScoreArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchScoreArgs {
+    /// Images scored per measurement.
+    #[arg(long, default_value_t = 16)]
+    images: usize,
+    /// Images per batched search (default: chosen from memory, at most --images).
+    #[arg(long)]
+    batch_images: Option<usize>,
+    /// Image side.
+    #[arg(long, default_value_t = 32)]
+    image_size: i64,
+    /// Image channels.
+    #[arg(long, default_value_t = 3)]
+    channels: i64,
+    /// Base width of the generator.
+    #[arg(long, default_value_t = 64)]
+    width: i64,
+    /// Latent seeds per image (n_seed).
+    #[arg(long, default_value_t = 64)]
+    n_seed: i64,
+    /// Adam steps (k).
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +175,16 @@ struct ScoreArgs {
     /// Split of the data set to score.
     #[arg(long, value_enum, default_value_t = Split::Test)]
     split: Split,
+    /// One-vs-all evaluation: the normal class; scores a seeded draw of --n-test images, labels
+    /// them 1 (other class) or 0, and prints the ROC-AUC.
+    #[arg(long, requires = "dataset")]
+    normal_class: Option<String>,
+    /// Test images drawn for --normal-class.
+    #[arg(long, default_value_t = 5000)]
+    n_test: usize,
+    /// Seed of the --n-test draw.
+    #[arg(long, default_value_t = 0)]
+    draw_seed: u64,
     /// Output file: CSV, or JSON when it ends in .json.
     #[arg(long, short)]
     out: PathBuf,
@@ -336,6 +376,11 @@ struct DemoArgs {
     /// Seed of the data and the training.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Held-out images to score (normal discs and anomalous shapes).
+    #[arg(long, default_value_t = 400)]
+    n_test: usize,
+    #[command(flatten)]
+    search: SearchArgs,
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -371,6 +416,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => run_demo(&args),
         Command::Score(args) => run_score(&args),
         Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
+        Command::Bench(BenchCommand::Score(args)) => run_bench_score(&args),
         Command::Info { path } => run_info(&path),
     }
 }
@@ -412,11 +458,21 @@ fn train_with_progress(
             bar.reset_eta();
             first = false;
         }
-        bar.set_position(p.iteration as u64);
-        bar.set_message(format!(
+        let message = format!(
             "W~{:.4} critic {:.4} gen {:.4}",
             p.losses.wasserstein, p.losses.critic, p.losses.generator
-        ));
+        );
+        // Without a terminal the bar is hidden: log a line every 5% instead.
+        if bar.is_hidden() && p.iteration % (p.total / 20).max(1) == 0 {
+            let done = (p.iteration - p.started_at) as f64;
+            let left = (p.total - p.iteration) as f64 * p.elapsed.as_secs_f64() / done.max(1.0);
+            eprintln!(
+                "iteration {}/{}  {message}  ({left:.0} s left)",
+                p.iteration, p.total
+            );
+        }
+        bar.set_position(p.iteration as u64);
+        bar.set_message(message);
         ControlFlow::Continue(())
     };
     let outcome = train::train(out, config, data, device, resume, &mut on_progress);
@@ -472,7 +528,8 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         size: 32,
         channels: 3,
     };
-    let (data, provenance) = train::load_training_data(&source, Some("disc"), spec, Fit::Pad)?;
+    let (data, provenance) =
+        train::load_training_data(&source, Some(demo::CLASS_NAMES[0]), spec, Fit::Pad)?;
     let config = RunConfig {
         format_version: FORMAT_VERSION,
         model,
@@ -493,31 +550,44 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         );
     }
     let outcome = train_with_progress(&args.out, &config, &data, args.device, resume)?;
-    let last = outcome
-        .last_losses
-        .map(|l| format!(" (last Wasserstein estimate {:.4})", l.wasserstein))
-        .unwrap_or_default();
+    let device = device::select(args.device)?;
+    let gan = checkpoint::load_gan(&args.out, device)?;
+    let test = source.load(Split::Test, spec, Fit::Pad)?;
+    let task = adgan::data::one_vs_all(&data, &test, 0, args.n_test, args.seed)?;
+    let scores = score_with_progress(&gan, &task.test, &args.search, device)?;
+    let scores_path = args.out.join("scores.csv");
+    adgan::report::write_scores(&scores_path, &task.test, &scores)?;
+    let labels = task.test.labels.as_deref().unwrap_or_default();
+    let auc = adgan::eval::roc_auc(&scores, labels)?;
+    let mean_of = |wanted: i64| {
+        let picked: Vec<f64> = scores
+            .iter()
+            .zip(labels)
+            .filter(|(_, &l)| l == wanted)
+            .map(|(s, _)| *s)
+            .collect();
+        picked.iter().sum::<f64>() / picked.len().max(1) as f64
+    };
+    let run = outcome.run_dir.display();
     println!(
-        "demo GAN trained for {} iterations{last}",
+        "demo: GAN trained for {} iterations on {} normal images (discs)",
+        outcome.iteration,
+        data.len()
+    );
+    println!(
+        "demo: scored {} held-out images: ROC-AUC {auc:.3} (mean score normal {:.1}, anomalous {:.1})",
+        scores.len(),
+        mean_of(0),
+        mean_of(1)
+    );
+    println!("  run folder:  {run}");
+    println!(
+        "  samples:     {run}/samples/iter_{:06}.png",
         outcome.iteration
     );
-    println!("  run folder:      {}", outcome.run_dir.display());
-    println!(
-        "  samples:         {}",
-        outcome
-            .run_dir
-            .join("samples")
-            .join(format!("iter_{:06}.png", outcome.iteration))
-            .display()
-    );
-    println!(
-        "  losses:          {}",
-        outcome.run_dir.join("losses.csv").display()
-    );
-    println!(
-        "  inspect the run: adgan info {}",
-        outcome.run_dir.display()
-    );
+    println!("  scores:      {}", scores_path.display());
+    println!("  losses:      {run}/losses.csv");
+    println!("  inspect:     adgan info {run}");
     Ok(())
 }
 
@@ -638,13 +708,18 @@ fn score_with_progress(
         )
         .expect("valid template"),
     );
-    let scores = adgan::score::score_all(
-        &mut detector,
-        &data.images,
-        batch,
-        device,
-        &mut |done, _| bar.set_position(done as u64),
-    );
+    let start = std::time::Instant::now();
+    let mut next_log = 0;
+    let mut on_batch = |done: usize, total: usize| {
+        // Without a terminal the bar is hidden: log a line every 10% instead.
+        if bar.is_hidden() && done >= next_log {
+            let rate = done as f64 / start.elapsed().as_secs_f64();
+            eprintln!("scored {done}/{total} images ({rate:.2} images/s)");
+            next_log = done + (total / 10).max(1);
+        }
+        bar.set_position(done as u64)
+    };
+    let scores = adgan::score::score_all(&mut detector, &data.images, batch, device, &mut on_batch);
     bar.finish();
     scores
 }
@@ -668,9 +743,61 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
     } else {
         args.split
     };
-    let data = source.load(split, spec, gan.config.data.fit)?;
+    let mut data = source.load(split, spec, gan.config.data.fit)?;
+    if let Some(class) = &args.normal_class {
+        let normal = adgan::data::normal_class_index(&data, class)?;
+        data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
+    }
     let scores = score_with_progress(&gan, &data, &args.search, device)?;
     adgan::report::write_scores(&args.out, &data, &scores)?;
     println!("wrote {} scores to {}", scores.len(), args.out.display());
+    if let (Some(class), Some(labels)) = (&args.normal_class, &data.labels) {
+        let auc = adgan::eval::roc_auc(&scores, labels)?;
+        println!(
+            "one-vs-all, normal class {class}: ROC-AUC {auc:.4} on {} test images",
+            scores.len()
+        );
+    }
+    Ok(())
+}
+
+fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
+    let device = device::select(args.device)?;
+    let model = ModelConfig {
+        image_size: args.image_size,
+        channels: args.channels,
+        latent_dim: 256,
+        width: args.width,
+    };
+    model.validate()?;
+    let search = AdganConfig {
+        n_seed: args.n_seed,
+        k: args.k,
+        ..AdganConfig::default()
+    };
+    let batch = match args.batch_images {
+        Some(b) => b,
+        None => {
+            let vs = tch::nn::VarStore::new(device);
+            let generator = adgan::model::Generator::new(&vs.root(), model)?;
+            adgan::score::adgan::auto_batch(&generator, &search, search_budget(device))
+        }
+    }
+    .clamp(1, args.images);
+    let shape = format!(
+        "{}x{}x{}, width {}, n_seed {}, k {}, {} threads, {}",
+        args.image_size,
+        args.image_size,
+        args.channels,
+        args.width,
+        args.n_seed,
+        args.k,
+        tch::get_num_threads(),
+        device::name(device)
+    );
+    let looped = adgan::bench::scoring_throughput(model, search, 1, args.images, device)?;
+    println!("score loop    ({shape}, 1 image per search): {looped:.2} images/s");
+    let batched = adgan::bench::scoring_throughput(model, search, batch, args.images, device)?;
+    println!("score batched ({shape}, {batch} images per search): {batched:.2} images/s ({:.2}x the loop)", batched / looped);
     Ok(())
 }

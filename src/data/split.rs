@@ -55,15 +55,15 @@ pub struct OneVsAll {
     pub test_classes: Vec<i64>,
 }
 
-/// Builds the one-vs-all split: the normal class of `train`, and `n_test` images of `test`
-/// drawn without replacement with `seed` (kept in their original order).
-pub fn one_vs_all(
-    train: &Dataset,
+/// Draws `n_test` images of `test` without replacement with `seed` (kept in their original
+/// order) and labels them 1 (anomalous: another class than `normal`) or 0; returns the draw
+/// and the original class of each drawn image.
+pub fn draw_test(
     test: &Dataset,
     normal: i64,
     n_test: usize,
     seed: u64,
-) -> Result<OneVsAll> {
+) -> Result<(Dataset, Vec<i64>)> {
     let Some(test_labels) = &test.labels else {
         bail!("one-vs-all needs labelled test images");
     };
@@ -76,16 +76,24 @@ pub fn one_vs_all(
     let mut indices = rand::seq::index::sample(&mut rng, test.len(), n_test).into_vec();
     indices.sort_unstable();
     let mut drawn = test.select(&indices);
-    let test_classes: Vec<i64> = indices.iter().map(|&i| test_labels[i]).collect();
-    drawn.labels = Some(
-        test_classes
-            .iter()
-            .map(|&c| i64::from(c != normal))
-            .collect(),
-    );
+    let classes: Vec<i64> = indices.iter().map(|&i| test_labels[i]).collect();
+    drawn.labels = Some(classes.iter().map(|&c| i64::from(c != normal)).collect());
+    Ok((drawn, classes))
+}
+
+/// Builds the one-vs-all split: the normal class of `train`, and `n_test` images of `test`
+/// drawn by [`draw_test`].
+pub fn one_vs_all(
+    train: &Dataset,
+    test: &Dataset,
+    normal: i64,
+    n_test: usize,
+    seed: u64,
+) -> Result<OneVsAll> {
+    let (test, test_classes) = draw_test(test, normal, n_test, seed)?;
     Ok(OneVsAll {
         train: only_class(train, normal)?,
-        test: drawn,
+        test,
         test_classes,
     })
 }

@@ -1,0 +1,65 @@
+"""PyTorch reference for `adgan bench score`: the ADGAN search (n_seed latents, k Adam steps
+on the latents and on a per-image copy of the generator parameters, BatchNorm in eval mode),
+as a straightforward loop over images, on random images and a DCGAN generator initialised as
+in adgan (the speed does not depend on the weights).
+
+    .venv/bin/python bench/score_search.py --images 8
+"""
+import argparse
+import time
+
+import torch
+from torch.func import functional_call
+
+from train_step import generator
+
+
+def score_one(g, buffers, params0, z0, x, k, lr_z, lr_theta):
+    params = {n: p.detach().clone().requires_grad_(True) for n, p in params0.items()}
+    z = z0.detach().clone().requires_grad_(True)
+    opt_z = torch.optim.Adam([z], lr=lr_z)
+    opt_t = torch.optim.Adam(params.values(), lr=lr_theta)
+    for _ in range(k):
+        out = functional_call(g, {**params, **buffers}, (z.view(z.shape[0], -1, 1, 1),))
+        loss = (out - x).square().sum(dim=(1, 2, 3))
+        opt_z.zero_grad()
+        opt_t.zero_grad()
+        loss.sum().backward()
+        opt_z.step()
+        opt_t.step()
+    with torch.no_grad():
+        out = functional_call(g, {**params, **buffers}, (z.view(z.shape[0], -1, 1, 1),))
+        return (out - x).square().sum(dim=(1, 2, 3)).mean().item()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--images", type=int, default=16)
+    p.add_argument("--n-seed", type=int, default=64)
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    torch.manual_seed(0)
+    dev = torch.device(a.device)
+    g = generator(256, a.width, a.channels).to(dev).eval()
+    params0 = dict(g.named_parameters())
+    buffers = dict(g.named_buffers())
+    z0 = torch.randn(a.n_seed, 256, device=dev)
+    images = torch.rand(a.images + 1, a.channels, 32, 32, device=dev) * 2 - 1
+    score_one(g, buffers, params0, z0, images[:1], a.k, 0.25, 5e-5)  # warm-up
+    start = time.perf_counter()
+    for i in range(1, a.images + 1):
+        score_one(g, buffers, params0, z0, images[i : i + 1], a.k, 0.25, 5e-5)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    rate = a.images / (time.perf_counter() - start)
+    print(
+        f"pytorch {torch.__version__} score loop (32x32x{a.channels}, width {a.width}, n_seed {a.n_seed}, "
+        f"k {a.k}, {torch.get_num_threads()} threads, {a.device}): {rate:.2f} images/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
