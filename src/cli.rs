@@ -463,7 +463,7 @@ fn train_with_progress(
             p.losses.wasserstein, p.losses.critic, p.losses.generator
         );
         // Without a terminal the bar is hidden: log a line every 5% instead.
-        if bar.is_hidden() && p.iteration % (p.total / 20).max(1) == 0 {
+        if bar.is_hidden() && p.iteration.is_multiple_of((p.total / 20).max(1)) {
             let done = (p.iteration - p.started_at) as f64;
             let left = (p.total - p.iteration) as f64 * p.elapsed.as_secs_f64() / done.max(1.0);
             eprintln!(
