@@ -120,7 +120,7 @@ fn the_search_lowers_the_loss_on_normal_images() {
     let normal_images = images.index_select(0, &Tensor::from_slice(&normal));
     for theta in [ThetaMode::Shared, ThetaMode::Fixed] {
         let detector = Adgan::new(&gan.generator, search_config(theta), Device::Cpu).unwrap();
-        let history = detector.search(&normal_images).unwrap();
+        let history = detector.search(&normal_images).unwrap().losses;
         assert_eq!(history.size(), vec![6, normal.len() as i64]);
         let per_step: Vec<f64> = Vec::try_from(history.mean_dim(1, false, Kind::Double)).unwrap();
         for t in 1..per_step.len() {
@@ -209,4 +209,50 @@ fn score_command_writes_one_row_per_image() {
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(json[0]["score"].as_f64().unwrap(), score);
     let _ = checkpoint::CHECKPOINT_FILE;
+}
+
+#[test]
+fn critic_and_prior_scores() {
+    use adgan::score::{
+        critic::CriticScore,
+        prior::{log_prior, PriorScore},
+    };
+    // log N(0; 0, I) in d = 4 is -2 log(2 pi); a unit vector costs 0.5 more.
+    let z = Tensor::from_slice(&[0f32, 0., 0., 0., 1., 0., 0., 0.]).view([2, 4]);
+    let lp: Vec<f64> = Vec::try_from(log_prior(&z).to_kind(Kind::Double)).unwrap();
+    let base = -2.0 * (2.0 * std::f64::consts::PI).ln();
+    assert!(
+        (lp[0] - base).abs() < 1e-5 && (lp[1] - (base - 0.5)).abs() < 1e-5,
+        "{lp:?}"
+    );
+
+    let gan = gan();
+    let (images, _) = demo_test_images(8);
+    let mut critic = CriticScore::new(&gan.critic);
+    let scores = critic.score_batch(&images).unwrap();
+    let values: Vec<f64> =
+        Vec::try_from(gan.critic.forward(&images).to_kind(Kind::Double)).unwrap();
+    for (s, v) in scores.iter().zip(&values) {
+        assert_eq!(*s, -v, "critic score is the negated critic value");
+    }
+
+    let search = Adgan::new(
+        &gan.generator,
+        search_config(ThetaMode::Shared),
+        Device::Cpu,
+    )
+    .unwrap();
+    let latents = search.search(&images).unwrap().latents;
+    assert_eq!(latents.size(), vec![8, 8, 32]);
+    let mut prior = PriorScore::new(search);
+    let scores = prior.score_batch(&images).unwrap();
+    let expected: Vec<f64> =
+        Vec::try_from((-log_prior(&latents).mean_dim(1, false, Kind::Float)).to_kind(Kind::Double))
+            .unwrap();
+    assert_close(&scores, &expected, 1e-6);
+    // The search moves the latents, so the prior score differs from that of the initial draw.
+    let d = 32.0;
+    assert!(scores
+        .iter()
+        .all(|&s| s > 0.5 * d * (2.0 * std::f64::consts::PI).ln()));
 }

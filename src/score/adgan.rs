@@ -176,6 +176,16 @@ impl StackedGenerator {
     }
 }
 
+/// The outcome of a latent search over a batch of B images.
+#[derive(Debug)]
+pub struct Search {
+    /// Mean loss over seeds before each of the k steps and after the last one, [k + 1, B]:
+    /// row 0 is before any step, row k is the ADGAN score.
+    pub losses: Tensor,
+    /// The final latents z_{j,k}, [B, n_seed, d'].
+    pub latents: Tensor,
+}
+
 /// The ADGAN detector over a trained generator.
 pub struct Adgan<'a> {
     generator: &'a Generator,
@@ -235,9 +245,8 @@ impl<'a> Adgan<'a> {
         }
     }
 
-    /// Runs the search on a batch; returns the mean loss over seeds after each of the k steps
-    /// and after the last one ([k + 1, B]: row 0 is before any step, row k is the score).
-    pub fn search(&self, images: &Tensor) -> Result<Tensor> {
+    /// Runs the search on a batch of images.
+    pub fn search(&self, images: &Tensor) -> Result<Search> {
         let b = images.size()[0];
         let copies = match self.config.theta {
             ThetaMode::Shared => b,
@@ -281,7 +290,10 @@ impl<'a> Adgan<'a> {
             bool::try_from(history.isfinite().all())?,
             "the latent search produced a non-finite loss: lower --lr-z or --lr-theta"
         );
-        Ok(history)
+        Ok(Search {
+            losses: history,
+            latents: latents.detach(),
+        })
     }
 }
 
@@ -291,12 +303,8 @@ impl Detector for Adgan<'_> {
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        let history = self.search(images)?;
-        let last = history
-            .get(self.config.k as i64)
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Double);
-        Ok(Vec::<f64>::try_from(&last)?)
+        let search = self.search(images)?;
+        super::to_scores(&search.losses.get(self.config.k as i64))
     }
 }
 

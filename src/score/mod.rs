@@ -1,6 +1,8 @@
 //! Anomaly scores: one file per detector behind the [`Detector`] trait. Higher = more anomalous.
 
 pub mod adgan;
+pub mod critic;
+pub mod prior;
 
 use anyhow::Result;
 use tch::Tensor;
@@ -12,6 +14,14 @@ pub trait Detector {
 
     /// Scores a batch of images (N x C x H x W in [-1, 1]); one score per image, in order.
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>>;
+}
+
+/// Copies a 1-D tensor of scores to the host.
+pub(crate) fn to_scores(values: &Tensor) -> Result<Vec<f64>> {
+    let host = values
+        .to_device(tch::Device::Cpu)
+        .to_kind(tch::Kind::Double);
+    Ok(Vec::<f64>::try_from(&host)?)
 }
 
 /// Scores every image of `images` (N x C x H x W, on any device) in batches of `batch`
