@@ -3,6 +3,7 @@
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
 use adgan::data::{demo, DataSource, Dataset, Fit, ImageSpec, Split};
 use adgan::device::{self, DeviceChoice};
+use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::model::ModelConfig;
 use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::{Adgan, AdganConfig, ReconstructionLoss, ThetaMode};
@@ -29,6 +30,11 @@ enum Command {
     Demo(DemoArgs),
     /// Score images with a trained run (ADGAN latent search); writes one row per image.
     Score(ScoreArgs),
+    /// Rank a folder of images from most to least anomalous, with galleries of both ends.
+    Rank(RankArgs),
+    /// Run the paper's experiments (one-vs-all ROC-AUC tables).
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
     /// Time the work of training or scoring (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -37,6 +43,77 @@ enum Command {
         /// A run folder (made by `adgan train`) or its checkpoint.safetensors.
         path: PathBuf,
     },
+}
+
+#[derive(Args, Debug)]
+struct RankArgs {
+    /// Run folder of a trained GAN (made by `adgan train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The folder of images to rank (flat or with subfolders; no labels needed).
+    #[arg(long)]
+    images: PathBuf,
+    /// Images in each gallery.
+    #[arg(long, default_value_t = 24)]
+    top: usize,
+    /// Output folder (scores.csv, most_anomalous.png, least_anomalous.png).
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    search: SearchArgs,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+#[derive(Subcommand, Debug)]
+enum ExperimentCommand {
+    /// Train on each normal class, score a seeded test draw with every method, tabulate
+    /// ROC-AUC. Finished cells are kept: re-run the same command to continue after a stop.
+    OneVsAll(OneVsAllArgs),
+}
+
+#[derive(Args, Debug)]
+struct OneVsAllArgs {
+    /// Kind of data set.
+    #[arg(long, value_enum)]
+    dataset: DatasetKind,
+    /// Path of the data (folder, archive or IDX file); not needed for --dataset demo.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// IDX label file, with --dataset idx.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// How images of another size are fitted to --image-size.
+    #[arg(long, value_enum, default_value_t = Fit::Pad)]
+    fit: Fit,
+    /// Normal classes: a list and ranges, e.g. 0-9, 0,5 or cat,dog.
+    #[arg(long, default_value = "0-9")]
+    classes: String,
+    /// Methods, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "adgan,critic,prior"
+    )]
+    methods: Vec<Method>,
+    /// Test images drawn per class.
+    #[arg(long, default_value_t = 5000)]
+    n_test: usize,
+    /// Seed of the test draws.
+    #[arg(long, default_value_t = 0)]
+    draw_seed: u64,
+    /// Results folder.
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    gan: GanArgs,
+    #[command(flatten)]
+    search: SearchArgs,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -274,6 +351,16 @@ struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    #[command(flatten)]
+    gan: GanArgs,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+/// Architecture and training of the GAN.
+#[derive(Args, Debug)]
+struct GanArgs {
     /// Image side the model works at (32 or 64).
     #[arg(long, default_value_t = 32)]
     image_size: i64,
@@ -316,12 +403,20 @@ struct TrainArgs {
     /// Sample-grid interval in iterations.
     #[arg(long, default_value_t = TrainConfig::default().sample_every)]
     sample_every: usize,
-    /// Device.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
 }
 
-impl TrainArgs {
+impl GanArgs {
+    fn model_config(&self, default_channels: i64) -> Result<ModelConfig> {
+        let model = ModelConfig {
+            image_size: self.image_size,
+            channels: self.channels.unwrap_or(default_channels),
+            latent_dim: self.latent_dim,
+            width: self.width,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
     fn train_config(&self) -> TrainConfig {
         let base = match self.objective {
             ObjectiveKind::Clip => TrainConfig {
@@ -415,6 +510,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(&args),
         Command::Demo(args) => run_demo(&args),
         Command::Score(args) => run_score(&args),
+        Command::Rank(args) => run_rank(&args),
+        Command::Experiment(ExperimentCommand::OneVsAll(args)) => run_one_vs_all(&args),
         Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
         Command::Bench(BenchCommand::Score(args)) => run_bench_score(&args),
         Command::Info { path } => run_info(&path),
@@ -481,16 +578,8 @@ fn train_with_progress(
 }
 
 fn run_train(args: &TrainArgs) -> Result<()> {
-    let source = args.data.source(args.seed)?;
-    let model = ModelConfig {
-        image_size: args.image_size,
-        channels: args
-            .channels
-            .unwrap_or_else(|| args.data.default_channels()),
-        latent_dim: args.latent_dim,
-        width: args.width,
-    };
-    model.validate()?;
+    let source = args.data.source(args.gan.seed)?;
+    let model = args.gan.model_config(args.data.default_channels())?;
     let spec = ImageSpec {
         size: model.image_size,
         channels: model.channels,
@@ -504,7 +593,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let config = RunConfig {
         format_version: FORMAT_VERSION,
         model,
-        train: args.train_config(),
+        train: args.gan.train_config(),
         data: provenance,
     };
     let outcome = train_with_progress(&args.out, &config, &data, args.device, args.resume)?;
@@ -667,19 +756,6 @@ fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Memory a batched search may use: a quarter of the machine's memory on the CPU (at most
-/// 4 GiB), 16 GiB on a GPU.
-fn search_budget(device: tch::Device) -> usize {
-    match device {
-        tch::Device::Cuda(_) => 16 << 30,
-        _ => {
-            let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) }.max(0) as usize;
-            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as usize;
-            (pages * page / 4).clamp(256 << 20, 4 << 30)
-        }
-    }
-}
-
 /// Scores `data` with ADGAN, with a progress bar; returns the scores.
 fn score_with_progress(
     gan: &checkpoint::TrainedGan,
@@ -688,9 +764,9 @@ fn score_with_progress(
     device: tch::Device,
 ) -> Result<Vec<f64>> {
     let config = search.config();
-    let batch = search.batch_images.unwrap_or_else(|| {
-        adgan::score::adgan::auto_batch(&gan.generator, &config, search_budget(device))
-    });
+    let batch = search
+        .batch_images
+        .unwrap_or_else(|| adgan::score::adgan::auto_batch(&gan.generator, &config, device));
     eprintln!(
         "scoring {} images on {} (n_seed {}, k {}, theta {:?}, {} images per search)",
         data.len(),
@@ -731,19 +807,14 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
         size: gan.config.model.image_size,
         channels: gan.config.model.channels,
     };
-    let source = match (&args.images, args.dataset) {
-        (Some(dir), _) => DataSource::Folder { root: dir.clone() },
-        (None, Some(kind)) => data_source(kind, args.data.as_deref(), args.labels.as_deref(), 0)?,
+    let mut data = match (&args.images, args.dataset) {
+        (Some(dir), _) => adgan::data::load_folder(dir, spec, gan.config.data.fit)?,
+        (None, Some(kind)) => data_source(kind, args.data.as_deref(), args.labels.as_deref(), 0)?
+            .load(args.split, spec, gan.config.data.fit)?,
         (None, None) => {
             bail!("give the images to score: --images DIR, or --dataset KIND --data PATH")
         }
     };
-    let split = if args.images.is_some() {
-        Split::Train
-    } else {
-        args.split
-    };
-    let mut data = source.load(split, spec, gan.config.data.fit)?;
     if let Some(class) = &args.normal_class {
         let normal = adgan::data::normal_class_index(&data, class)?;
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
@@ -775,12 +846,14 @@ fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
         k: args.k,
         ..AdganConfig::default()
     };
+    // On the CPU the automatic choice is the loop itself; measure 8 images per search there.
     let batch = match args.batch_images {
         Some(b) => b,
+        None if !device.is_cuda() => 8,
         None => {
             let vs = tch::nn::VarStore::new(device);
             let generator = adgan::model::Generator::new(&vs.root(), model)?;
-            adgan::score::adgan::auto_batch(&generator, &search, search_budget(device))
+            adgan::score::adgan::auto_batch(&generator, &search, device)
         }
     }
     .clamp(1, args.images);
@@ -799,5 +872,114 @@ fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     println!("score loop    ({shape}, 1 image per search): {looped:.2} images/s");
     let batched = adgan::bench::scoring_throughput(model, search, batch, args.images, device)?;
     println!("score batched ({shape}, {batch} images per search): {batched:.2} images/s ({:.2}x the loop)", batched / looped);
+    Ok(())
+}
+
+fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
+    let source = data_source(
+        args.dataset,
+        args.data.as_deref(),
+        args.labels.as_deref(),
+        args.gan.seed,
+    )?;
+    let default_channels = if matches!(args.dataset, DatasetKind::Mnist | DatasetKind::Idx) {
+        1
+    } else {
+        3
+    };
+    let config = ExperimentConfig {
+        source,
+        classes: experiment::parse_classes(&args.classes)?,
+        methods: args.methods.clone(),
+        n_test: args.n_test,
+        seed: args.draw_seed,
+        fit: args.fit,
+        model: args.gan.model_config(default_channels)?,
+        train: args.gan.train_config(),
+        search: args.search.config(),
+    };
+    let device = device::select(args.device)?;
+    let start = std::time::Instant::now();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>22} {bar:30} {pos}/{len}  [{elapsed_precise} < {eta_precise}]  {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut stage = String::new();
+    let mut on_event = |event: Event| match event {
+        Event::Training { class, progress } => {
+            let name = format!("class {class}: train");
+            if stage != name {
+                bar.set_prefix(name.clone());
+                bar.set_length(progress.total as u64);
+                bar.reset_eta();
+                stage = name;
+            }
+            bar.set_position(progress.iteration as u64);
+            bar.set_message(format!("W~{:.4}", progress.losses.wasserstein));
+        }
+        Event::Scoring {
+            class,
+            method,
+            done,
+            total,
+        } => {
+            let name = format!("class {class}: {}", method.name());
+            if stage != name {
+                bar.set_prefix(name.clone());
+                bar.set_length(total as u64);
+                bar.set_message("");
+                bar.reset_eta();
+                stage = name;
+            }
+            bar.set_position(done as u64);
+        }
+        Event::Skipped { class, method } => bar.println(format!(
+            "class {class} {}: finished earlier, kept",
+            method.name()
+        )),
+        Event::Finished { cell } => bar.println(format!(
+            "class {} {}: ROC-AUC {:.4} ({:.0} s)",
+            cell.class,
+            cell.method.name(),
+            cell.auc,
+            cell.seconds
+        )),
+    };
+    let cells = experiment::run_one_vs_all(&config, &args.out, device, &mut on_event)?;
+    bar.finish_and_clear();
+    experiment::write_summary(&config, &cells, &args.out)?;
+    println!("{}", experiment::auc_table(&config, &cells));
+    println!(
+        "results in {} (results.json, table.md); {:.0} s",
+        args.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run_rank(args: &RankArgs) -> Result<()> {
+    let device = device::select(args.device)?;
+    let gan = checkpoint::load_gan(&args.model, device)?;
+    let spec = ImageSpec {
+        size: gan.config.model.image_size,
+        channels: gan.config.model.channels,
+    };
+    let data = DataSource::Folder {
+        root: args.images.clone(),
+    }
+    .load(Split::Train, spec, gan.config.data.fit)?;
+    let scores = score_with_progress(&gan, &data, &args.search, device)?;
+    let files = adgan::report::write_ranking(&args.out, &data, &scores, args.top)?;
+    let order = adgan::score::ranking(&scores);
+    println!("ranked {} images; most anomalous:", data.len());
+    for &i in order.iter().take(5) {
+        println!("  {:>10.2}  {}", scores[i], data.ids[i]);
+    }
+    println!("  scores:          {}", files.scores.display());
+    println!("  most anomalous:  {}", files.most_anomalous.display());
+    println!("  least anomalous: {}", files.least_anomalous.display());
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod experiment;
 pub mod model;
 pub mod optim;
 pub mod report;

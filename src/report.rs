@@ -2,9 +2,10 @@
 
 use crate::checkpoint::write_atomic;
 use crate::data::Dataset;
-use anyhow::{ensure, Result};
+use crate::visual::save_gallery;
+use anyhow::{ensure, Context, Result};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One scored image.
 #[derive(Debug, Clone, Serialize)]
@@ -28,14 +29,26 @@ fn csv_field(text: &str) -> String {
 /// Writes one row per image (id, score, label when known) as CSV, or JSON when `path` ends in
 /// `.json`; atomically.
 pub fn write_scores(path: &Path, data: &Dataset, scores: &[f64]) -> Result<()> {
+    let order: Vec<usize> = (0..data.len()).collect();
+    write_scores_in_order(path, data, scores, &order)
+}
+
+/// As [`write_scores`], with the rows in the order of the image indices `order`.
+pub fn write_scores_in_order(
+    path: &Path,
+    data: &Dataset,
+    scores: &[f64],
+    order: &[usize],
+) -> Result<()> {
     ensure!(
-        scores.len() == data.len(),
+        scores.len() == data.len() && order.len() == data.len(),
         "{} scores for {} images",
         scores.len(),
         data.len()
     );
-    let rows: Vec<ScoreRow> = (0..data.len())
-        .map(|i| ScoreRow {
+    let rows: Vec<ScoreRow> = order
+        .iter()
+        .map(|&i| ScoreRow {
             id: &data.ids[i],
             score: scores[i],
             label: data.labels.as_ref().map(|l| l[i]),
@@ -66,4 +79,62 @@ pub fn write_scores(path: &Path, data: &Dataset, scores: &[f64]) -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     write_atomic(path, |tmp| Ok(std::fs::write(tmp, text)?))
+}
+
+/// The files [`write_ranking`] writes.
+#[derive(Debug, Clone)]
+pub struct RankingFiles {
+    /// All images, most anomalous first.
+    pub scores: PathBuf,
+    /// Gallery of the most anomalous images.
+    pub most_anomalous: PathBuf,
+    /// Gallery of the least anomalous images.
+    pub least_anomalous: PathBuf,
+}
+
+/// Ranks a collection (the paper's LSUN experiment, Figs. 4-6): `scores.csv` sorted from the
+/// most to the least anomalous, and two galleries of `top` images each with their scores.
+pub fn write_ranking(
+    out: &Path,
+    data: &Dataset,
+    scores: &[f64],
+    top: usize,
+) -> Result<RankingFiles> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let order = crate::score::ranking(scores);
+    let files = RankingFiles {
+        scores: out.join("scores.csv"),
+        most_anomalous: out.join("most_anomalous.png"),
+        least_anomalous: out.join("least_anomalous.png"),
+    };
+    write_scores_in_order(&files.scores, data, scores, &order)?;
+    let top = top.clamp(1, order.len());
+    let least: Vec<usize> = order.iter().rev().take(top).copied().collect();
+    for (indices, path) in [
+        (&order[..top], &files.most_anomalous),
+        (&least[..], &files.least_anomalous),
+    ] {
+        let index = tch::Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let captions: Vec<String> = indices.iter().map(|&i| format_score(scores[i])).collect();
+        let zoom = if data.images.size()[2] <= 32 { 2 } else { 1 };
+        save_gallery(
+            &data.images.index_select(0, &index),
+            &captions,
+            8,
+            zoom,
+            path,
+        )?;
+    }
+    Ok(files)
+}
+
+/// A score in at most 7 characters for a gallery caption.
+fn format_score(score: f64) -> String {
+    if score.abs() >= 1e5 || (score != 0.0 && score.abs() < 1e-2) {
+        format!("{score:.1e}")
+    } else if score.abs() >= 100.0 {
+        format!("{score:.0}")
+    } else {
+        format!("{score:.2}")
+    }
 }

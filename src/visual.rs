@@ -74,3 +74,134 @@ pub fn save_grid(images: &Tensor, columns: usize, path: &Path) -> Result<()> {
         )?)
     })
 }
+
+/// 3x5 pixel glyphs for the characters a score needs, one row per u8 (3 low bits, left =
+/// 4). Written here because rendering a few digits under gallery tiles does not justify a
+/// font-rasterising crate and a system font the user may not have.
+fn glyph(c: char) -> Option<[u8; 5]> {
+    Some(match c {
+        '0' => [7, 5, 5, 5, 7],
+        '1' => [2, 6, 2, 2, 7],
+        '2' => [7, 1, 7, 4, 7],
+        '3' => [7, 1, 3, 1, 7],
+        '4' => [5, 5, 7, 1, 1],
+        '5' => [7, 4, 7, 1, 7],
+        '6' => [7, 4, 7, 5, 7],
+        '7' => [7, 1, 1, 2, 2],
+        '8' => [7, 5, 7, 5, 7],
+        '9' => [7, 5, 7, 1, 7],
+        '.' => [0, 0, 0, 0, 2],
+        '-' => [0, 0, 7, 0, 0],
+        '+' => [0, 2, 7, 2, 0],
+        'e' => [0, 7, 7, 4, 7],
+        ' ' => [0; 5],
+        _ => return None,
+    })
+}
+
+/// Width in pixels of `text` drawn at `scale` by [`draw_text`].
+pub fn text_width(text: &str, scale: usize) -> usize {
+    text.chars().count() * 4 * scale
+}
+
+/// Draws `text` (digits, `.`, `-`, `+`, `e`, space) into an HWC 8-bit image of `width` pixels a
+/// row and `channels` channels, top-left at (x, y), in `colour`; other characters are skipped.
+pub fn draw_text(
+    pixels: &mut [u8],
+    width: usize,
+    channels: usize,
+    x: usize,
+    y: usize,
+    text: &str,
+    scale: usize,
+    colour: u8,
+) {
+    let height = pixels.len() / (width * channels);
+    for (i, c) in text.chars().enumerate() {
+        let Some(rows) = glyph(c) else { continue };
+        for (r, bits) in rows.iter().enumerate() {
+            for col in 0..3 {
+                if bits & (4 >> col) == 0 {
+                    continue;
+                }
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let (px, py) = (x + (i * 4 + col) * scale + dx, y + r * scale + dy);
+                        if px < width && py < height {
+                            let at = (py * width + px) * channels;
+                            pixels[at..at + channels].fill(colour);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes a gallery PNG: images (N x C x H x W in [-1, 1]) as tiles, `columns` a row, each
+/// shown `zoom` times larger with its caption (a score) written under it; atomically.
+pub fn save_gallery(
+    images: &Tensor,
+    captions: &[String],
+    columns: usize,
+    zoom: i64,
+    path: &Path,
+) -> Result<()> {
+    let size = images.size();
+    ensure!(
+        size.len() == 4 && size[0] as usize == captions.len(),
+        "one caption per image"
+    );
+    let (n, c, h, w) = (
+        size[0] as usize,
+        size[1] as usize,
+        (size[2] * zoom) as usize,
+        (size[3] * zoom) as usize,
+    );
+    let zoomed = images
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .upsample_nearest2d([h as i64, w as i64], None, None);
+    let caption_h = 12;
+    // Each tile grows by a white caption strip at its bottom.
+    let strip = Tensor::ones(
+        [n as i64, c as i64, caption_h as i64, w as i64],
+        (Kind::Float, Device::Cpu),
+    );
+    let padded = Tensor::cat(&[zoomed, strip], 2);
+    let (grid_w, grid_h, channels, mut pixels) = grid_pixels(&padded.clamp(-1.0, 1.0), columns)?;
+    let columns = columns.clamp(1, n);
+    for (i, caption) in captions.iter().enumerate() {
+        let (top, left) = (
+            2 + (i / columns) * (h + caption_h + 2),
+            2 + (i % columns) * (w + 2),
+        );
+        let scale = if text_width(caption, 2) <= w { 2 } else { 1 };
+        let x = left + w.saturating_sub(text_width(caption, scale)) / 2;
+        draw_text(
+            &mut pixels,
+            grid_w as usize,
+            channels,
+            x,
+            top + h + 1,
+            caption,
+            scale,
+            0,
+        );
+    }
+    let colour = if channels == 1 {
+        image::ExtendedColorType::L8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    write_atomic(path, |tmp| {
+        Ok(image::save_buffer_with_format(
+            tmp,
+            &pixels,
+            grid_w,
+            grid_h,
+            colour,
+            image::ImageFormat::Png,
+        )?)
+    })
+}

@@ -256,3 +256,94 @@ fn critic_and_prior_scores() {
         .iter()
         .all(|&s| s > 0.5 * d * (2.0 * std::f64::consts::PI).ln()));
 }
+
+#[test]
+fn rank_command_sorts_a_folder_and_draws_galleries() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("collection");
+    std::fs::create_dir(&images).unwrap();
+    let (raw, labels) = adgan::data::demo::generate(Split::Test, 6);
+    // Ten discs (normal) and two stripes (anomalous), in a flat folder without labels.
+    let (mut discs, mut stripes) = (0, 0);
+    for (i, &label) in labels.iter().enumerate() {
+        let take = (label == 0 && discs < 10) || (label == 3 && stripes < 2);
+        if !take {
+            continue;
+        }
+        if label == 0 {
+            discs += 1
+        } else {
+            stripes += 1
+        }
+        let pixels = &raw.pixels[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
+        let name = format!("{}-{i}.png", if label == 0 { "disc" } else { "stripes" });
+        image::save_buffer(
+            images.join(name),
+            pixels,
+            32,
+            32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("ranked");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args([
+            "rank",
+            "--model",
+            trained_run().to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+            "--top",
+            "4",
+        ])
+        .args([
+            "--n-seed",
+            "8",
+            "--lr-z",
+            "0.5",
+            "--lr-theta",
+            "5e-4",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("scores.csv")).unwrap();
+    let rows: Vec<(String, f64)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (id, score) = l.rsplit_once(',').unwrap();
+            (id.to_string(), score.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 12);
+    assert!(
+        rows.windows(2).all(|w| w[0].1 >= w[1].1),
+        "sorted from most anomalous"
+    );
+    assert!(
+        rows[0].0.contains("stripes") && rows[1].0.contains("stripes"),
+        "{rows:?}"
+    );
+    for name in ["most_anomalous.png", "least_anomalous.png"] {
+        let gallery = image::open(out.join(name)).unwrap().to_rgb8();
+        // Four 64x64 tiles with a 12-pixel caption strip each, in one row.
+        assert_eq!(
+            (gallery.width(), gallery.height()),
+            (2 + 4 * 66, 2 + 64 + 12 + 2)
+        );
+        let caption_ink = (2..gallery.width() - 2)
+            .filter(|&x| (67..77).any(|y| gallery.get_pixel(x, y)[0] < 64))
+            .count();
+        assert!(caption_ink > 10, "captions are drawn under the tiles");
+    }
+}

@@ -120,15 +120,7 @@ impl DataSource {
                     class_names: Vec::new(),
                 })
             }
-            DataSource::Folder { root } => {
-                let read = folder::read(&folder_for_split(root, split), spec.channels as usize)?;
-                Ok(Dataset {
-                    images: read.images.to_model_input(spec, fit)?,
-                    labels: read.labels.as_deref().map(labels_to_i64),
-                    ids: read.paths.iter().map(|p| p.display().to_string()).collect(),
-                    class_names: read.class_names,
-                })
-            }
+            DataSource::Folder { root } => load_folder(&folder_for_split(root, split), spec, fit),
             DataSource::Demo { seed } => {
                 let (raw, labels) = demo::generate(split, *seed);
                 let names = demo::CLASS_NAMES.iter().map(|s| s.to_string()).collect();
@@ -147,4 +139,16 @@ impl DataSource {
             DataSource::Demo { seed } => format!("demo:seed={seed}"),
         }
     }
+}
+
+/// Reads every image under `root` (flat, or class subfolders: see [`folder::list`]), without
+/// looking for train/test splits, fitted to `spec`.
+pub fn load_folder(root: &Path, spec: ImageSpec, fit: Fit) -> Result<Dataset> {
+    let read = folder::read(root, spec.channels as usize)?;
+    Ok(Dataset {
+        images: read.images.to_model_input(spec, fit)?,
+        labels: read.labels.as_deref().map(labels_to_i64),
+        ids: read.paths.iter().map(|p| p.display().to_string()).collect(),
+        class_names: read.class_names,
+    })
 }

@@ -51,3 +51,10 @@ pub fn score_all(
     }
     Ok(scores)
 }
+
+/// Indices of `scores` from the most to the least anomalous (ties keep their order).
+pub fn ranking(scores: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order
+}

@@ -1,0 +1,368 @@
+//! The paper's one-vs-all experiment (Sect. 4.1): for each normal class, train a GAN on that
+//! class, score a seeded draw of test images with every method, and record ROC-AUC per cell.
+//!
+//! Every finished (class, method) cell is written atomically to `cells/`, and a re-run skips
+//! the cells already there, so a killed experiment loses at most the cell in progress. A class
+//! whose GAN is already trained with the same configuration reuses it (a half-trained one
+//! resumes).
+
+use crate::checkpoint::{self, read_json, write_json};
+use crate::data::{self, DataSource, Fit, ImageSpec, Split};
+use crate::eval::{average_precision, roc_auc};
+use crate::model::ModelConfig;
+use crate::score::adgan::{auto_batch, Adgan, AdganConfig};
+use crate::score::critic::CriticScore;
+use crate::score::prior::PriorScore;
+use crate::score::{score_all, Detector};
+use crate::train::{self, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Device;
+
+/// A scoring method of the experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// ADGAN: mean final reconstruction loss of the latent search.
+    Adgan,
+    /// Negated critic value.
+    Critic,
+    /// Negated prior log-likelihood of the latents the search ends at.
+    Prior,
+}
+
+impl Method {
+    /// The name used in file names and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Adgan => "adgan",
+            Method::Critic => "critic",
+            Method::Prior => "prior",
+        }
+    }
+}
+
+/// Everything that defines a one-vs-all experiment; saved as `experiment.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    /// The data set.
+    pub source: DataSource,
+    /// Normal classes, one row of the table each (index or class name).
+    pub classes: Vec<String>,
+    /// Methods, one column each.
+    pub methods: Vec<Method>,
+    /// Test images drawn per class (5000 in the paper).
+    pub n_test: usize,
+    /// Seed of the test draws.
+    pub seed: u64,
+    /// How images are fitted to the model.
+    pub fit: Fit,
+    /// GAN architecture.
+    pub model: ModelConfig,
+    /// GAN training.
+    pub train: TrainConfig,
+    /// ADGAN search (also used by `prior`).
+    pub search: AdganConfig,
+}
+
+/// One finished (class, method) cell: its figures and per-image scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Normal class.
+    pub class: String,
+    /// Method.
+    pub method: Method,
+    /// ROC-AUC (anomalous = positive).
+    pub auc: f64,
+    /// Average precision.
+    pub average_precision: f64,
+    /// Seconds spent scoring.
+    pub seconds: f64,
+    /// Test image ids.
+    pub ids: Vec<String>,
+    /// Original class of each test image.
+    pub test_classes: Vec<i64>,
+    /// 1 = anomalous, 0 = normal.
+    pub labels: Vec<i64>,
+    /// Anomaly scores.
+    pub scores: Vec<f64>,
+}
+
+/// What the runner reports while it works.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Training the GAN of a class.
+    Training {
+        class: &'a str,
+        progress: &'a Progress,
+    },
+    /// Scoring a cell: images done and total.
+    Scoring {
+        class: &'a str,
+        method: Method,
+        done: usize,
+        total: usize,
+    },
+    /// A cell was already finished and is skipped.
+    Skipped { class: &'a str, method: Method },
+    /// A cell is finished and saved.
+    Finished { cell: &'a Cell },
+}
+
+fn cell_path(out: &Path, class: &str, method: Method) -> PathBuf {
+    out.join("cells")
+        .join(format!("{class}-{}.json", method.name()))
+}
+
+/// Reads a finished cell, checking that it belongs to this experiment.
+fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<Cell> {
+    let cell: Cell = read_json(path, "adgan result cell")?;
+    let consistent = cell.class == class
+        && cell.method == method
+        && cell.scores.len() == n_test
+        && cell.labels.len() == n_test
+        && cell.ids.len() == n_test;
+    ensure!(
+        consistent,
+        "{} does not hold the {} cell of class {class} with {n_test} scores: delete it and run again",
+        path.display(),
+        method.name()
+    );
+    Ok(cell)
+}
+
+/// Runs (or continues) the experiment in `out`; returns every cell, class by class.
+pub fn run_one_vs_all(
+    config: &ExperimentConfig,
+    out: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Cell>> {
+    std::fs::create_dir_all(out.join("cells"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let config_path = out.join("experiment.json");
+    if config_path.exists() {
+        let saved: ExperimentConfig = read_json(&config_path, "adgan experiment configuration")?;
+        if &saved != config {
+            bail!(
+                "{} holds another experiment (its experiment.json differs): choose another --out, \
+                 or repeat that experiment's settings",
+                out.display()
+            );
+        }
+    } else {
+        write_json(&config_path, config)?;
+    }
+    let spec = ImageSpec {
+        size: config.model.image_size,
+        channels: config.model.channels,
+    };
+    let train_all = config.source.load(Split::Train, spec, config.fit)?;
+    let test_all = config.source.load(Split::Test, spec, config.fit)?;
+    let mut cells = Vec::new();
+    for class in &config.classes {
+        let pending: Vec<Method> = config
+            .methods
+            .iter()
+            .copied()
+            .filter(|&m| !cell_path(out, class, m).exists())
+            .collect();
+        for &method in config.methods.iter().filter(|m| !pending.contains(m)) {
+            cells.push(read_cell(
+                &cell_path(out, class, method),
+                class,
+                method,
+                config.n_test,
+            )?);
+            on_event(Event::Skipped { class, method });
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let normal = data::normal_class_index(&train_all, class)?;
+        let task = data::one_vs_all(&train_all, &test_all, normal, config.n_test, config.seed)?;
+        let run_dir = out.join("runs").join(format!("class-{class}"));
+        let run = RunConfig {
+            format_version: FORMAT_VERSION,
+            model: config.model,
+            train: config.train,
+            data: train::DataProvenance {
+                source: config.source.clone(),
+                split: Split::Train,
+                normal_class: Some(class.clone()),
+                fit: config.fit,
+                n_images: task.train.len(),
+                fingerprint: task.train.fingerprint(),
+            },
+        };
+        train::train(&run_dir, &run, &task.train, device, true, &mut |progress| {
+            on_event(Event::Training { class, progress });
+            ControlFlow::Continue(())
+        })?;
+        let gan = checkpoint::load_gan(&run_dir, device)?;
+        for method in pending {
+            let mut detector: Box<dyn Detector + '_> = match method {
+                Method::Adgan => Box::new(Adgan::new(&gan.generator, config.search, device)?),
+                Method::Critic => Box::new(CriticScore::new(&gan.critic)),
+                Method::Prior => Box::new(PriorScore::new(Adgan::new(
+                    &gan.generator,
+                    config.search,
+                    device,
+                )?)),
+            };
+            let batch = match method {
+                Method::Critic => 256,
+                _ => auto_batch(&gan.generator, &config.search, device),
+            };
+            let start = Instant::now();
+            let scores = score_all(
+                detector.as_mut(),
+                &task.test.images,
+                batch,
+                device,
+                &mut |done, total| {
+                    on_event(Event::Scoring {
+                        class,
+                        method,
+                        done,
+                        total,
+                    })
+                },
+            )?;
+            let labels = task.test.labels.clone().unwrap_or_default();
+            let cell = Cell {
+                class: class.clone(),
+                method,
+                auc: roc_auc(&scores, &labels)?,
+                average_precision: average_precision(&scores, &labels)?,
+                seconds: start.elapsed().as_secs_f64(),
+                ids: task.test.ids.clone(),
+                test_classes: task.test_classes.clone(),
+                labels,
+                scores,
+            };
+            write_json(&cell_path(out, class, method), &cell)?;
+            on_event(Event::Finished { cell: &cell });
+            cells.push(cell);
+        }
+    }
+    let position = |cell: &Cell| {
+        let class = config.classes.iter().position(|c| c == &cell.class);
+        (class, config.methods.iter().position(|&m| m == cell.method))
+    };
+    cells.sort_by_key(position);
+    Ok(cells)
+}
+
+/// Expands a class list such as `0-9`, `0,3,5` or `cat,dog` (ranges only between numbers).
+pub fn parse_classes(text: &str) -> Result<Vec<String>> {
+    let mut classes = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let range = part
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)));
+        match range {
+            Some((a, b)) => {
+                ensure!(a <= b, "class range {part} is empty");
+                classes.extend((a..=b).map(|c| c.to_string()));
+            }
+            None => classes.push(part.to_string()),
+        }
+    }
+    ensure!(!classes.is_empty(), "no classes given");
+    Ok(classes)
+}
+
+/// The paper's Table 1 layout in Markdown: a row per normal class, a column per method, a mean
+/// row, the best ROC-AUC of each row in bold.
+pub fn auc_table(config: &ExperimentConfig, cells: &[Cell]) -> String {
+    let find = |class: &str, method: Method| {
+        cells
+            .iter()
+            .find(|c| c.class == class && c.method == method)
+            .map(|c| c.auc)
+    };
+    let mut text = String::from("| normal class |");
+    for m in &config.methods {
+        text += &format!(" {} |", m.name());
+    }
+    text += "\n| --- |";
+    text += &" ---: |".repeat(config.methods.len());
+    text.push('\n');
+    let mut row = |label: &str, values: Vec<Option<f64>>| {
+        let best = values
+            .iter()
+            .flatten()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        text += &format!("| {label} |");
+        for v in values {
+            text += &match v {
+                Some(v) if v == best => format!(" **{v:.3}** |"),
+                Some(v) => format!(" {v:.3} |"),
+                None => " - |".to_string(),
+            };
+        }
+        text.push('\n');
+    };
+    for class in &config.classes {
+        row(
+            class,
+            config.methods.iter().map(|&m| find(class, m)).collect(),
+        );
+    }
+    let means = config
+        .methods
+        .iter()
+        .map(|&m| {
+            let aucs: Vec<f64> = config.classes.iter().filter_map(|c| find(c, m)).collect();
+            (aucs.len() == config.classes.len())
+                .then(|| aucs.iter().sum::<f64>() / aucs.len() as f64)
+        })
+        .collect();
+    row("mean", means);
+    text
+}
+
+/// Writes `results.json` (configuration and every figure) and `table.md` into `out`.
+pub fn write_summary(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Result<()> {
+    #[derive(Serialize)]
+    struct Figure<'a> {
+        class: &'a str,
+        method: Method,
+        auc: f64,
+        average_precision: f64,
+        seconds: f64,
+        n_test: usize,
+    }
+    #[derive(Serialize)]
+    struct Results<'a> {
+        experiment: &'a ExperimentConfig,
+        cells: Vec<Figure<'a>>,
+    }
+    let figures = cells
+        .iter()
+        .map(|c| Figure {
+            class: &c.class,
+            method: c.method,
+            auc: c.auc,
+            average_precision: c.average_precision,
+            seconds: c.seconds,
+            n_test: c.scores.len(),
+        })
+        .collect();
+    write_json(
+        &out.join("results.json"),
+        &Results {
+            experiment: config,
+            cells: figures,
+        },
+    )?;
+    let table = auc_table(config, cells);
+    checkpoint::write_atomic(&out.join("table.md"), |tmp| {
+        Ok(std::fs::write(tmp, &table)?)
+    })
+}

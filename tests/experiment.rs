@@ -1,0 +1,125 @@
+//! The one-vs-all runner on the embedded data: all files, resumable cells, clear errors.
+
+mod common;
+
+use adgan::data::{DataSource, Fit};
+use adgan::experiment::{self, Event, ExperimentConfig, Method};
+use adgan::optim::OptimizerConfig;
+use adgan::score::adgan::AdganConfig;
+use adgan::train::TrainConfig;
+use tch::Device;
+
+fn config() -> ExperimentConfig {
+    ExperimentConfig {
+        source: DataSource::Demo { seed: 0 },
+        classes: experiment::parse_classes("disc,stripes").unwrap(),
+        methods: vec![Method::Adgan, Method::Critic, Method::Prior],
+        n_test: 40,
+        seed: 2,
+        fit: Fit::Pad,
+        model: common::tiny_model(),
+        train: TrainConfig {
+            iterations: 20,
+            batch_size: 16,
+            n_critic: 2,
+            seed: 1,
+            checkpoint_every: 10,
+            sample_every: 1000,
+            optimizer: OptimizerConfig::adam(1e-3, 0.5, 0.9),
+            ..TrainConfig::gradient_penalty()
+        },
+        search: AdganConfig {
+            n_seed: 4,
+            k: 3,
+            ..AdganConfig::default()
+        },
+    }
+}
+
+#[test]
+fn class_lists_expand() {
+    assert_eq!(
+        experiment::parse_classes("0-3").unwrap(),
+        vec!["0", "1", "2", "3"]
+    );
+    assert_eq!(
+        experiment::parse_classes("1, 5,cat").unwrap(),
+        vec!["1", "5", "cat"]
+    );
+    assert!(experiment::parse_classes("5-2").is_err());
+    assert!(experiment::parse_classes(" , ").is_err());
+}
+
+#[test]
+fn runner_writes_everything_and_continues_after_a_stop() {
+    let out = tempfile::tempdir().unwrap();
+    let config = config();
+    let mut finished = 0;
+    let cells = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| {
+        if let Event::Finished { .. } = e {
+            finished += 1
+        }
+    })
+    .unwrap();
+    assert_eq!(finished, 6);
+    assert_eq!(cells.len(), 6);
+    experiment::write_summary(&config, &cells, out.path()).unwrap();
+    for file in [
+        "experiment.json",
+        "results.json",
+        "table.md",
+        "runs/class-disc/checkpoint.safetensors",
+        "cells/stripes-prior.json",
+    ] {
+        assert!(out.path().join(file).exists(), "{file} is missing");
+    }
+    for cell in &cells {
+        assert_eq!(cell.scores.len(), 40);
+        assert!((0.0..=1.0).contains(&cell.auc));
+    }
+    let table = std::fs::read_to_string(out.path().join("table.md")).unwrap();
+    assert_eq!(table.lines().count(), 2 + 2 + 1, "{table}");
+    assert!(
+        table.contains("| mean |") && table.contains("**"),
+        "{table}"
+    );
+
+    // A stop before the last cells were written: they are recomputed, the others kept, and the
+    // results are identical.
+    let results = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+    std::fs::remove_file(out.path().join("cells/stripes-adgan.json")).unwrap();
+    std::fs::remove_file(out.path().join("cells/stripes-prior.json")).unwrap();
+    let (mut skipped, mut trained) = (0, 0);
+    let again = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| match e {
+        Event::Skipped { .. } => skipped += 1,
+        Event::Training { .. } => trained += 1,
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(
+        (skipped, trained),
+        (4, 0),
+        "the trained GAN of class stripes is reused"
+    );
+    assert_eq!(again, cells);
+    experiment::write_summary(&config, &again, out.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("results.json")).unwrap(),
+        results
+    );
+
+    // A corrupt cell and a foreign experiment give errors that name the file.
+    std::fs::write(out.path().join("cells/disc-critic.json"), "{ not json").unwrap();
+    let err = format!(
+        "{:#}",
+        experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |_| {}).unwrap_err()
+    );
+    assert!(err.contains("disc-critic.json"), "{err}");
+    let mut other = config.clone();
+    other.n_test = 30;
+    let err = format!(
+        "{:#}",
+        experiment::run_one_vs_all(&other, out.path(), Device::Cpu, &mut |_| {}).unwrap_err()
+    );
+    assert!(err.contains("another experiment"), "{err}");
+}
