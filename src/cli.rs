@@ -951,9 +951,10 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
     let cells = experiment::run_one_vs_all(&config, &args.out, device, &mut on_event)?;
     bar.finish_and_clear();
     experiment::write_summary(&config, &cells, &args.out)?;
+    adgan::report_html::write_report(&config, &cells, &args.out)?;
     println!("{}", experiment::auc_table(&config, &cells));
     println!(
-        "results in {} (results.json, table.md); {:.0} s",
+        "results in {} (results.json, table.md, roc.svg, galleries/, report.html); {:.0} s",
         args.out.display(),
         start.elapsed().as_secs_f64()
     );

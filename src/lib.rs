@@ -16,6 +16,7 @@ pub mod experiment;
 pub mod model;
 pub mod optim;
 pub mod report;
+pub mod report_html;
 pub mod rng;
 pub mod score;
 pub mod train;

@@ -104,32 +104,30 @@ pub fn text_width(text: &str, scale: usize) -> usize {
     text.chars().count() * 4 * scale
 }
 
-/// Draws `text` (digits, `.`, `-`, `+`, `e`, space) into an HWC 8-bit image of `width` pixels a
-/// row and `channels` channels, top-left at (x, y), in `colour`; other characters are skipped.
-pub fn draw_text(
-    pixels: &mut [u8],
-    width: usize,
-    channels: usize,
-    x: usize,
-    y: usize,
-    text: &str,
-    scale: usize,
-    colour: u8,
-) {
-    let height = pixels.len() / (width * channels);
-    for (i, c) in text.chars().enumerate() {
-        let Some(rows) = glyph(c) else { continue };
-        for (r, bits) in rows.iter().enumerate() {
-            for col in 0..3 {
-                if bits & (4 >> col) == 0 {
-                    continue;
-                }
-                for dy in 0..scale {
-                    for dx in 0..scale {
+/// An 8-bit HWC image being drawn on.
+pub struct Canvas<'a> {
+    /// Pixels, row by row, channels interleaved.
+    pub pixels: &'a mut [u8],
+    /// Width in pixels.
+    pub width: usize,
+    /// Channels per pixel.
+    pub channels: usize,
+}
+
+impl Canvas<'_> {
+    /// Draws `text` (digits, `.`, `-`, `+`, `e`, space) with its top-left at (x, y), each font
+    /// pixel `scale` pixels wide, in grey level `colour`; other characters are skipped.
+    pub fn draw_text(&mut self, x: usize, y: usize, text: &str, scale: usize, colour: u8) {
+        let height = self.pixels.len() / (self.width * self.channels);
+        for (i, c) in text.chars().enumerate() {
+            let Some(rows) = glyph(c) else { continue };
+            for (r, bits) in rows.iter().enumerate() {
+                for col in (0..3).filter(|col| bits & (4 >> col) != 0) {
+                    for (dx, dy) in (0..scale).flat_map(|dx| (0..scale).map(move |dy| (dx, dy))) {
                         let (px, py) = (x + (i * 4 + col) * scale + dx, y + r * scale + dy);
-                        if px < width && py < height {
-                            let at = (py * width + px) * channels;
-                            pixels[at..at + channels].fill(colour);
+                        if px < self.width && py < height {
+                            let at = (py * self.width + px) * self.channels;
+                            self.pixels[at..at + self.channels].fill(colour);
                         }
                     }
                 }
@@ -178,16 +176,12 @@ pub fn save_gallery(
         );
         let scale = if text_width(caption, 2) <= w { 2 } else { 1 };
         let x = left + w.saturating_sub(text_width(caption, scale)) / 2;
-        draw_text(
-            &mut pixels,
-            grid_w as usize,
+        let mut canvas = Canvas {
+            pixels: &mut pixels,
+            width: grid_w as usize,
             channels,
-            x,
-            top + h + 1,
-            caption,
-            scale,
-            0,
-        );
+        };
+        canvas.draw_text(x, top + h + 1, caption, scale, 0);
     }
     let colour = if channels == 1 {
         image::ExtendedColorType::L8

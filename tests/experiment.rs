@@ -77,6 +77,20 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         assert_eq!(cell.scores.len(), 40);
         assert!((0.0..=1.0).contains(&cell.auc));
     }
+    let svg = std::fs::read_to_string(out.path().join("roc.svg")).unwrap();
+    assert!(
+        svg.contains("<svg")
+            && svg.contains("adgan")
+            && svg.contains("critic")
+            && svg.contains("prior")
+    );
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.matches("data:image/png;base64,").count() == 4,
+        "two galleries per class"
+    );
+    let gallery = image::open(out.path().join("galleries/disc-most.png")).unwrap();
+    assert_eq!(gallery.width(), 2 + 8 * 66);
     let table = std::fs::read_to_string(out.path().join("table.md")).unwrap();
     assert_eq!(table.lines().count(), 2 + 2 + 1, "{table}");
     assert!(
