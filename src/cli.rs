@@ -132,15 +132,8 @@ struct BenchScoreArgs {
     /// Images per batched search (default: chosen from memory, at most --images).
     #[arg(long)]
     batch_images: Option<usize>,
-    /// Image side.
-    #[arg(long, default_value_t = 32)]
-    image_size: i64,
-    /// Image channels.
-    #[arg(long, default_value_t = 3)]
-    channels: i64,
-    /// Base width of the generator.
-    #[arg(long, default_value_t = 64)]
-    width: i64,
+    #[command(flatten)]
+    shape: BenchModelArgs,
     /// Latent seeds per image (n_seed).
     #[arg(long, default_value_t = 64)]
     n_seed: i64,
@@ -150,6 +143,40 @@ struct BenchScoreArgs {
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+}
+
+/// The model a benchmark times (the paper's size by default).
+#[derive(Args, Debug)]
+struct BenchModelArgs {
+    /// Image side.
+    #[arg(long, default_value_t = 32)]
+    image_size: i64,
+    /// Image channels.
+    #[arg(long, default_value_t = 3)]
+    channels: i64,
+    /// Base width of the networks.
+    #[arg(long, default_value_t = 64)]
+    width: i64,
+}
+
+impl BenchModelArgs {
+    fn model(&self) -> Result<ModelConfig> {
+        let model = ModelConfig {
+            image_size: self.image_size,
+            channels: self.channels,
+            latent_dim: 256,
+            width: self.width,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{0}x{0}x{1}, width {2}",
+            self.image_size, self.channels, self.width
+        )
+    }
 }
 
 #[derive(Args, Debug)]
@@ -166,15 +193,8 @@ struct BenchTrainArgs {
     /// Critic steps per generator step.
     #[arg(long, default_value_t = 5)]
     n_critic: usize,
-    /// Image side.
-    #[arg(long, default_value_t = 32)]
-    image_size: i64,
-    /// Image channels.
-    #[arg(long, default_value_t = 3)]
-    channels: i64,
-    /// Base width of the networks.
-    #[arg(long, default_value_t = 64)]
-    width: i64,
+    #[command(flatten)]
+    shape: BenchModelArgs,
     /// Use WGAN-GP instead of weight clipping.
     #[arg(long)]
     gp: bool,
@@ -720,13 +740,7 @@ fn run_info(path: &Path) -> Result<()> {
 
 fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
     let device = device::select(args.device)?;
-    let model = ModelConfig {
-        image_size: args.image_size,
-        channels: args.channels,
-        latent_dim: 256,
-        width: args.width,
-    };
-    model.validate()?;
+    let model = args.shape.model()?;
     let base = if args.gp {
         TrainConfig::gradient_penalty()
     } else {
@@ -739,13 +753,10 @@ fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
     };
     let timing = adgan::bench::training_iteration(model, train, args.warmup, args.steps, device)?;
     println!(
-        "train iteration ({}, batch {}, {}x{}x{}, width {}, n_critic {}, {} threads, {}): mean {:.1} ms, min {:.1} ms over {} iterations",
+        "train iteration ({}, batch {}, {}, n_critic {}, {} threads, {}): mean {:.1} ms, min {:.1} ms over {} iterations",
         if args.gp { "wgan-gp" } else { "wgan-clip" },
         args.batch_size,
-        args.image_size,
-        args.image_size,
-        args.channels,
-        args.width,
+        args.shape.describe(),
         args.n_critic,
         tch::get_num_threads(),
         device::name(device),
@@ -834,13 +845,7 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
 
 fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     let device = device::select(args.device)?;
-    let model = ModelConfig {
-        image_size: args.image_size,
-        channels: args.channels,
-        latent_dim: 256,
-        width: args.width,
-    };
-    model.validate()?;
+    let model = args.shape.model()?;
     let search = AdganConfig {
         n_seed: args.n_seed,
         k: args.k,
@@ -858,11 +863,8 @@ fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     }
     .clamp(1, args.images);
     let shape = format!(
-        "{}x{}x{}, width {}, n_seed {}, k {}, {} threads, {}",
-        args.image_size,
-        args.image_size,
-        args.channels,
-        args.width,
+        "{}, n_seed {}, k {}, {} threads, {}",
+        args.shape.describe(),
         args.n_seed,
         args.k,
         tch::get_num_threads(),

@@ -2,10 +2,8 @@
 
 use anyhow::{ensure, Result};
 
-/// ROC-AUC of `scores` for binary `labels` (1 = anomalous, the positive class), computed
-/// exactly as the Mann-Whitney statistic: the probability that a random anomaly scores higher
-/// than a random normal image, with ties counted as one half.
-pub fn roc_auc(scores: &[f64], labels: &[i64]) -> Result<f64> {
+/// Image indices sorted by score (descending when `descending`), cut into runs of equal scores.
+fn tie_groups(scores: &[f64], labels: &[i64], descending: bool) -> Result<Vec<Vec<usize>>> {
     ensure!(
         scores.len() == labels.len(),
         "{} scores for {} labels",
@@ -14,24 +12,32 @@ pub fn roc_auc(scores: &[f64], labels: &[i64]) -> Result<f64> {
     );
     ensure!(scores.iter().all(|s| !s.is_nan()), "a score is NaN");
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Sum of the (tie-averaged) ranks of the positives.
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
+    order.sort_by(|&a, &b| {
+        if descending {
+            scores[b].total_cmp(&scores[a])
+        } else {
+            scores[a].total_cmp(&scores[b])
         }
-        let mean_rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += mean_rank * order[i..=j].iter().filter(|&&k| labels[k] == 1).count() as f64;
-        i = j + 1;
+    });
+    Ok(order
+        .chunk_by(|&a, &b| scores[a] == scores[b])
+        .map(<[usize]>::to_vec)
+        .collect())
+}
+
+/// ROC-AUC of `scores` for binary `labels` (1 = anomalous, the positive class), computed
+/// exactly as the Mann-Whitney statistic: the probability that a random anomaly scores higher
+/// than a random normal image, with ties counted as one half.
+pub fn roc_auc(scores: &[f64], labels: &[i64]) -> Result<f64> {
+    let groups = tie_groups(scores, labels, false)?;
+    let (positives, negatives) = class_counts(labels)?;
+    // Sum of the (tie-averaged) ranks of the positives.
+    let (mut rank_sum, mut below) = (0.0, 0.0);
+    for group in groups {
+        let mean_rank = below + (group.len() as f64 + 1.0) / 2.0;
+        rank_sum += mean_rank * group.iter().filter(|&&k| labels[k] == 1).count() as f64;
+        below += group.len() as f64;
     }
-    let positives = labels.iter().filter(|&&l| l == 1).count() as f64;
-    let negatives = labels.len() as f64 - positives;
-    ensure!(
-        positives > 0.0 && negatives > 0.0,
-        "ROC-AUC needs both normal and anomalous images"
-    );
     Ok((rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives))
 }
 
@@ -49,7 +55,7 @@ fn class_counts(labels: &[i64]) -> Result<(f64, f64)> {
     let negatives = labels.len() as f64 - positives;
     ensure!(
         positives > 0.0 && negatives > 0.0,
-        "a ROC curve needs both normal and anomalous images"
+        "ROC and precision figures need both normal and anomalous images"
     );
     Ok((positives, negatives))
 }
@@ -58,31 +64,18 @@ fn class_counts(labels: &[i64]) -> Result<(f64, f64)> {
 /// (1, 1). Tied scores move both rates at once, so the trapezoidal area under these points
 /// equals [`roc_auc`].
 pub fn roc_curve(scores: &[f64], labels: &[i64]) -> Result<Vec<RocPoint>> {
-    ensure!(
-        scores.len() == labels.len(),
-        "{} scores for {} labels",
-        scores.len(),
-        labels.len()
-    );
-    ensure!(scores.iter().all(|s| !s.is_nan()), "a score is NaN");
+    let groups = tie_groups(scores, labels, true)?;
     let (positives, negatives) = class_counts(labels)?;
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let mut points = vec![RocPoint { fpr: 0.0, tpr: 0.0 }];
     let (mut tp, mut fp) = (0.0, 0.0);
-    for (i, &k) in order.iter().enumerate() {
-        if labels[k] == 1 {
-            tp += 1.0;
-        } else {
-            fp += 1.0;
-        }
-        let last_of_tie = i + 1 == order.len() || scores[order[i + 1]] != scores[k];
-        if last_of_tie {
-            points.push(RocPoint {
-                fpr: fp / negatives,
-                tpr: tp / positives,
-            });
-        }
+    for group in groups {
+        let group_positives = group.iter().filter(|&&k| labels[k] == 1).count() as f64;
+        tp += group_positives;
+        fp += group.len() as f64 - group_positives;
+        points.push(RocPoint {
+            fpr: fp / negatives,
+            tpr: tp / positives,
+        });
     }
     Ok(points)
 }
@@ -90,27 +83,14 @@ pub fn roc_curve(scores: &[f64], labels: &[i64]) -> Result<Vec<RocPoint>> {
 /// Average precision: the mean, over anomalies, of the precision at the rank of each anomaly
 /// (ties at one score share the precision reached after the whole tie), as in scikit-learn.
 pub fn average_precision(scores: &[f64], labels: &[i64]) -> Result<f64> {
-    ensure!(
-        scores.len() == labels.len(),
-        "{} scores for {} labels",
-        scores.len(),
-        labels.len()
-    );
-    ensure!(scores.iter().all(|s| !s.is_nan()), "a score is NaN");
+    let groups = tie_groups(scores, labels, true)?;
     let (positives, _) = class_counts(labels)?;
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut seen, mut ap, mut i) = (0.0, 0.0, 0.0, 0);
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        let tie_positives = order[i..=j].iter().filter(|&&k| labels[k] == 1).count() as f64;
-        tp += tie_positives;
-        seen += (j - i + 1) as f64;
-        ap += tie_positives / positives * (tp / seen);
-        i = j + 1;
+    let (mut tp, mut seen, mut ap) = (0.0, 0.0, 0.0);
+    for group in groups {
+        let group_positives = group.iter().filter(|&&k| labels[k] == 1).count() as f64;
+        tp += group_positives;
+        seen += group.len() as f64;
+        ap += group_positives / positives * (tp / seen);
     }
     Ok(ap)
 }

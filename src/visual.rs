@@ -55,10 +55,9 @@ pub fn grid_pixels(images: &Tensor, columns: usize) -> Result<(u32, u32, usize, 
     Ok((grid_w as u32, grid_h as u32, c, grid))
 }
 
-/// Writes N x C x H x W images in [-1, 1] as a PNG grid, atomically.
-pub fn save_grid(images: &Tensor, columns: usize, path: &Path) -> Result<()> {
-    let (w, h, c, pixels) = grid_pixels(images, columns)?;
-    let colour = if c == 1 {
+/// Writes 8-bit HWC pixels (1 or 3 channels) as a PNG, atomically.
+fn write_png(path: &Path, width: u32, height: u32, channels: usize, pixels: &[u8]) -> Result<()> {
+    let colour = if channels == 1 {
         image::ExtendedColorType::L8
     } else {
         image::ExtendedColorType::Rgb8
@@ -66,13 +65,19 @@ pub fn save_grid(images: &Tensor, columns: usize, path: &Path) -> Result<()> {
     write_atomic(path, |tmp| {
         Ok(image::save_buffer_with_format(
             tmp,
-            &pixels,
-            w,
-            h,
+            pixels,
+            width,
+            height,
             colour,
             image::ImageFormat::Png,
         )?)
     })
+}
+
+/// Writes N x C x H x W images in [-1, 1] as a PNG grid, atomically.
+pub fn save_grid(images: &Tensor, columns: usize, path: &Path) -> Result<()> {
+    let (w, h, c, pixels) = grid_pixels(images, columns)?;
+    write_png(path, w, h, c, &pixels)
 }
 
 /// 3x5 pixel glyphs for the characters a score needs, one row per u8 (3 low bits, left =
@@ -183,19 +188,5 @@ pub fn save_gallery(
         };
         canvas.draw_text(x, top + h + 1, caption, scale, 0);
     }
-    let colour = if channels == 1 {
-        image::ExtendedColorType::L8
-    } else {
-        image::ExtendedColorType::Rgb8
-    };
-    write_atomic(path, |tmp| {
-        Ok(image::save_buffer_with_format(
-            tmp,
-            &pixels,
-            grid_w,
-            grid_h,
-            colour,
-            image::ImageFormat::Png,
-        )?)
-    })
+    write_png(path, grid_w, grid_h, channels, &pixels)
 }
