@@ -26,7 +26,7 @@ pub struct Cli {
 enum Command {
     /// Train a Wasserstein GAN on normal images into a run folder.
     Train(TrainArgs),
-    /// Train a small GAN on the embedded demo shapes (no download) and show where its outputs are.
+    /// Train a small GAN on embedded shapes (no download), score held-out shapes, print ROC-AUC.
     Demo(DemoArgs),
     /// Score images with a trained run (ADGAN latent search); writes one row per image.
     Score(ScoreArgs),
