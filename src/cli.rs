@@ -556,10 +556,9 @@ fn train_with_progress(
     out: &Path,
     config: &RunConfig,
     data: &adgan::data::Dataset,
-    choice: DeviceChoice,
+    device: tch::Device,
     resume: bool,
 ) -> Result<train::TrainOutcome> {
-    let device = device::select(choice)?;
     eprintln!(
         "training on {} images from {} on {} -> {}",
         data.len(),
@@ -616,7 +615,8 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         train: args.gan.train_config(),
         data: provenance,
     };
-    let outcome = train_with_progress(&args.out, &config, &data, args.device, args.resume)?;
+    let device = device::select(args.device)?;
+    let outcome = train_with_progress(&args.out, &config, &data, device, args.resume)?;
     println!(
         "trained {} iterations; run folder: {}",
         outcome.iteration,
@@ -663,19 +663,19 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let outcome = train_with_progress(&args.out, &config, &data, args.device, resume)?;
     let device = device::select(args.device)?;
+    let outcome = train_with_progress(&args.out, &config, &data, device, resume)?;
     let gan = checkpoint::load_gan(&args.out, device)?;
     let test = source.load(Split::Test, spec, Fit::Pad)?;
-    let task = adgan::data::one_vs_all(&data, &test, 0, args.n_test, args.seed)?;
+    let (test, _) = adgan::data::draw_test(&test, 0, args.n_test, args.seed)?;
     let mut search = args.search.config();
     if args.search.lr_theta.is_none() {
         search.lr_theta = DEMO_LR_THETA;
     }
-    let scores = score_with_progress(&gan, &task.test, search, args.search.batch_images, device)?;
+    let scores = score_with_progress(&gan, &test, search, args.search.batch_images, device)?;
     let scores_path = args.out.join("scores.csv");
-    adgan::report::write_scores(&scores_path, &task.test, &scores)?;
-    let labels = task.test.labels.as_deref().unwrap_or_default();
+    adgan::report::write_scores(&scores_path, &test, &scores)?;
+    let labels = test.labels.as_deref().unwrap_or_default();
     let auc = adgan::eval::roc_auc(&scores, labels)?;
     let mean_of = |wanted: i64| {
         let picked: Vec<f64> = scores

@@ -536,7 +536,9 @@ pub fn train(
         }
     }
     log.file.flush()?;
-    if trainer.iteration() == started_at {
+    // A run asked for no iterations still leaves a checkpoint; a finished run that was
+    // resumed keeps the one it has instead of rewriting it.
+    if !checkpoint_path.exists() {
         trainer.save_checkpoint(run_dir)?;
     }
     Ok(TrainOutcome {

@@ -8,10 +8,6 @@ use adgan::data::{
 use std::io::Write;
 use std::path::Path;
 
-fn error_text<T: std::fmt::Debug>(result: anyhow::Result<T>) -> String {
-    format!("{:#}", result.expect_err("expected an error"))
-}
-
 fn pattern(count: usize, h: usize, w: usize, c: usize) -> RawImages {
     let pixels = (0..count * h * w * c)
         .map(|i| ((i * 7 + i / 13) % 256) as u8)
@@ -91,7 +87,7 @@ fn idx_errors_name_the_file() {
     let truncated = dir.path().join("truncated.idx");
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
-    let msg = error_text(idx::read_images(&truncated));
+    let msg = common::error_text(idx::read_images(&truncated));
     assert!(
         msg.contains("truncated.idx") && msg.contains("truncated"),
         "{msg}"
@@ -101,18 +97,18 @@ fn idx_errors_name_the_file() {
     idx::write(&gz, &[4, 28, 28], &images.pixels, true).unwrap();
     let bytes = std::fs::read(&gz).unwrap();
     std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
-    let msg = error_text(idx::read_images(&gz));
+    let msg = common::error_text(idx::read_images(&gz));
     assert!(msg.contains("cut.gz") && msg.contains("gzip"), "{msg}");
 
     let labels = dir.path().join("labels.idx");
     idx::write(&labels, &[4], &[1, 2, 3, 4], false).unwrap();
-    let msg = error_text(idx::read_images(&labels));
+    let msg = common::error_text(idx::read_images(&labels));
     assert!(msg.contains("labels.idx") && msg.contains("magic"), "{msg}");
 
     let missing = dir.path().join("nope.idx");
-    let msg = error_text(idx::read_images(&missing));
+    let msg = common::error_text(idx::read_images(&missing));
     assert!(msg.contains("nope.idx"), "{msg}");
-    let msg = error_text(idx::read_mnist_dir(dir.path(), Split::Train));
+    let msg = common::error_text(idx::read_mnist_dir(dir.path(), Split::Train));
     assert!(msg.contains("train-images-idx3-ubyte"), "{msg}");
 }
 
@@ -182,7 +178,7 @@ fn cifar_round_trip_folder_and_tar_gz() {
     let bytes = std::fs::read(&archive).unwrap();
     let cut = dir.path().join("cut.tar.gz");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let msg = error_text(cifar::read(&cut, Split::Train));
+    let msg = common::error_text(cifar::read(&cut, Split::Train));
     assert!(msg.contains("cut.tar.gz"), "{msg}");
 }
 
@@ -193,7 +189,7 @@ fn cifar_errors_name_the_file() {
     let test = dir.path().join("test_batch.bin");
     let bytes = std::fs::read(&test).unwrap();
     std::fs::write(&test, &bytes[..bytes.len() - 5]).unwrap();
-    let msg = error_text(cifar::read(dir.path(), Split::Test));
+    let msg = common::error_text(cifar::read(dir.path(), Split::Test));
     assert!(
         msg.contains("test_batch.bin") && msg.contains("truncated"),
         "{msg}"
@@ -202,16 +198,16 @@ fn cifar_errors_name_the_file() {
     let mut bad_label = bytes.clone();
     bad_label[0] = 42;
     std::fs::write(&test, &bad_label).unwrap();
-    let msg = error_text(cifar::read(dir.path(), Split::Test));
+    let msg = common::error_text(cifar::read(dir.path(), Split::Test));
     assert!(
         msg.contains("test_batch.bin") && msg.contains("label 42"),
         "{msg}"
     );
 
     std::fs::remove_file(dir.path().join("data_batch_3.bin")).unwrap();
-    let msg = error_text(cifar::read(dir.path(), Split::Train));
+    let msg = common::error_text(cifar::read(dir.path(), Split::Train));
     assert!(msg.contains("data_batch_3.bin"), "{msg}");
-    let msg = error_text(cifar::read(&dir.path().join("missing"), Split::Train));
+    let msg = common::error_text(cifar::read(&dir.path().join("missing"), Split::Train));
     assert!(msg.contains("missing"), "{msg}");
 }
 
@@ -259,7 +255,7 @@ fn image_folder_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     save_png(&dir.path().join("a.png"), 8, 8, 1);
     save_png(&dir.path().join("b.png"), 8, 9, 2);
-    let msg = error_text(folder::read(dir.path(), 3));
+    let msg = common::error_text(folder::read(dir.path(), 3));
     assert!(
         msg.contains("b.png") && msg.contains("8x9") && msg.contains("8x8"),
         "{msg}"
@@ -268,20 +264,20 @@ fn image_folder_errors_name_the_file() {
     std::fs::remove_file(dir.path().join("b.png")).unwrap();
     let bytes = std::fs::read(dir.path().join("a.png")).unwrap();
     std::fs::write(dir.path().join("c.png"), &bytes[..bytes.len() / 2]).unwrap();
-    let msg = error_text(folder::read(dir.path(), 3));
+    let msg = common::error_text(folder::read(dir.path(), 3));
     assert!(msg.contains("c.png"), "{msg}");
     std::fs::write(dir.path().join("c.png"), b"not an image at all").unwrap();
-    let msg = error_text(folder::read(dir.path(), 3));
+    let msg = common::error_text(folder::read(dir.path(), 3));
     assert!(msg.contains("c.png"), "{msg}");
 
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let msg = error_text(folder::read(&empty, 3));
+    let msg = common::error_text(folder::read(&empty, 3));
     assert!(
         msg.contains("empty") && msg.contains("no PNG or JPEG"),
         "{msg}"
     );
-    let msg = error_text(folder::read(&dir.path().join("absent"), 3));
+    let msg = common::error_text(folder::read(&dir.path().join("absent"), 3));
     assert!(
         msg.contains("absent") && msg.contains("does not exist"),
         "{msg}"
@@ -407,7 +403,7 @@ fn one_vs_all_draws_a_seeded_test_set() {
     assert_eq!(again.test.ids, task.test.ids);
     let other = one_vs_all(&train, &test, 2, 500, 8).unwrap();
     assert_ne!(other.test.ids, task.test.ids);
-    let msg = error_text(one_vs_all(&train, &test, 2, 5000, 7));
+    let msg = common::error_text(one_vs_all(&train, &test, 2, 5000, 7));
     assert!(msg.contains("n-test"), "{msg}");
 }
 

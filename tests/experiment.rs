@@ -139,16 +139,20 @@ fn runner_writes_everything_and_continues_after_a_stop() {
 
     // A corrupt cell and a foreign experiment give errors that name the file.
     std::fs::write(out.path().join("cells/disc-critic.json"), "{ not json").unwrap();
-    let err = format!(
-        "{:#}",
-        experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |_| {}).unwrap_err()
-    );
+    let err = common::error_text(experiment::run_one_vs_all(
+        &config,
+        out.path(),
+        Device::Cpu,
+        &mut |_| {},
+    ));
     assert!(err.contains("disc-critic.json"), "{err}");
     let mut other = config.clone();
     other.n_test = 30;
-    let err = format!(
-        "{:#}",
-        experiment::run_one_vs_all(&other, out.path(), Device::Cpu, &mut |_| {}).unwrap_err()
-    );
+    let err = common::error_text(experiment::run_one_vs_all(
+        &other,
+        out.path(),
+        Device::Cpu,
+        &mut |_| {},
+    ));
     assert!(err.contains("another experiment"), "{err}");
 }

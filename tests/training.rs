@@ -219,34 +219,26 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
     )
     .unwrap();
 
-    let err = format!(
-        "{:#}",
-        train::train(
-            dir.path(),
-            &config,
-            &data,
-            Device::Cpu,
-            false,
-            &mut keep_going
-        )
-        .unwrap_err()
-    );
+    let err = common::error_text(train::train(
+        dir.path(),
+        &config,
+        &data,
+        Device::Cpu,
+        false,
+        &mut keep_going,
+    ));
     assert!(err.contains("--resume"), "{err}");
 
     let mut other = config.clone();
     other.train.seed += 1;
-    let err = format!(
-        "{:#}",
-        train::train(
-            dir.path(),
-            &other,
-            &data,
-            Device::Cpu,
-            true,
-            &mut keep_going
-        )
-        .unwrap_err()
-    );
+    let err = common::error_text(train::train(
+        dir.path(),
+        &other,
+        &data,
+        Device::Cpu,
+        true,
+        &mut keep_going,
+    ));
     assert!(
         err.contains("config.json") && err.contains("hyperparameters"),
         "{err}"
@@ -254,23 +246,19 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
 
     let mut wider = config.clone();
     wider.model.width = 16;
-    let err = format!(
-        "{:#}",
-        train::train(
-            dir.path(),
-            &wider,
-            &data,
-            Device::Cpu,
-            true,
-            &mut keep_going
-        )
-        .unwrap_err()
-    );
+    let err = common::error_text(train::train(
+        dir.path(),
+        &wider,
+        &data,
+        Device::Cpu,
+        true,
+        &mut keep_going,
+    ));
     assert!(err.contains("model"), "{err}");
 
     // A config.json edited to another architecture: loading names the checkpoint and the cause.
     checkpoint::write_json(&dir.path().join(CONFIG_FILE), &wider).unwrap();
-    let err = format!("{:#}", load_gan(dir.path(), Device::Cpu).err().unwrap());
+    let err = common::error_text(load_gan(dir.path(), Device::Cpu));
     assert!(
         err.contains(CHECKPOINT_FILE) && err.contains("another model configuration"),
         "{err}"
@@ -281,7 +269,7 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
     let path = dir.path().join(CHECKPOINT_FILE);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
-    let err = format!("{:#}", load_gan(dir.path(), Device::Cpu).err().unwrap());
+    let err = common::error_text(load_gan(dir.path(), Device::Cpu));
     assert!(
         err.contains(CHECKPOINT_FILE) && err.contains("truncated"),
         "{err}"
@@ -302,7 +290,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
             let _ = w.fill_(f64::NAN);
         }
     });
-    let err = format!("{:#}", trainer.step().unwrap_err());
+    let err = common::error_text(trainer.step());
     assert!(err.contains("diverged at iteration 2"), "{err}");
     assert_eq!(
         std::fs::read(dir.path().join(CHECKPOINT_FILE)).unwrap(),
@@ -314,18 +302,14 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
     let mut config = tiny_run(quick_gp(3), provenance);
     config.train.optimizer = OptimizerConfig::adam(f64::INFINITY, 0.5, 0.9);
     let run = tempfile::tempdir().unwrap();
-    let err = format!(
-        "{:#}",
-        train::train(
-            run.path(),
-            &config,
-            &data,
-            Device::Cpu,
-            false,
-            &mut keep_going
-        )
-        .unwrap_err()
-    );
+    let err = common::error_text(train::train(
+        run.path(),
+        &config,
+        &data,
+        Device::Cpu,
+        false,
+        &mut keep_going,
+    ));
     assert!(
         err.contains("diverged") && err.contains("last good checkpoint"),
         "{err}"

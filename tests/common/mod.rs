@@ -46,3 +46,11 @@ pub fn shared_data(name: &str) -> Option<std::path::PathBuf> {
         None
     }
 }
+
+/// The full error chain of a result that must be an error.
+pub fn error_text<T>(result: anyhow::Result<T>) -> String {
+    match result {
+        Ok(_) => panic!("expected an error"),
+        Err(err) => format!("{err:#}"),
+    }
+}
