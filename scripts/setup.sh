@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what adgan needs into the project (idempotent): a Python virtual environment in
 # .venv holding PyPI's torch==2.11.0 wheel, whose libtorch tch 0.24 links against.
-#   scripts/setup.sh            CPU-only set: torch without its CUDA libraries (~0.55 GB)
-#   scripts/setup.sh --full     torch with all its dependencies (CUDA libraries, ~3 GB): needed
+#   scripts/setup.sh            CPU-only set: torch without its CUDA libraries (0.53 GB wheel, 1.3 GB installed)
+#   scripts/setup.sh --full     torch with all its dependencies (CUDA libraries; 4.7 GB installed): needed
 #                               to run the PyTorch scripts in bench/ and to use a GPU
 # Source scripts/env.sh afterwards to get LIBTORCH for cargo.
 set -euo pipefail
