@@ -112,3 +112,54 @@ pub fn scoring_throughput(
     }
     Ok(n_images as f64 / start.elapsed().as_secs_f64())
 }
+
+/// One classic baseline fitted at a fixed PCA dimension and scored on a labelled test set.
+#[derive(Debug)]
+pub struct BaselineRun {
+    /// The baseline.
+    pub kind: crate::score::classic::Classic,
+    /// ROC-AUC on the test images.
+    pub auc: f64,
+    /// Hyperparameters it chose.
+    pub chosen: std::collections::BTreeMap<String, f64>,
+    /// Seconds to fit (PCA included).
+    pub fit_seconds: f64,
+    /// Seconds to score the test images.
+    pub score_seconds: f64,
+}
+
+/// Fits each baseline of `kinds` on `train` images with PCA dimension `dim` and scores `test`
+/// (labels 1 = anomalous): the figures `bench/baselines.py` reproduces with scikit-learn.
+pub fn classic_baselines(
+    train: &Tensor,
+    test: &Tensor,
+    labels: &[i64],
+    dim: usize,
+    seed: u64,
+    kinds: &[crate::score::classic::Classic],
+    device: Device,
+) -> Result<Vec<BaselineRun>> {
+    use crate::score::{classic::fit_classic, features::PcaConfig, score_all};
+    let config = PcaConfig {
+        fallback_dim: dim,
+        seed,
+        ..PcaConfig::default()
+    };
+    let train = train.to_device(device);
+    let mut runs = Vec::new();
+    for &kind in kinds {
+        let start = Instant::now();
+        let mut fitted = fit_classic(kind, &train, None, &config)?;
+        let fit_seconds = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let scores = score_all(fitted.detector.as_mut(), test, 1024, device, &mut |_, _| {})?;
+        runs.push(BaselineRun {
+            kind,
+            auc: crate::eval::roc_auc(&scores, labels)?,
+            chosen: fitted.chosen,
+            fit_seconds,
+            score_seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(runs)
+}

@@ -7,6 +7,10 @@ use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::model::ModelConfig;
 use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::{Adgan, AdganConfig, ReconstructionLoss, ThetaMode};
+use adgan::score::classic::Classic;
+use adgan::score::critic::CriticScore;
+use adgan::score::features::PcaConfig;
+use adgan::score::prior::PriorScore;
 use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -104,6 +108,10 @@ struct OneVsAllArgs {
     /// Seed of the test draws.
     #[arg(long, default_value_t = 0)]
     draw_seed: u64,
+    /// PCA dimensions the classic baselines (kde, ocsvm, iforest, gmm) choose from, on a
+    /// validation set drawn from the train split.
+    #[arg(long, value_delimiter = ',', default_value = "20,40,60,80,100")]
+    pca_dims: Vec<usize>,
     /// Results folder.
     #[arg(long, short)]
     out: PathBuf,
@@ -122,6 +130,41 @@ enum BenchCommand {
     Train(BenchTrainArgs),
     /// Images per second of ADGAN scoring: the per-image loop and the batched search.
     Score(BenchScoreArgs),
+    /// The classic baselines at a fixed PCA dimension on a one-vs-all task: ROC-AUC, chosen
+    /// hyperparameters and time; --dump writes the data for bench/baselines.py (scikit-learn).
+    Baselines(BenchBaselinesArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchBaselinesArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Test images drawn.
+    #[arg(long, default_value_t = 1000)]
+    n_test: usize,
+    /// Seed of the test draw.
+    #[arg(long, default_value_t = 0)]
+    draw_seed: u64,
+    /// PCA dimension d'.
+    #[arg(long, default_value_t = 40)]
+    pca_dim: usize,
+    /// Baselines, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "kde,ocsvm,iforest,gmm"
+    )]
+    methods: Vec<Classic>,
+    /// Seed of the randomised baselines (Isolation Forest, GMM initialisation).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the training images, test images and labels to this safetensors file.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -285,6 +328,16 @@ struct ScoreArgs {
     /// Output file: CSV, or JSON when it ends in .json.
     #[arg(long, short)]
     out: PathBuf,
+    /// Scoring method: ADGAN, the critic or latent prior of the GAN, or a classic baseline
+    /// (kde, ocsvm, iforest, gmm) fitted on the GAN's training images, or on --train.
+    #[arg(long, value_enum, default_value_t = Method::Adgan)]
+    method: Method,
+    /// Normal images to fit a classic baseline on (default: the run's training images).
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// PCA dimension d' of a classic baseline (no labelled anomalies here to choose it with).
+    #[arg(long, default_value_t = PcaConfig::default().fallback_dim)]
+    pca_dim: usize,
     #[command(flatten)]
     search: SearchArgs,
     /// Device.
@@ -534,6 +587,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Experiment(ExperimentCommand::OneVsAll(args)) => run_one_vs_all(&args),
         Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
         Command::Bench(BenchCommand::Score(args)) => run_bench_score(&args),
+        Command::Bench(BenchCommand::Baselines(args)) => run_bench_baselines(&args),
         Command::Info { path } => run_info(&path),
     }
 }
@@ -672,7 +726,8 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
     if args.search.lr_theta.is_none() {
         search.lr_theta = DEMO_LR_THETA;
     }
-    let scores = score_with_progress(&gan, &test, search, args.search.batch_images, device)?;
+    let (mut detector, batch) = adgan_detector(&gan, search, args.search.batch_images, device)?;
+    let scores = score_with_progress(&mut detector, &test, batch, device)?;
     let scores_path = args.out.join("scores.csv");
     adgan::report::write_scores(&scores_path, &test, &scores)?;
     let labels = test.labels.as_deref().unwrap_or_default();
@@ -778,24 +833,11 @@ fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
 
 /// Scores `data` with ADGAN, with a progress bar; returns the scores.
 fn score_with_progress(
-    gan: &checkpoint::TrainedGan,
+    detector: &mut dyn adgan::score::Detector,
     data: &Dataset,
-    config: AdganConfig,
-    batch_images: Option<usize>,
+    batch: usize,
     device: tch::Device,
 ) -> Result<Vec<f64>> {
-    let batch = batch_images
-        .unwrap_or_else(|| adgan::score::adgan::auto_batch(&gan.generator, &config, device));
-    eprintln!(
-        "scoring {} images on {} (n_seed {}, k {}, theta {:?}, {} images per search)",
-        data.len(),
-        device::name(device),
-        config.n_seed,
-        config.k,
-        config.theta,
-        batch
-    );
-    let mut detector = Adgan::new(&gan.generator, config, device)?;
     let bar = ProgressBar::new(data.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -814,9 +856,86 @@ fn score_with_progress(
         }
         bar.set_position(done as u64)
     };
-    let scores = adgan::score::score_all(&mut detector, &data.images, batch, device, &mut on_batch);
+    let scores = adgan::score::score_all(detector, &data.images, batch, device, &mut on_batch);
     bar.finish();
     scores
+}
+
+/// ADGAN over a trained GAN, announcing its settings.
+fn adgan_detector<'a>(
+    gan: &'a checkpoint::TrainedGan,
+    config: AdganConfig,
+    batch_images: Option<usize>,
+    device: tch::Device,
+) -> Result<(Adgan<'a>, usize)> {
+    let batch = batch_images
+        .unwrap_or_else(|| adgan::score::adgan::auto_batch(&gan.generator, &config, device));
+    eprintln!(
+        "ADGAN search on {} (n_seed {}, k {}, theta {:?}, {} images per search)",
+        device::name(device),
+        config.n_seed,
+        config.k,
+        config.theta,
+        batch
+    );
+    Ok((Adgan::new(&gan.generator, config, device)?, batch))
+}
+
+/// The detector of `method` over a trained run; classic baselines are fitted here on `train`
+/// (a folder of normal images) or on the run's own training images.
+fn detector_for<'a>(
+    args: &ScoreArgs,
+    gan: &'a checkpoint::TrainedGan,
+    spec: ImageSpec,
+    device: tch::Device,
+) -> Result<(Box<dyn adgan::score::Detector + 'a>, usize)> {
+    let search = args.search.config();
+    Ok(match args.method {
+        Method::Adgan => {
+            let (adgan, batch) = adgan_detector(gan, search, args.search.batch_images, device)?;
+            (Box::new(adgan), batch)
+        }
+        Method::Prior => {
+            let (adgan, batch) = adgan_detector(gan, search, args.search.batch_images, device)?;
+            (Box::new(PriorScore::new(adgan)), batch)
+        }
+        Method::Critic => (Box::new(CriticScore::new(&gan.critic)), 256),
+        method => {
+            let kind = method
+                .classic()
+                .expect("the other methods are classic baselines");
+            let train = match &args.train {
+                Some(dir) => adgan::data::load_folder(dir, spec, gan.config.data.fit)?,
+                None => {
+                    let data = &gan.config.data;
+                    train::load_training_data(
+                        &data.source,
+                        data.normal_class.as_deref(),
+                        spec,
+                        data.fit,
+                    )?
+                    .0
+                }
+            };
+            eprintln!(
+                "fitting {} on {} normal images (PCA d' = {})",
+                method.name(),
+                train.len(),
+                args.pca_dim
+            );
+            let config = PcaConfig {
+                fallback_dim: args.pca_dim,
+                ..PcaConfig::default()
+            };
+            let fitted = adgan::score::classic::fit_classic(
+                kind,
+                &train.images.to_device(device),
+                None,
+                &config,
+            )?;
+            (fitted.detector, 1024)
+        }
+    })
 }
 
 fn run_score(args: &ScoreArgs) -> Result<()> {
@@ -838,13 +957,9 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
         let normal = adgan::data::normal_class_index(&data, class)?;
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
-    let scores = score_with_progress(
-        &gan,
-        &data,
-        args.search.config(),
-        args.search.batch_images,
-        device,
-    )?;
+    let (mut detector, batch) = detector_for(args, &gan, spec, device)?;
+    eprintln!("scoring {} images with {}", data.len(), args.method.name());
+    let scores = score_with_progress(detector.as_mut(), &data, batch, device)?;
     adgan::report::write_scores(&args.out, &data, &scores)?;
     println!("wrote {} scores to {}", scores.len(), args.out.display());
     if let (Some(class), Some(labels)) = (&args.normal_class, &data.labels) {
@@ -891,6 +1006,70 @@ fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_bench_baselines(args: &BenchBaselinesArgs) -> Result<()> {
+    let device = device::select(args.device)?;
+    let class = args
+        .data
+        .normal_class
+        .as_deref()
+        .context("bench baselines needs --normal-class")?;
+    let source = args.data.source(0)?;
+    let spec = ImageSpec {
+        size: 32,
+        channels: args.data.default_channels(),
+    };
+    let train = source.load(Split::Train, spec, args.data.fit)?;
+    let test = source.load(Split::Test, spec, args.data.fit)?;
+    let normal = adgan::data::normal_class_index(&train, class)?;
+    let task = adgan::data::one_vs_all(&train, &test, normal, args.n_test, args.draw_seed)?;
+    let labels = task.test.labels.clone().unwrap_or_default();
+    if let Some(path) = &args.dump {
+        let labels_tensor = tch::Tensor::from_slice(&labels);
+        adgan::checkpoint::save_tensors(
+            path,
+            &[
+                ("train".to_string(), task.train.images.flatten(1, -1)),
+                ("test".to_string(), task.test.images.flatten(1, -1)),
+                ("labels".to_string(), labels_tensor),
+            ],
+        )?;
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "class {class}: {} normal training images, {} test images, PCA d' = {}, {} threads, {}",
+        task.train.len(),
+        task.test.len(),
+        args.pca_dim,
+        tch::get_num_threads(),
+        device::name(device)
+    );
+    let runs = adgan::bench::classic_baselines(
+        &task.train.images,
+        &task.test.images,
+        &labels,
+        args.pca_dim,
+        args.seed,
+        &args.methods,
+        device,
+    )?;
+    for run in runs {
+        let chosen: Vec<String> = run
+            .chosen
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.6}"))
+            .collect();
+        println!(
+            "{:<8} AUC {:.4}  fit {:.2} s  score {:.2} s  {}",
+            run.kind.name(),
+            run.auc,
+            run.fit_seconds,
+            run.score_seconds,
+            chosen.join(" ")
+        );
+    }
+    Ok(())
+}
+
 fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
     let source = data_source(
         args.dataset,
@@ -913,6 +1092,10 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
         model: args.gan.model_config(default_channels)?,
         train: args.gan.train_config(),
         search: args.search.config(),
+        baselines: PcaConfig {
+            dims: args.pca_dims.clone(),
+            ..PcaConfig::default()
+        },
     };
     let device = device::select(args.device)?;
     let start = std::time::Instant::now();
@@ -988,13 +1171,9 @@ fn run_rank(args: &RankArgs) -> Result<()> {
         root: args.images.clone(),
     }
     .load(Split::Train, spec, gan.config.data.fit)?;
-    let scores = score_with_progress(
-        &gan,
-        &data,
-        args.search.config(),
-        args.search.batch_images,
-        device,
-    )?;
+    let (mut detector, batch) =
+        adgan_detector(&gan, args.search.config(), args.search.batch_images, device)?;
+    let scores = score_with_progress(&mut detector, &data, batch, device)?;
     let files = adgan::report::write_ranking(&args.out, &data, &scores, args.top)?;
     let order = adgan::score::ranking(&scores);
     println!("ranked {} images; most anomalous:", data.len());

@@ -6,17 +6,20 @@
 //! whose GAN is already trained with the same configuration reuses it (a half-trained one
 //! resumes).
 
-use crate::checkpoint::{self, read_json, write_json};
-use crate::data::{self, DataSource, Fit, ImageSpec, Split};
+use crate::checkpoint::{self, read_json, write_json, TrainedGan};
+use crate::data::{self, DataSource, Dataset, Fit, ImageSpec, OneVsAll, Split};
 use crate::eval::{average_precision, roc_auc};
 use crate::model::ModelConfig;
 use crate::score::adgan::{auto_batch, Adgan, AdganConfig};
+use crate::score::classic::{fit_classic, Classic};
 use crate::score::critic::CriticScore;
-use crate::score::prior::PriorScore;
-use crate::score::{score_all, Detector};
+use crate::score::features::{PcaConfig, Validation};
+use crate::score::prior::prior_scores;
+use crate::score::{score_all, score_columns, to_scores};
 use crate::train::{self, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,6 +35,14 @@ pub enum Method {
     Critic,
     /// Negated prior log-likelihood of the latents the search ends at.
     Prior,
+    /// Gaussian KDE on PCA features.
+    Kde,
+    /// One-class SVM on PCA features.
+    Ocsvm,
+    /// Isolation Forest on PCA features.
+    Iforest,
+    /// Gaussian mixture on PCA features.
+    Gmm,
 }
 
 impl Method {
@@ -41,6 +52,26 @@ impl Method {
             Method::Adgan => "adgan",
             Method::Critic => "critic",
             Method::Prior => "prior",
+            Method::Kde => "kde",
+            Method::Ocsvm => "ocsvm",
+            Method::Iforest => "iforest",
+            Method::Gmm => "gmm",
+        }
+    }
+
+    /// Whether the method needs the trained GAN.
+    pub fn needs_gan(self) -> bool {
+        matches!(self, Method::Adgan | Method::Critic | Method::Prior)
+    }
+
+    /// The classic baseline behind the method, if it is one.
+    pub fn classic(self) -> Option<Classic> {
+        match self {
+            Method::Kde => Some(Classic::Kde),
+            Method::Ocsvm => Some(Classic::OcSvm),
+            Method::Iforest => Some(Classic::IsolationForest),
+            Method::Gmm => Some(Classic::Gmm),
+            _ => None,
         }
     }
 }
@@ -66,6 +97,9 @@ pub struct ExperimentConfig {
     pub train: TrainConfig,
     /// ADGAN search (also used by `prior`).
     pub search: AdganConfig,
+    /// PCA and dimension choice of the classic baselines.
+    #[serde(default)]
+    pub baselines: PcaConfig,
 }
 
 /// One finished (class, method) cell: its figures and per-image scores.
@@ -79,7 +113,7 @@ pub struct Cell {
     pub auc: f64,
     /// Average precision.
     pub average_precision: f64,
-    /// Seconds spent scoring.
+    /// Seconds spent scoring (`adgan` and `prior` share one search and both report its time).
     pub seconds: f64,
     /// Test image ids.
     pub ids: Vec<String>,
@@ -89,6 +123,9 @@ pub struct Cell {
     pub labels: Vec<i64>,
     /// Anomaly scores.
     pub scores: Vec<f64>,
+    /// Hyperparameters the method chose on the training data (PCA dimension, bandwidth, ...).
+    #[serde(default)]
+    pub chosen: BTreeMap<String, f64>,
 }
 
 /// What the runner reports while it works.
@@ -146,16 +183,20 @@ pub fn run_one_vs_all(
     let config_path = out.join("experiment.json");
     if config_path.exists() {
         let saved: ExperimentConfig = read_json(&config_path, "adgan experiment configuration")?;
-        if &saved != config {
+        // Methods are columns with cells of their own: adding one to an experiment is fine.
+        let same = ExperimentConfig {
+            methods: config.methods.clone(),
+            ..saved
+        } == *config;
+        if !same {
             bail!(
                 "{} holds another experiment (its experiment.json differs): choose another --out, \
                  or repeat that experiment's settings",
                 out.display()
             );
         }
-    } else {
-        write_json(&config_path, config)?;
     }
+    write_json(&config_path, config)?;
     let spec = ImageSpec {
         size: config.model.image_size,
         channels: config.model.channels,
@@ -184,67 +225,66 @@ pub fn run_one_vs_all(
         }
         let normal = data::normal_class_index(&train_all, class)?;
         let task = data::one_vs_all(&train_all, &test_all, normal, config.n_test, config.seed)?;
-        let run_dir = out.join("runs").join(format!("class-{class}"));
-        let run = RunConfig {
-            format_version: FORMAT_VERSION,
-            model: config.model,
-            train: config.train,
-            data: train::DataProvenance {
-                source: config.source.clone(),
-                split: Split::Train,
-                normal_class: Some(class.clone()),
-                fit: config.fit,
-                n_images: task.train.len(),
-                fingerprint: task.train.fingerprint(),
-            },
-        };
-        train::train(&run_dir, &run, &task.train, device, true, &mut |progress| {
-            on_event(Event::Training { class, progress });
-            ControlFlow::Continue(())
-        })?;
-        let gan = checkpoint::load_gan(&run_dir, device)?;
-        for method in pending {
-            let mut detector: Box<dyn Detector + '_> = match method {
-                Method::Adgan => Box::new(Adgan::new(&gan.generator, config.search, device)?),
-                Method::Critic => Box::new(CriticScore::new(&gan.critic)),
-                Method::Prior => Box::new(PriorScore::new(Adgan::new(
-                    &gan.generator,
-                    config.search,
-                    device,
-                )?)),
-            };
-            let batch = match method {
-                Method::Critic => 256,
-                _ => auto_batch(&gan.generator, &config.search, device),
-            };
-            let start = Instant::now();
-            let scores = score_all(
-                detector.as_mut(),
-                &task.test.images,
-                batch,
+        let gan_methods: Vec<Method> = pending.iter().copied().filter(|m| m.needs_gan()).collect();
+        let gan = if gan_methods.is_empty() {
+            None
+        } else {
+            let run_dir = out.join("runs").join(format!("class-{class}"));
+            train_class(
+                config,
+                class,
+                &task.train,
+                &run_dir,
                 device,
-                &mut |done, total| {
-                    on_event(Event::Scoring {
-                        class,
-                        method,
-                        done,
-                        total,
-                    })
-                },
+                &mut |progress| on_event(Event::Training { class, progress }),
             )?;
+            Some(checkpoint::load_gan(&run_dir, device)?)
+        };
+        let mut on_progress = |method, done, total| {
+            on_event(Event::Scoring {
+                class,
+                method,
+                done,
+                total,
+            })
+        };
+        let mut results = Vec::new();
+        if let Some(gan) = &gan {
+            results.extend(score_with_gan(
+                config,
+                gan,
+                &task.test,
+                &gan_methods,
+                device,
+                &mut on_progress,
+            )?);
+        }
+        for kind in pending.iter().filter_map(|m| m.classic()) {
+            let others = data::other_classes(&train_all, normal)?;
+            results.push(score_classic(
+                config,
+                kind,
+                &task,
+                &others,
+                device,
+                &mut on_progress,
+            )?);
+        }
+        for result in results {
             let labels = task.test.labels.clone().unwrap_or_default();
             let cell = Cell {
                 class: class.clone(),
-                method,
-                auc: roc_auc(&scores, &labels)?,
-                average_precision: average_precision(&scores, &labels)?,
-                seconds: start.elapsed().as_secs_f64(),
+                method: result.method,
+                auc: roc_auc(&result.scores, &labels)?,
+                average_precision: average_precision(&result.scores, &labels)?,
+                seconds: result.seconds,
                 ids: task.test.ids.clone(),
                 test_classes: task.test_classes.clone(),
                 labels,
-                scores,
+                scores: result.scores,
+                chosen: result.chosen,
             };
-            write_json(&cell_path(out, class, method), &cell)?;
+            write_json(&cell_path(out, class, result.method), &cell)?;
             on_event(Event::Finished { cell: &cell });
             cells.push(cell);
         }
@@ -255,6 +295,161 @@ pub fn run_one_vs_all(
     };
     cells.sort_by_key(position);
     Ok(cells)
+}
+
+/// The scores of one method on a class's test images.
+struct Scored {
+    method: Method,
+    scores: Vec<f64>,
+    /// Fitting (for the classic baselines) and scoring time.
+    seconds: f64,
+    chosen: BTreeMap<String, f64>,
+}
+
+impl Scored {
+    fn new(method: Method, scores: Vec<f64>, seconds: f64) -> Self {
+        Self {
+            method,
+            scores,
+            seconds,
+            chosen: BTreeMap::new(),
+        }
+    }
+}
+
+/// Trains (or resumes, or reuses) the GAN of one normal class in `run_dir`.
+fn train_class(
+    config: &ExperimentConfig,
+    class: &str,
+    train_images: &Dataset,
+    run_dir: &Path,
+    device: Device,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<()> {
+    let run = RunConfig {
+        format_version: FORMAT_VERSION,
+        model: config.model,
+        train: config.train,
+        data: train::DataProvenance {
+            source: config.source.clone(),
+            split: Split::Train,
+            normal_class: Some(class.to_string()),
+            fit: config.fit,
+            n_images: train_images.len(),
+            fingerprint: train_images.fingerprint(),
+        },
+    };
+    train::train(run_dir, &run, train_images, device, true, &mut |progress| {
+        on_progress(progress);
+        ControlFlow::Continue(())
+    })?;
+    Ok(())
+}
+
+/// Fits a classic baseline on the normal training images (choosing its PCA dimension on a
+/// validation set drawn from the train split) and scores the test images.
+fn score_classic(
+    config: &ExperimentConfig,
+    kind: Classic,
+    task: &OneVsAll,
+    others: &Dataset,
+    device: Device,
+    on_progress: &mut dyn FnMut(Method, usize, usize),
+) -> Result<Scored> {
+    let method = config
+        .methods
+        .iter()
+        .copied()
+        .find(|m| m.classic() == Some(kind))
+        .expect("the method of a classic baseline");
+    let start = Instant::now();
+    let validation = Validation::draw(
+        &task.train,
+        others,
+        config.baselines.holdout_fraction,
+        config.baselines.seed,
+    )?;
+    let train_images = task.train.images.to_device(device);
+    let mut fitted = fit_classic(kind, &train_images, Some(&validation), &config.baselines)
+        .with_context(|| format!("fitting {}", method.name()))?;
+    let scores = score_all(
+        fitted.detector.as_mut(),
+        &task.test.images,
+        1024,
+        device,
+        &mut |done, total| on_progress(method, done, total),
+    )?;
+    Ok(Scored {
+        chosen: fitted.chosen,
+        ..Scored::new(method, scores, start.elapsed().as_secs_f64())
+    })
+}
+
+/// Scores `test` with every GAN method of `methods`.
+///
+/// `adgan` and `prior` share one latent search per image (the prior score is read off the
+/// latents the ADGAN search ends at), so each reports the time of that shared search.
+fn score_with_gan(
+    config: &ExperimentConfig,
+    gan: &TrainedGan,
+    test: &Dataset,
+    methods: &[Method],
+    device: Device,
+    on_progress: &mut dyn FnMut(Method, usize, usize),
+) -> Result<Vec<Scored>> {
+    let mut results = Vec::new();
+    let searched: Vec<Method> = methods
+        .iter()
+        .copied()
+        .filter(|m| matches!(m, Method::Adgan | Method::Prior))
+        .collect();
+    if let Some(&first) = searched.first() {
+        let adgan = Adgan::new(&gan.generator, config.search, device)?;
+        let batch = auto_batch(&gan.generator, &config.search, device);
+        let start = Instant::now();
+        let mut columns = score_columns(
+            &test.images,
+            batch,
+            device,
+            2,
+            &mut |chunk| {
+                let search = adgan.search(chunk)?;
+                Ok(vec![
+                    to_scores(&search.final_losses())?,
+                    to_scores(&prior_scores(&search))?,
+                ])
+            },
+            &mut |done, total| on_progress(first, done, total),
+        )?;
+        let seconds = start.elapsed().as_secs_f64();
+        let prior = columns.pop().expect("two columns");
+        let losses = columns.pop().expect("two columns");
+        for method in searched {
+            let scores = if method == Method::Adgan {
+                losses.clone()
+            } else {
+                prior.clone()
+            };
+            results.push(Scored::new(method, scores, seconds));
+        }
+    }
+    if methods.contains(&Method::Critic) {
+        let mut critic = CriticScore::new(&gan.critic);
+        let start = Instant::now();
+        let scores = score_all(
+            &mut critic,
+            &test.images,
+            256,
+            device,
+            &mut |done, total| on_progress(Method::Critic, done, total),
+        )?;
+        results.push(Scored::new(
+            Method::Critic,
+            scores,
+            start.elapsed().as_secs_f64(),
+        ));
+    }
+    Ok(results)
 }
 
 /// Expands a class list such as `0-9`, `0,3,5` or `cat,dog` (ranges only between numbers).

@@ -6,6 +6,7 @@ use adgan::data::{DataSource, Fit};
 use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::AdganConfig;
+use adgan::score::features::PcaConfig;
 use adgan::train::TrainConfig;
 use tch::Device;
 
@@ -32,6 +33,10 @@ fn config() -> ExperimentConfig {
             n_seed: 4,
             k: 3,
             ..AdganConfig::default()
+        },
+        baselines: PcaConfig {
+            dims: vec![8, 16],
+            ..PcaConfig::default()
         },
     }
 }
@@ -136,6 +141,26 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         std::fs::read_to_string(out.path().join("table.md")).unwrap(),
         table_before
     );
+
+    // A method added later is a new column: only its cells are computed, with no training.
+    let mut wider = config.clone();
+    wider.methods.push(Method::Gmm);
+    let (mut trained, mut finished) = (0, 0);
+    let cells = experiment::run_one_vs_all(&wider, out.path(), Device::Cpu, &mut |e| match e {
+        Event::Finished { .. } => finished += 1,
+        Event::Training { .. } => trained += 1,
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!((trained, finished, cells.len()), (0, 2, 8));
+    for cell in cells.iter().filter(|c| c.method == Method::Gmm) {
+        assert!(
+            [8.0, 16.0].contains(&cell.chosen["pca_dim"]),
+            "{:?}",
+            cell.chosen
+        );
+        assert!(cell.auc > 0.7, "gmm on {}: {}", cell.class, cell.auc);
+    }
 
     // A corrupt cell and a foreign experiment give errors that name the file.
     std::fs::write(out.path().join("cells/disc-critic.json"), "{ not json").unwrap();

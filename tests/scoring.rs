@@ -168,7 +168,7 @@ fn score_command_writes_one_row_per_image() {
         .unwrap();
     }
     let out = dir.path().join("scores.csv");
-    let run = |out: &Path| {
+    let run_with = |out: &Path, extra: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
             .args([
                 "score",
@@ -183,9 +183,11 @@ fn score_command_writes_one_row_per_image() {
                 "--out",
                 out.to_str().unwrap(),
             ])
+            .args(extra)
             .output()
             .unwrap()
     };
+    let run = |out: &Path| run_with(out, &[]);
     let output = run(&out);
     assert!(
         output.status.success(),
@@ -208,6 +210,23 @@ fn score_command_writes_one_row_per_image() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(json[0]["score"].as_f64().unwrap(), score);
+    // The other methods: the critic, and a classic baseline fitted on the run's own training
+    // images (the demo discs), which the command finds through the run's data provenance.
+    for extra in [
+        &["--method", "critic"][..],
+        &["--method", "gmm", "--pca-dim", "8"],
+    ] {
+        let path = dir.path().join("other.csv");
+        let output = run_with(&path, extra);
+        assert!(
+            output.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 4, "{extra:?}: {text}");
+        assert_ne!(text, std::fs::read_to_string(&out).unwrap());
+    }
     let _ = checkpoint::CHECKPOINT_FILE;
 }
 

@@ -12,7 +12,7 @@ mod source;
 mod split;
 
 pub use source::{load_folder, DataSource, Split};
-pub use split::{draw_test, normal_class_index, one_vs_all, only_class, OneVsAll};
+pub use split::{draw_test, normal_class_index, one_vs_all, only_class, other_classes, OneVsAll};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

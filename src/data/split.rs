@@ -44,6 +44,19 @@ pub fn only_class(dataset: &Dataset, class: i64) -> Result<Dataset> {
     Ok(dataset.select(&indices))
 }
 
+/// The images of every class but one (the anomalies a validation set can draw from).
+pub fn other_classes(dataset: &Dataset, class: i64) -> Result<Dataset> {
+    let Some(labels) = &dataset.labels else {
+        bail!("the data has no labels, so no other class can be selected");
+    };
+    let indices: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] != class).collect();
+    ensure!(
+        !indices.is_empty(),
+        "no image has a class other than {class}"
+    );
+    Ok(dataset.select(&indices))
+}
+
 /// A one-vs-all task (the paper's Sect. 4.1).
 #[derive(Debug)]
 pub struct OneVsAll {

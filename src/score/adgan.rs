@@ -191,6 +191,13 @@ pub struct Search {
     pub latents: Tensor,
 }
 
+impl Search {
+    /// The ADGAN score of each image: the mean final loss over seeds, [B].
+    pub fn final_losses(&self) -> Tensor {
+        self.losses.get(self.losses.size()[0] - 1)
+    }
+}
+
 /// The ADGAN detector over a trained generator.
 pub struct Adgan<'a> {
     generator: &'a Generator,
@@ -308,8 +315,7 @@ impl Detector for Adgan<'_> {
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        let search = self.search(images)?;
-        super::to_scores(&search.losses.get(self.config.k as i64))
+        super::to_scores(&self.search(images)?.final_losses())
     }
 }
 

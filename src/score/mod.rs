@@ -1,7 +1,13 @@
 //! Anomaly scores: one file per detector behind the [`Detector`] trait. Higher = more anomalous.
 
 pub mod adgan;
+pub mod classic;
 pub mod critic;
+pub mod features;
+pub mod gmm;
+pub mod iforest;
+pub mod kde;
+pub mod ocsvm;
 pub mod prior;
 
 use anyhow::Result;
@@ -17,7 +23,7 @@ pub trait Detector {
 }
 
 /// Copies a 1-D tensor of scores to the host.
-pub(crate) fn to_scores(values: &Tensor) -> Result<Vec<f64>> {
+pub fn to_scores(values: &Tensor) -> Result<Vec<f64>> {
     let host = values
         .to_device(tch::Device::Cpu)
         .to_kind(tch::Kind::Double);
@@ -33,23 +39,46 @@ pub fn score_all(
     device: tch::Device,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f64>> {
+    let name = detector.name().to_string();
+    let mut columns = score_columns(
+        images,
+        batch,
+        device,
+        1,
+        &mut |chunk| Ok(vec![detector.score_batch(chunk)?]),
+        on_batch,
+    )
+    .map_err(|e| e.context(format!("scoring with {name}")))?;
+    Ok(columns.remove(0))
+}
+
+/// Like [`score_all`], for a computation that yields `n_columns` scores per image at once
+/// (one ADGAN search gives both the `adgan` and the `prior` score, so they share it).
+pub fn score_columns(
+    images: &Tensor,
+    batch: usize,
+    device: tch::Device,
+    n_columns: usize,
+    score_batch: &mut dyn FnMut(&Tensor) -> Result<Vec<Vec<f64>>>,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Vec<f64>>> {
     let n = images.size()[0] as usize;
     let batch = batch.max(1);
-    let mut scores = Vec::with_capacity(n);
+    let mut columns = vec![Vec::with_capacity(n); n_columns];
     for start in (0..n).step_by(batch) {
         let len = batch.min(n - start);
         let chunk = images.narrow(0, start as i64, len as i64).to_device(device);
-        let batch_scores = detector.score_batch(&chunk)?;
+        let batch_columns = score_batch(&chunk)?;
         anyhow::ensure!(
-            batch_scores.len() == len,
-            "{} returned {} scores for {len} images",
-            detector.name(),
-            batch_scores.len()
+            batch_columns.len() == n_columns && batch_columns.iter().all(|c| c.len() == len),
+            "a detector returned the wrong number of scores for {len} images"
         );
-        scores.extend(batch_scores);
-        on_batch(scores.len(), n);
+        for (column, scores) in columns.iter_mut().zip(batch_columns) {
+            column.extend(scores);
+        }
+        on_batch(start + len, n);
     }
-    Ok(scores)
+    Ok(columns)
 }
 
 /// Indices of `scores` from the most to the least anomalous (ties keep their order).

@@ -2,7 +2,7 @@
 //! final latents are under the prior N(0, I). Latents pushed far from the origin to explain an
 //! image suggest the image is not one the generator makes.
 
-use super::adgan::Adgan;
+use super::adgan::{Adgan, Search};
 use super::{to_scores, Detector};
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -26,13 +26,17 @@ pub fn log_prior(latents: &Tensor) -> Tensor {
         - 0.5 * d * (2.0 * std::f64::consts::PI).ln()
 }
 
+/// The prior score of each image of a finished search, [B].
+pub fn prior_scores(search: &Search) -> Tensor {
+    -log_prior(&search.latents).mean_dim(1, false, Kind::Float)
+}
+
 impl Detector for PriorScore<'_> {
     fn name(&self) -> &str {
         "prior"
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        let latents = self.search.search(images)?.latents;
-        to_scores(&(-log_prior(&latents).mean_dim(1, false, Kind::Float)))
+        to_scores(&prior_scores(&self.search.search(images)?))
     }
 }

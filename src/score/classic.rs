@@ -1,0 +1,150 @@
+//! The four classic baselines of the paper's Sect. 4.2 by name: fit on normal images (PCA
+//! dimension chosen on a validation set when one is given), ready to score as a [`Detector`].
+
+use super::features::{select_dimension, FeatureModel, PcaConfig, PcaDetector, Validation};
+use super::gmm::{Gmm, GmmConfig};
+use super::iforest::{IsolationForest, IsolationForestConfig};
+use super::kde::{bandwidth_grid, Kde};
+use super::ocsvm::{OcSvm, OcSvmConfig};
+use super::Detector;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tch::Tensor;
+
+/// A classic baseline on PCA features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Classic {
+    /// Gaussian KDE, bandwidth by 10-fold cross-validated likelihood.
+    Kde,
+    /// One-class SVM, Gaussian kernel, nu = 0.1.
+    #[value(name = "ocsvm")]
+    #[serde(rename = "ocsvm")]
+    OcSvm,
+    /// Isolation Forest, 100 trees of 256 points.
+    #[value(name = "iforest")]
+    #[serde(rename = "iforest")]
+    IsolationForest,
+    /// Full-covariance GMM, 2-20 components by BIC.
+    Gmm,
+}
+
+impl Classic {
+    /// The name used in tables and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Classic::Kde => "kde",
+            Classic::OcSvm => "ocsvm",
+            Classic::IsolationForest => "iforest",
+            Classic::Gmm => "gmm",
+        }
+    }
+}
+
+/// A fitted baseline and the hyperparameters it chose (`pca_dim`, `bandwidth`, `components`,
+/// `gamma`, and `validation_auc_<d>` for every candidate dimension).
+pub struct FittedClassic {
+    /// The detector.
+    pub detector: Box<dyn Detector>,
+    /// Chosen hyperparameters, by name.
+    pub chosen: BTreeMap<String, f64>,
+}
+
+/// A fitted model of one kind, with what it chose.
+struct Chosen<M> {
+    model: M,
+    chosen: Vec<(&'static str, f64)>,
+}
+
+impl<M: FeatureModel> FeatureModel for Chosen<M> {
+    fn score(&self, features: &Tensor) -> Result<Tensor> {
+        self.model.score(features)
+    }
+}
+
+fn fit_model(kind: Classic, x: &Tensor, seed: u64) -> Result<Chosen<Box<dyn FeatureModel>>> {
+    Ok(match kind {
+        Classic::Kde => {
+            let kde = Kde::fit_cross_validated(x, &bandwidth_grid(), 10)?;
+            let chosen = vec![("bandwidth", kde.bandwidth)];
+            Chosen {
+                model: Box::new(kde),
+                chosen,
+            }
+        }
+        Classic::OcSvm => {
+            let svm = OcSvm::fit(x, &OcSvmConfig::default())?;
+            let chosen = vec![
+                ("gamma", svm.gamma),
+                ("support_vectors", svm.support_vectors() as f64),
+            ];
+            Chosen {
+                model: Box::new(svm),
+                chosen,
+            }
+        }
+        Classic::IsolationForest => {
+            let config = IsolationForestConfig {
+                seed,
+                ..Default::default()
+            };
+            Chosen {
+                model: Box::new(IsolationForest::fit(x, &config)?),
+                chosen: Vec::new(),
+            }
+        }
+        Classic::Gmm => {
+            let config = GmmConfig {
+                seed,
+                ..Default::default()
+            };
+            let gmm = Gmm::fit_by_bic(x, &config)?;
+            let chosen = vec![("components", gmm.components() as f64)];
+            Chosen {
+                model: Box::new(gmm),
+                chosen,
+            }
+        }
+    })
+}
+
+impl FeatureModel for Box<dyn FeatureModel> {
+    fn score(&self, features: &Tensor) -> Result<Tensor> {
+        self.as_ref().score(features)
+    }
+}
+
+/// Fits `kind` on the normal images `train`: the PCA dimension is the best of `config.dims` on
+/// `validation` when given, else `config.fallback_dim`.
+pub fn fit_classic(
+    kind: Classic,
+    train: &Tensor,
+    validation: Option<&Validation>,
+    config: &PcaConfig,
+) -> Result<FittedClassic> {
+    let mut chosen = BTreeMap::new();
+    let dim = match validation {
+        Some(validation) => {
+            let (dim, aucs) = select_dimension(validation, &config.dims, &mut |x| {
+                fit_model(kind, x, config.seed)
+            })?;
+            for (d, auc) in aucs {
+                chosen.insert(format!("validation_auc_{d}"), auc);
+            }
+            dim
+        }
+        None => config.fallback_dim,
+    };
+    let detector = PcaDetector::fit(kind.name(), train, dim, &mut |x| {
+        fit_model(kind, x, config.seed)
+    })?;
+    chosen.insert("pca_dim".to_string(), dim as f64);
+    for &(name, value) in &detector.model().chosen {
+        chosen.insert(name.to_string(), value);
+    }
+    Ok(FittedClassic {
+        detector: Box::new(detector),
+        chosen,
+    })
+}
