@@ -7,6 +7,7 @@ use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::model::ModelConfig;
 use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::{Adgan, AdganConfig, ReconstructionLoss, ThetaMode};
+use adgan::score::anogan::{Anogan, AnoganConfig};
 use adgan::score::classic::Classic;
 use adgan::score::critic::CriticScore;
 use adgan::score::features::PcaConfig;
@@ -900,6 +901,17 @@ fn detector_for<'a>(
             (Box::new(PriorScore::new(adgan)), batch)
         }
         Method::Critic => (Box::new(CriticScore::new(&gan.critic)), 256),
+        Method::Anogan => {
+            let config = AnoganConfig::default();
+            eprintln!(
+                "AnoGAN search on {} ({} steps, lambda {})",
+                device::name(device),
+                config.steps,
+                config.lambda
+            );
+            let anogan = Anogan::new(&gan.generator, &gan.critic, config, device)?;
+            (Box::new(anogan), 64)
+        }
         method => {
             let kind = method
                 .classic()
@@ -1096,6 +1108,7 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
             dims: args.pca_dims.clone(),
             ..PcaConfig::default()
         },
+        anogan: AnoganConfig::default(),
     };
     let device = device::select(args.device)?;
     let start = std::time::Instant::now();

@@ -11,6 +11,7 @@ use crate::data::{self, DataSource, Dataset, Fit, ImageSpec, OneVsAll, Split};
 use crate::eval::{average_precision, roc_auc};
 use crate::model::ModelConfig;
 use crate::score::adgan::{auto_batch, Adgan, AdganConfig};
+use crate::score::anogan::{Anogan, AnoganConfig};
 use crate::score::classic::{fit_classic, Classic};
 use crate::score::critic::CriticScore;
 use crate::score::features::{PcaConfig, Validation};
@@ -35,6 +36,8 @@ pub enum Method {
     Critic,
     /// Negated prior log-likelihood of the latents the search ends at.
     Prior,
+    /// AnoGAN: latent-only search with residual and critic-feature loss.
+    Anogan,
     /// Gaussian KDE on PCA features.
     Kde,
     /// One-class SVM on PCA features.
@@ -52,6 +55,7 @@ impl Method {
             Method::Adgan => "adgan",
             Method::Critic => "critic",
             Method::Prior => "prior",
+            Method::Anogan => "anogan",
             Method::Kde => "kde",
             Method::Ocsvm => "ocsvm",
             Method::Iforest => "iforest",
@@ -61,7 +65,10 @@ impl Method {
 
     /// Whether the method needs the trained GAN.
     pub fn needs_gan(self) -> bool {
-        matches!(self, Method::Adgan | Method::Critic | Method::Prior)
+        matches!(
+            self,
+            Method::Adgan | Method::Critic | Method::Prior | Method::Anogan
+        )
     }
 
     /// The classic baseline behind the method, if it is one.
@@ -100,6 +107,9 @@ pub struct ExperimentConfig {
     /// PCA and dimension choice of the classic baselines.
     #[serde(default)]
     pub baselines: PcaConfig,
+    /// AnoGAN search.
+    #[serde(default)]
+    pub anogan: AnoganConfig,
 }
 
 /// One finished (class, method) cell: its figures and per-image scores.
@@ -432,6 +442,18 @@ fn score_with_gan(
             };
             results.push(Scored::new(method, scores, seconds));
         }
+    }
+    if methods.contains(&Method::Anogan) {
+        let mut anogan = Anogan::new(&gan.generator, &gan.critic, config.anogan, device)?;
+        let start = Instant::now();
+        let scores = score_all(&mut anogan, &test.images, 64, device, &mut |done, total| {
+            on_progress(Method::Anogan, done, total)
+        })?;
+        results.push(Scored::new(
+            Method::Anogan,
+            scores,
+            start.elapsed().as_secs_f64(),
+        ));
     }
     if methods.contains(&Method::Critic) {
         let mut critic = CriticScore::new(&gan.critic);

@@ -205,14 +205,16 @@ impl Critic {
 
     /// Critic values f_w(x), one per image (shape B).
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let last = self.convs.len() - 1;
-        let mut h = x.shallow_clone();
-        for (i, conv) in self.convs.iter().enumerate() {
-            h = h.apply(conv);
-            if i < last {
-                h = h.prelu(&self.leak);
-            }
-        }
-        h.view([-1])
+        let last = self.convs.last().expect("the critic has layers");
+        self.features(x).apply(last).view([-1])
+    }
+
+    /// Activations of the last hidden layer (before the final 4x4 convolution), N x C x 4 x 4:
+    /// the intermediate representation AnoGAN's feature-matching loss compares.
+    pub fn features(&self, x: &Tensor) -> Tensor {
+        let hidden = &self.convs[..self.convs.len() - 1];
+        hidden
+            .iter()
+            .fold(x.shallow_clone(), |h, conv| h.apply(conv).prelu(&self.leak))
     }
 }

@@ -112,14 +112,22 @@ impl Optimizer {
 
     /// One update of every parameter that has a gradient.
     pub fn step(&mut self) {
+        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
+        self.step_with(&grads);
+    }
+
+    /// One update with the given gradients, one per parameter in order (undefined = skip);
+    /// for gradients computed with `Tensor::run_backward` rather than stored on the parameters.
+    pub fn step_with(&mut self, grads: &[Tensor]) {
         self.step += 1;
         let t = self.step as f64;
         tch::no_grad(|| {
-            for ((_, p), slots) in self.params.iter_mut().zip(self.slots.iter_mut()) {
-                let g = p.grad();
+            for (((_, p), slots), g) in self.params.iter_mut().zip(self.slots.iter_mut()).zip(grads)
+            {
                 if !g.defined() {
                     continue;
                 }
+                let g = g.shallow_clone();
                 match self.config {
                     OptimizerConfig::Rmsprop { lr, alpha, eps } => {
                         // v <- alpha v + (1 - alpha) g^2, as one lerp.

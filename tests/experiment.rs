@@ -6,6 +6,7 @@ use adgan::data::{DataSource, Fit};
 use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::AdganConfig;
+use adgan::score::anogan::AnoganConfig;
 use adgan::score::features::PcaConfig;
 use adgan::train::TrainConfig;
 use tch::Device;
@@ -37,6 +38,10 @@ fn config() -> ExperimentConfig {
         baselines: PcaConfig {
             dims: vec![8, 16],
             ..PcaConfig::default()
+        },
+        anogan: AnoganConfig {
+            steps: 20,
+            ..AnoganConfig::default()
         },
     }
 }
@@ -142,9 +147,10 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         table_before
     );
 
-    // A method added later is a new column: only its cells are computed, with no training.
+    // Methods added later are new columns: only their cells are computed, and the trained GANs
+    // are reused (AnoGAN) or not needed (GMM).
     let mut wider = config.clone();
-    wider.methods.push(Method::Gmm);
+    wider.methods.extend([Method::Gmm, Method::Anogan]);
     let (mut trained, mut finished) = (0, 0);
     let cells = experiment::run_one_vs_all(&wider, out.path(), Device::Cpu, &mut |e| match e {
         Event::Finished { .. } => finished += 1,
@@ -152,7 +158,7 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         _ => {}
     })
     .unwrap();
-    assert_eq!((trained, finished, cells.len()), (0, 2, 8));
+    assert_eq!((trained, finished, cells.len()), (0, 4, 10));
     for cell in cells.iter().filter(|c| c.method == Method::Gmm) {
         assert!(
             [8.0, 16.0].contains(&cell.chosen["pca_dim"]),

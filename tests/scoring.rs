@@ -366,3 +366,38 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
         assert!(caption_ink > 10, "captions are drawn under the tiles");
     }
 }
+
+#[test]
+fn anogan_searches_z_only_and_separates_the_demo() {
+    use adgan::score::anogan::{Anogan, AnoganConfig};
+    let gan = gan();
+    let (images, labels) = demo_test_images(60);
+    let config = |steps| AnoganConfig {
+        steps,
+        ..AnoganConfig::default()
+    };
+    let mut short = Anogan::new(&gan.generator, &gan.critic, config(1), Device::Cpu).unwrap();
+    let mut long = Anogan::new(&gan.generator, &gan.critic, config(100), Device::Cpu).unwrap();
+    let before = short.score_batch(&images).unwrap();
+    let after = long.score_batch(&images).unwrap();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&after) < mean(&before),
+        "{} vs {}",
+        mean(&after),
+        mean(&before)
+    );
+    // The generator and critic are never trained by the search.
+    assert!(!gan.generator.convs[0].ws.grad().defined());
+    assert!(!gan.critic.convs[0].ws.grad().defined());
+    // One image alone scores as in the batch.
+    let alone = long.score_batch(&images.narrow(0, 3, 1)).unwrap();
+    assert!(
+        (alone[0] - after[3]).abs() < 1e-3 * after[3].abs(),
+        "{} vs {}",
+        alone[0],
+        after[3]
+    );
+    let auc = roc_auc(&after, &labels).unwrap();
+    assert!(auc > 0.7, "AnoGAN ROC-AUC {auc}");
+}

@@ -1,6 +1,7 @@
 //! Anomaly scores: one file per detector behind the [`Detector`] trait. Higher = more anomalous.
 
 pub mod adgan;
+pub mod anogan;
 pub mod classic;
 pub mod critic;
 pub mod features;
