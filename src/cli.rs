@@ -1,5 +1,6 @@
 //! Command-line interface: parses arguments, calls the library, prints. No logic of its own.
 
+use adgan::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
 use adgan::data::{demo, DataSource, Dataset, Fit, ImageSpec, Split};
 use adgan::device::{self, DeviceChoice};
@@ -10,8 +11,10 @@ use adgan::score::adgan::{Adgan, AdganConfig, ReconstructionLoss, ThetaMode};
 use adgan::score::anogan::{Anogan, AnoganConfig};
 use adgan::score::classic::Classic;
 use adgan::score::critic::CriticScore;
+use adgan::score::dcae::DcaeScore;
 use adgan::score::features::PcaConfig;
 use adgan::score::prior::PriorScore;
+use adgan::score::vae::VaeScore;
 use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -329,8 +332,9 @@ struct ScoreArgs {
     /// Output file: CSV, or JSON when it ends in .json.
     #[arg(long, short)]
     out: PathBuf,
-    /// Scoring method: ADGAN, the critic or latent prior of the GAN, or a classic baseline
-    /// (kde, ocsvm, iforest, gmm) fitted on the GAN's training images, or on --train.
+    /// Scoring method: ADGAN, the critic or latent prior of the GAN, AnoGAN, or a baseline
+    /// fitted on the GAN's training images (or on --train): dcae and vae (trained once into
+    /// RUN/baselines/), kde, ocsvm, iforest, gmm.
     #[arg(long, value_enum, default_value_t = Method::Adgan)]
     method: Method,
     /// Normal images to fit a classic baseline on (default: the run's training images).
@@ -882,6 +886,21 @@ fn adgan_detector<'a>(
     Ok((Adgan::new(&gan.generator, config, device)?, batch))
 }
 
+/// Normal images a baseline is fitted on: --train, or the run's own training images.
+fn baseline_training_images(
+    args: &ScoreArgs,
+    gan: &checkpoint::TrainedGan,
+    spec: ImageSpec,
+) -> Result<Dataset> {
+    Ok(match &args.train {
+        Some(dir) => adgan::data::load_folder(dir, spec, gan.config.data.fit)?,
+        None => {
+            let data = &gan.config.data;
+            train::load_training_data(&data.source, data.normal_class.as_deref(), spec, data.fit)?.0
+        }
+    })
+}
+
 /// The detector of `method` over a trained run; classic baselines are fitted here on `train`
 /// (a folder of normal images) or on the run's own training images.
 fn detector_for<'a>(
@@ -912,23 +931,43 @@ fn detector_for<'a>(
             let anogan = Anogan::new(&gan.generator, &gan.critic, config, device)?;
             (Box::new(anogan), 64)
         }
+        Method::Dcae | Method::Vae => {
+            let kind = if args.method == Method::Dcae {
+                AutoencoderKind::Dcae
+            } else {
+                AutoencoderKind::Vae
+            };
+            let train = baseline_training_images(args, gan, spec)?;
+            let dir = args.model.join("baselines").join(args.method.name());
+            let config = AutoencoderConfig::default();
+            eprintln!(
+                "{} on {} normal images (trained once into {})",
+                args.method.name(),
+                train.len(),
+                dir.display()
+            );
+            let bar = ProgressBar::new(config.iterations as u64);
+            let ae = Autoencoder::train_or_load(
+                kind,
+                gan.config.model,
+                config,
+                &train,
+                &dir,
+                device,
+                &mut |done, _| bar.set_position(done as u64),
+            )?;
+            bar.finish_and_clear();
+            let detector: Box<dyn adgan::score::Detector> = match kind {
+                AutoencoderKind::Dcae => Box::new(DcaeScore::new(ae)?),
+                AutoencoderKind::Vae => Box::new(VaeScore::new(ae, config.seed)?),
+            };
+            (detector, 256)
+        }
         method => {
             let kind = method
                 .classic()
                 .expect("the other methods are classic baselines");
-            let train = match &args.train {
-                Some(dir) => adgan::data::load_folder(dir, spec, gan.config.data.fit)?,
-                None => {
-                    let data = &gan.config.data;
-                    train::load_training_data(
-                        &data.source,
-                        data.normal_class.as_deref(),
-                        spec,
-                        data.fit,
-                    )?
-                    .0
-                }
-            };
+            let train = baseline_training_images(args, gan, spec)?;
             eprintln!(
                 "fitting {} on {} normal images (PCA d' = {})",
                 method.name(),
@@ -1109,6 +1148,7 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
             ..PcaConfig::default()
         },
         anogan: AnoganConfig::default(),
+        autoencoder: AutoencoderConfig::default(),
     };
     let device = device::select(args.device)?;
     let start = std::time::Instant::now();
@@ -1131,6 +1171,22 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
             }
             bar.set_position(progress.iteration as u64);
             bar.set_message(format!("W~{:.4}", progress.losses.wasserstein));
+        }
+        Event::Fitting {
+            class,
+            method,
+            done,
+            total,
+        } => {
+            let name = format!("class {class}: fit {}", method.name());
+            if stage != name {
+                bar.set_prefix(name.clone());
+                bar.set_length(total as u64);
+                bar.set_message("");
+                bar.reset_eta();
+                stage = name;
+            }
+            bar.set_position(done as u64);
         }
         Event::Scoring {
             class,

@@ -6,6 +6,7 @@
 //! whose GAN is already trained with the same configuration reuses it (a half-trained one
 //! resumes).
 
+use crate::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use crate::checkpoint::{self, read_json, write_json, TrainedGan};
 use crate::data::{self, DataSource, Dataset, Fit, ImageSpec, OneVsAll, Split};
 use crate::eval::{average_precision, roc_auc};
@@ -14,9 +15,11 @@ use crate::score::adgan::{auto_batch, Adgan, AdganConfig};
 use crate::score::anogan::{Anogan, AnoganConfig};
 use crate::score::classic::{fit_classic, Classic};
 use crate::score::critic::CriticScore;
+use crate::score::dcae::DcaeScore;
 use crate::score::features::{PcaConfig, Validation};
 use crate::score::prior::prior_scores;
-use crate::score::{score_all, score_columns, to_scores};
+use crate::score::vae::VaeScore;
+use crate::score::{score_all, score_columns, to_scores, Detector};
 use crate::train::{self, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -38,6 +41,10 @@ pub enum Method {
     Prior,
     /// AnoGAN: latent-only search with residual and critic-feature loss.
     Anogan,
+    /// Convolutional autoencoder, reconstruction error.
+    Dcae,
+    /// Variational autoencoder, negative ELBO.
+    Vae,
     /// Gaussian KDE on PCA features.
     Kde,
     /// One-class SVM on PCA features.
@@ -56,6 +63,8 @@ impl Method {
             Method::Critic => "critic",
             Method::Prior => "prior",
             Method::Anogan => "anogan",
+            Method::Dcae => "dcae",
+            Method::Vae => "vae",
             Method::Kde => "kde",
             Method::Ocsvm => "ocsvm",
             Method::Iforest => "iforest",
@@ -110,6 +119,9 @@ pub struct ExperimentConfig {
     /// AnoGAN search.
     #[serde(default)]
     pub anogan: AnoganConfig,
+    /// DCAE and VAE architecture and training.
+    #[serde(default)]
+    pub autoencoder: AutoencoderConfig,
 }
 
 /// One finished (class, method) cell: its figures and per-image scores.
@@ -145,6 +157,13 @@ pub enum Event<'a> {
     Training {
         class: &'a str,
         progress: &'a Progress,
+    },
+    /// Training a baseline's network (an autoencoder): iterations done and total.
+    Fitting {
+        class: &'a str,
+        method: Method,
+        done: usize,
+        total: usize,
     },
     /// Scoring a cell: images done and total.
     Scoring {
@@ -250,12 +269,22 @@ pub fn run_one_vs_all(
             )?;
             Some(checkpoint::load_gan(&run_dir, device)?)
         };
-        let mut on_progress = |method, done, total| {
-            on_event(Event::Scoring {
-                class,
-                method,
-                done,
-                total,
+        // Progress of fitting (autoencoder training) or scoring one method.
+        let mut report = |method, done, total, fitting: bool| {
+            on_event(if fitting {
+                Event::Fitting {
+                    class,
+                    method,
+                    done,
+                    total,
+                }
+            } else {
+                Event::Scoring {
+                    class,
+                    method,
+                    done,
+                    total,
+                }
             })
         };
         let mut results = Vec::new();
@@ -266,8 +295,23 @@ pub fn run_one_vs_all(
                 &task.test,
                 &gan_methods,
                 device,
-                &mut on_progress,
+                &mut |method, done, total| report(method, done, total, false),
             )?);
+        }
+        for method in [Method::Dcae, Method::Vae] {
+            if pending.contains(&method) {
+                let dir = out
+                    .join("runs")
+                    .join(format!("class-{class}-{}", method.name()));
+                results.push(score_autoencoder(
+                    config,
+                    method,
+                    &task,
+                    &dir,
+                    device,
+                    &mut report,
+                )?);
+            }
         }
         for kind in pending.iter().filter_map(|m| m.classic()) {
             let others = data::other_classes(&train_all, normal)?;
@@ -277,7 +321,7 @@ pub fn run_one_vs_all(
                 &task,
                 &others,
                 device,
-                &mut on_progress,
+                &mut |method, done, total| report(method, done, total, false),
             )?);
         }
         for result in results {
@@ -393,6 +437,46 @@ fn score_classic(
         chosen: fitted.chosen,
         ..Scored::new(method, scores, start.elapsed().as_secs_f64())
     })
+}
+
+/// Trains (or reuses, from `dir`) the DCAE or VAE of a class and scores its test images;
+/// `report(method, done, total, fitting)` follows both stages.
+fn score_autoencoder(
+    config: &ExperimentConfig,
+    method: Method,
+    task: &OneVsAll,
+    dir: &Path,
+    device: Device,
+    report: &mut dyn FnMut(Method, usize, usize, bool),
+) -> Result<Scored> {
+    let kind = match method {
+        Method::Dcae => AutoencoderKind::Dcae,
+        Method::Vae => AutoencoderKind::Vae,
+        _ => bail!("{} is not an autoencoder", method.name()),
+    };
+    let start = Instant::now();
+    let total = config.autoencoder.iterations;
+    let ae = Autoencoder::train_or_load(
+        kind,
+        config.model,
+        config.autoencoder,
+        &task.train,
+        dir,
+        device,
+        &mut |done, _| report(method, done, total, true),
+    )?;
+    let mut detector: Box<dyn Detector> = match kind {
+        AutoencoderKind::Dcae => Box::new(DcaeScore::new(ae)?),
+        AutoencoderKind::Vae => Box::new(VaeScore::new(ae, config.autoencoder.seed)?),
+    };
+    let scores = score_all(
+        detector.as_mut(),
+        &task.test.images,
+        256,
+        device,
+        &mut |done, total| report(method, done, total, false),
+    )?;
+    Ok(Scored::new(method, scores, start.elapsed().as_secs_f64()))
 }
 
 /// Scores `test` with every GAN method of `methods`.

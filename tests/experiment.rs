@@ -2,6 +2,7 @@
 
 mod common;
 
+use adgan::autoencoder::AutoencoderConfig;
 use adgan::data::{DataSource, Fit};
 use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::optim::OptimizerConfig;
@@ -42,6 +43,12 @@ fn config() -> ExperimentConfig {
         anogan: AnoganConfig {
             steps: 20,
             ..AnoganConfig::default()
+        },
+        autoencoder: AutoencoderConfig {
+            code_dim: 8,
+            iterations: 30,
+            batch_size: 16,
+            ..AutoencoderConfig::default()
         },
     }
 }
@@ -148,9 +155,11 @@ fn runner_writes_everything_and_continues_after_a_stop() {
     );
 
     // Methods added later are new columns: only their cells are computed, and the trained GANs
-    // are reused (AnoGAN) or not needed (GMM).
+    // are reused (AnoGAN) or not needed (GMM, DCAE, VAE).
     let mut wider = config.clone();
-    wider.methods.extend([Method::Gmm, Method::Anogan]);
+    wider
+        .methods
+        .extend([Method::Gmm, Method::Anogan, Method::Dcae, Method::Vae]);
     let (mut trained, mut finished) = (0, 0);
     let cells = experiment::run_one_vs_all(&wider, out.path(), Device::Cpu, &mut |e| match e {
         Event::Finished { .. } => finished += 1,
@@ -158,7 +167,11 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         _ => {}
     })
     .unwrap();
-    assert_eq!((trained, finished, cells.len()), (0, 4, 10));
+    assert_eq!((trained, finished, cells.len()), (0, 8, 14));
+    assert!(out
+        .path()
+        .join("runs/class-disc-dcae/autoencoder.safetensors")
+        .exists());
     for cell in cells.iter().filter(|c| c.method == Method::Gmm) {
         assert!(
             [8.0, 16.0].contains(&cell.chosen["pca_dim"]),

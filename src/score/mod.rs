@@ -4,12 +4,14 @@ pub mod adgan;
 pub mod anogan;
 pub mod classic;
 pub mod critic;
+pub mod dcae;
 pub mod features;
 pub mod gmm;
 pub mod iforest;
 pub mod kde;
 pub mod ocsvm;
 pub mod prior;
+pub mod vae;
 
 use anyhow::Result;
 use tch::Tensor;
