@@ -149,7 +149,8 @@ pub fn classic_baselines(
     let mut runs = Vec::new();
     for &kind in kinds {
         let start = Instant::now();
-        let mut fitted = fit_classic(kind, &train, None, &config)?;
+        let pixels = crate::score::features::FeatureExtractor::Pixels;
+        let mut fitted = fit_classic(kind, &pixels, &train, None, &config)?;
         let fit_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
         let scores = score_all(fitted.detector.as_mut(), test, 1024, device, &mut |_, _| {})?;

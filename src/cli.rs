@@ -12,7 +12,7 @@ use adgan::score::anogan::{Anogan, AnoganConfig};
 use adgan::score::classic::Classic;
 use adgan::score::critic::CriticScore;
 use adgan::score::dcae::DcaeScore;
-use adgan::score::features::PcaConfig;
+use adgan::score::features::{FeatureExtractor, PcaConfig};
 use adgan::score::prior::PriorScore;
 use adgan::score::vae::VaeScore;
 use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
@@ -116,6 +116,10 @@ struct OneVsAllArgs {
     /// validation set drawn from the train split.
     #[arg(long, value_delimiter = ',', default_value = "20,40,60,80,100")]
     pca_dims: Vec<usize>,
+    /// AlexNet weights for kde-alexnet and ocsvm-alexnet: torchvision's state dict saved as
+    /// safetensors (not shipped; see the README).
+    #[arg(long)]
+    alexnet: Option<PathBuf>,
     /// Results folder.
     #[arg(long, short)]
     out: PathBuf,
@@ -343,6 +347,9 @@ struct ScoreArgs {
     /// PCA dimension d' of a classic baseline (no labelled anomalies here to choose it with).
     #[arg(long, default_value_t = PcaConfig::default().fallback_dim)]
     pca_dim: usize,
+    /// AlexNet weights for kde-alexnet and ocsvm-alexnet (torchvision state dict, safetensors).
+    #[arg(long)]
+    alexnet: Option<PathBuf>,
     #[command(flatten)]
     search: SearchArgs,
     /// Device.
@@ -978,8 +985,18 @@ fn detector_for<'a>(
                 fallback_dim: args.pca_dim,
                 ..PcaConfig::default()
             };
+            let extractor = if method.uses_alexnet() {
+                let path = args.alexnet.as_deref().with_context(|| {
+                    format!("{} needs --alexnet PATH (AlexNet weights)", method.name())
+                })?;
+                let net = adgan::alexnet::AlexNet::load(path, device)?;
+                FeatureExtractor::AlexNet(std::rc::Rc::new(net))
+            } else {
+                FeatureExtractor::Pixels
+            };
             let fitted = adgan::score::classic::fit_classic(
                 kind,
+                &extractor,
                 &train.images.to_device(device),
                 None,
                 &config,
@@ -1149,6 +1166,7 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
         },
         anogan: AnoganConfig::default(),
         autoencoder: AutoencoderConfig::default(),
+        alexnet: args.alexnet.clone(),
     };
     let device = device::select(args.device)?;
     let start = std::time::Instant::now();

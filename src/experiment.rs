@@ -6,6 +6,7 @@
 //! whose GAN is already trained with the same configuration reuses it (a half-trained one
 //! resumes).
 
+use crate::alexnet::AlexNet;
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use crate::checkpoint::{self, read_json, write_json, TrainedGan};
 use crate::data::{self, DataSource, Dataset, Fit, ImageSpec, OneVsAll, Split};
@@ -16,7 +17,7 @@ use crate::score::anogan::{Anogan, AnoganConfig};
 use crate::score::classic::{fit_classic, Classic};
 use crate::score::critic::CriticScore;
 use crate::score::dcae::DcaeScore;
-use crate::score::features::{PcaConfig, Validation};
+use crate::score::features::{FeatureExtractor, PcaConfig, Validation};
 use crate::score::prior::prior_scores;
 use crate::score::vae::VaeScore;
 use crate::score::{score_all, score_columns, to_scores, Detector};
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 use tch::Device;
 
@@ -53,6 +55,14 @@ pub enum Method {
     Iforest,
     /// Gaussian mixture on PCA features.
     Gmm,
+    /// Gaussian KDE on PCA of AlexNet fc7 features.
+    #[value(name = "kde-alexnet")]
+    #[serde(rename = "kde-alexnet")]
+    KdeAlexnet,
+    /// One-class SVM on PCA of AlexNet fc7 features.
+    #[value(name = "ocsvm-alexnet")]
+    #[serde(rename = "ocsvm-alexnet")]
+    OcsvmAlexnet,
 }
 
 impl Method {
@@ -69,6 +79,8 @@ impl Method {
             Method::Ocsvm => "ocsvm",
             Method::Iforest => "iforest",
             Method::Gmm => "gmm",
+            Method::KdeAlexnet => "kde-alexnet",
+            Method::OcsvmAlexnet => "ocsvm-alexnet",
         }
     }
 
@@ -80,11 +92,16 @@ impl Method {
         )
     }
 
+    /// Whether the method works on AlexNet features instead of pixels.
+    pub fn uses_alexnet(self) -> bool {
+        matches!(self, Method::KdeAlexnet | Method::OcsvmAlexnet)
+    }
+
     /// The classic baseline behind the method, if it is one.
     pub fn classic(self) -> Option<Classic> {
         match self {
-            Method::Kde => Some(Classic::Kde),
-            Method::Ocsvm => Some(Classic::OcSvm),
+            Method::Kde | Method::KdeAlexnet => Some(Classic::Kde),
+            Method::Ocsvm | Method::OcsvmAlexnet => Some(Classic::OcSvm),
             Method::Iforest => Some(Classic::IsolationForest),
             Method::Gmm => Some(Classic::Gmm),
             _ => None,
@@ -122,6 +139,9 @@ pub struct ExperimentConfig {
     /// DCAE and VAE architecture and training.
     #[serde(default)]
     pub autoencoder: AutoencoderConfig,
+    /// AlexNet weights (torchvision state dict as safetensors) for the `*-alexnet` methods.
+    #[serde(default)]
+    pub alexnet: Option<PathBuf>,
 }
 
 /// One finished (class, method) cell: its figures and per-image scores.
@@ -313,11 +333,11 @@ pub fn run_one_vs_all(
                 )?);
             }
         }
-        for kind in pending.iter().filter_map(|m| m.classic()) {
+        for &method in pending.iter().filter(|m| m.classic().is_some()) {
             let others = data::other_classes(&train_all, normal)?;
             results.push(score_classic(
                 config,
-                kind,
+                method,
                 &task,
                 &others,
                 device,
@@ -404,18 +424,24 @@ fn train_class(
 /// validation set drawn from the train split) and scores the test images.
 fn score_classic(
     config: &ExperimentConfig,
-    kind: Classic,
+    method: Method,
     task: &OneVsAll,
     others: &Dataset,
     device: Device,
     on_progress: &mut dyn FnMut(Method, usize, usize),
 ) -> Result<Scored> {
-    let method = config
-        .methods
-        .iter()
-        .copied()
-        .find(|m| m.classic() == Some(kind))
-        .expect("the method of a classic baseline");
+    let kind = method.classic().context("not a classic baseline")?;
+    let extractor = if method.uses_alexnet() {
+        let path = config.alexnet.as_deref().with_context(|| {
+            format!(
+                "{} needs AlexNet weights: give --alexnet PATH (a safetensors state dict)",
+                method.name()
+            )
+        })?;
+        FeatureExtractor::AlexNet(Rc::new(AlexNet::load(path, device)?))
+    } else {
+        FeatureExtractor::Pixels
+    };
     let start = Instant::now();
     let validation = Validation::draw(
         &task.train,
@@ -424,8 +450,14 @@ fn score_classic(
         config.baselines.seed,
     )?;
     let train_images = task.train.images.to_device(device);
-    let mut fitted = fit_classic(kind, &train_images, Some(&validation), &config.baselines)
-        .with_context(|| format!("fitting {}", method.name()))?;
+    let mut fitted = fit_classic(
+        kind,
+        &extractor,
+        &train_images,
+        Some(&validation),
+        &config.baselines,
+    )
+    .with_context(|| format!("fitting {}", method.name()))?;
     let scores = score_all(
         fitted.detector.as_mut(),
         &task.test.images,

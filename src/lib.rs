@@ -7,6 +7,7 @@
 //! DCGAN generator and critic, [`train`] fits a Wasserstein GAN to normal images and writes
 //! resumable checkpoints ([`checkpoint`]), and [`device`] picks CPU or CUDA.
 
+pub mod alexnet;
 pub mod autoencoder;
 pub mod bench;
 pub mod checkpoint;

@@ -6,7 +6,7 @@ mod common;
 use adgan::data::{self, DataSource, Dataset, Fit, ImageSpec, Split};
 use adgan::eval::roc_auc;
 use adgan::score::classic::{fit_classic, Classic};
-use adgan::score::features::{FeatureModel, Pca, PcaConfig, Validation};
+use adgan::score::features::{FeatureExtractor, FeatureModel, Pca, PcaConfig, Validation};
 use adgan::score::gmm::{Gmm, GmmConfig};
 use adgan::score::iforest::{IsolationForest, IsolationForestConfig};
 use adgan::score::kde::{bandwidth_grid, Kde};
@@ -54,13 +54,15 @@ fn every_classic_baseline_separates_the_demo_anomalies() {
     };
     let validation = Validation::draw(&normal, &others, 0.1, 0).unwrap();
     let labels = test.labels.clone().unwrap();
+    let pixels = FeatureExtractor::Pixels;
     for kind in [
         Classic::Kde,
         Classic::OcSvm,
         Classic::IsolationForest,
         Classic::Gmm,
     ] {
-        let mut fitted = fit_classic(kind, &normal.images, Some(&validation), &config).unwrap();
+        let mut fitted =
+            fit_classic(kind, &pixels, &normal.images, Some(&validation), &config).unwrap();
         let dim = fitted.chosen["pca_dim"] as usize;
         assert!(config.dims.contains(&dim), "{kind:?} chose {dim}");
         let s = score_all(
@@ -97,7 +99,14 @@ fn without_validation_the_fallback_dimension_is_used() {
         fallback_dim: 12,
         ..PcaConfig::default()
     };
-    let fitted = fit_classic(Classic::IsolationForest, &normal.images, None, &config).unwrap();
+    let fitted = fit_classic(
+        Classic::IsolationForest,
+        &FeatureExtractor::Pixels,
+        &normal.images,
+        None,
+        &config,
+    )
+    .unwrap();
     assert_eq!(fitted.chosen["pca_dim"], 12.0);
 }
 
@@ -250,4 +259,89 @@ fn bad_input_gives_clear_errors() {
     ] {
         assert!(text.contains("NaN"), "{text}");
     }
+}
+
+/// A randomly initialised AlexNet state dict with torchvision's names and shapes (He-scaled so
+/// activations survive the ReLUs), optionally without one key.
+fn random_alexnet(path: &std::path::Path, without: Option<&str>) {
+    let layers: [(&str, Vec<i64>); 7] = [
+        ("features.0", vec![64, 3, 11, 11]),
+        ("features.3", vec![192, 64, 5, 5]),
+        ("features.6", vec![384, 192, 3, 3]),
+        ("features.8", vec![256, 384, 3, 3]),
+        ("features.10", vec![256, 256, 3, 3]),
+        ("classifier.1", vec![4096, 9216]),
+        ("classifier.4", vec![4096, 4096]),
+    ];
+    let mut rng = adgan::rng::seeded(11);
+    let mut tensors = Vec::new();
+    for (name, shape) in layers {
+        let fan_in: i64 = shape[1..].iter().product();
+        let std = (2.0 / fan_in as f64).sqrt();
+        let weight = adgan::rng::normal(&mut rng, &shape, 0.0, std, Device::Cpu);
+        tensors.push((format!("{name}.weight"), weight));
+        tensors.push((
+            format!("{name}.bias"),
+            Tensor::zeros([shape[0]], (Kind::Float, Device::Cpu)),
+        ));
+    }
+    tensors.retain(|(name, _)| Some(name.as_str()) != without);
+    adgan::checkpoint::save_tensors(path, &tensors).unwrap();
+}
+
+#[test]
+fn alexnet_features_feed_the_classic_baselines() {
+    use adgan::alexnet::AlexNet;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alexnet.safetensors");
+    random_alexnet(&path, None);
+    let net = AlexNet::load(&path, Device::Cpu).unwrap();
+    let (normal, _, test) = demo();
+    let images = normal.images.narrow(0, 0, 60);
+    let features = net.features(&images.narrow(0, 0, 3));
+    assert_eq!(features.size(), vec![3, 4096]);
+    assert!(
+        features.min().double_value(&[]) >= 0.0,
+        "fc7 follows a ReLU"
+    );
+    assert!(
+        features.max().double_value(&[]) > 0.0,
+        "the features are not all zero"
+    );
+    let extractor = FeatureExtractor::AlexNet(std::rc::Rc::new(net));
+    let config = PcaConfig {
+        fallback_dim: 8,
+        ..PcaConfig::default()
+    };
+    let mut fitted = fit_classic(Classic::Kde, &extractor, &images, None, &config).unwrap();
+    let probe = test.images.narrow(0, 0, 10);
+    let first = score_all(
+        fitted.detector.as_mut(),
+        &probe,
+        4,
+        Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let again = score_all(
+        fitted.detector.as_mut(),
+        &probe,
+        10,
+        Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(first.iter().all(|s| s.is_finite()));
+    for (a, b) in first.iter().zip(&again) {
+        assert!((a - b).abs() < 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+
+    // A state dict that is not AlexNet's names what is missing.
+    let broken = dir.path().join("broken.safetensors");
+    random_alexnet(&broken, Some("classifier.4.weight"));
+    let text = common::error_text(AlexNet::load(&broken, Device::Cpu));
+    assert!(
+        text.contains("classifier.4.weight") && text.contains("broken.safetensors"),
+        "{text}"
+    );
 }

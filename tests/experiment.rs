@@ -50,6 +50,7 @@ fn config() -> ExperimentConfig {
             batch_size: 16,
             ..AutoencoderConfig::default()
         },
+        alexnet: None,
     }
 }
 

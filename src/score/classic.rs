@@ -1,7 +1,9 @@
 //! The four classic baselines of the paper's Sect. 4.2 by name: fit on normal images (PCA
 //! dimension chosen on a validation set when one is given), ready to score as a [`Detector`].
 
-use super::features::{select_dimension, FeatureModel, PcaConfig, PcaDetector, Validation};
+use super::features::{
+    select_dimension, FeatureExtractor, FeatureModel, PcaConfig, PcaDetector, Validation,
+};
 use super::gmm::{Gmm, GmmConfig};
 use super::iforest::{IsolationForest, IsolationForestConfig};
 use super::kde::{bandwidth_grid, Kde};
@@ -115,10 +117,11 @@ impl FeatureModel for Box<dyn FeatureModel> {
     }
 }
 
-/// Fits `kind` on the normal images `train`: the PCA dimension is the best of `config.dims` on
-/// `validation` when given, else `config.fallback_dim`.
+/// Fits `kind` on the features of the normal images `train`: the PCA dimension is the best of
+/// `config.dims` on `validation` when given, else `config.fallback_dim`.
 pub fn fit_classic(
     kind: Classic,
+    extractor: &FeatureExtractor,
     train: &Tensor,
     validation: Option<&Validation>,
     config: &PcaConfig,
@@ -126,7 +129,7 @@ pub fn fit_classic(
     let mut chosen = BTreeMap::new();
     let dim = match validation {
         Some(validation) => {
-            let (dim, aucs) = select_dimension(validation, &config.dims, &mut |x| {
+            let (dim, aucs) = select_dimension(validation, extractor, &config.dims, &mut |x| {
                 fit_model(kind, x, config.seed)
             })?;
             for (d, auc) in aucs {
@@ -136,7 +139,7 @@ pub fn fit_classic(
         }
         None => config.fallback_dim,
     };
-    let detector = PcaDetector::fit(kind.name(), train, dim, &mut |x| {
+    let detector = PcaDetector::fit(kind.name(), extractor.clone(), train, dim, &mut |x| {
         fit_model(kind, x, config.seed)
     })?;
     chosen.insert("pca_dim".to_string(), dim as f64);

@@ -11,6 +11,7 @@
 //! used instead.
 
 use super::{to_scores, Detector};
+use crate::alexnet::AlexNet;
 use crate::data::Dataset;
 use crate::eval::roc_auc;
 use anyhow::{ensure, Result};
@@ -21,6 +22,25 @@ use tch::{Kind, Tensor};
 /// PCA, GMM and KDE needs at 1000-3000 dimensions).
 pub fn flatten(images: &Tensor) -> Tensor {
     images.flatten(1, -1).to_kind(Kind::Double)
+}
+
+/// What the classic baselines see of an image before PCA.
+#[derive(Clone)]
+pub enum FeatureExtractor {
+    /// The pixels, flattened (the paper's main rows).
+    Pixels,
+    /// fc7 features of a pretrained AlexNet (the paper's "AlexNet" rows).
+    AlexNet(std::rc::Rc<AlexNet>),
+}
+
+impl FeatureExtractor {
+    /// Feature vectors (N x D doubles) of images N x C x H x W.
+    pub fn extract(&self, images: &Tensor) -> Tensor {
+        match self {
+            FeatureExtractor::Pixels => flatten(images),
+            FeatureExtractor::AlexNet(net) => net.features(images).to_kind(Kind::Double),
+        }
+    }
 }
 
 /// Checks that a feature matrix is usable: finite values and more rows than `min_rows`.
@@ -176,14 +196,16 @@ impl Validation {
 /// (the smaller one on ties); returns it with the AUC of every candidate.
 pub fn select_dimension<M: FeatureModel>(
     validation: &Validation,
+    extractor: &FeatureExtractor,
     dims: &[usize],
     fit: &mut dyn FnMut(&Tensor) -> Result<M>,
 ) -> Result<(usize, Vec<(usize, f64)>)> {
     ensure!(!dims.is_empty(), "no candidate PCA dimensions given");
     let max_dim = *dims.iter().max().expect("not empty");
-    let pca = Pca::fit(&flatten(&validation.fit), max_dim)?;
-    let train = pca.project(&flatten(&validation.fit));
-    let held = pca.project(&flatten(&validation.images));
+    let fit_features = extractor.extract(&validation.fit);
+    let pca = Pca::fit(&fit_features, max_dim)?;
+    let train = pca.project(&fit_features);
+    let held = pca.project(&extractor.extract(&validation.images));
     let mut aucs = Vec::new();
     for &dim in dims {
         let model = fit(&train.narrow(1, 0, dim as i64))?;
@@ -204,23 +226,27 @@ pub fn select_dimension<M: FeatureModel>(
 /// A [`FeatureModel`] on PCA features of images: a full classic-baseline [`Detector`].
 pub struct PcaDetector<M> {
     name: String,
+    extractor: FeatureExtractor,
     pca: Pca,
     model: M,
 }
 
 impl<M: FeatureModel> PcaDetector<M> {
-    /// Fits PCA with `dim` components on `train` images and `fit` on the projections.
+    /// Fits PCA with `dim` components on the features of `train` images and `fit` on the
+    /// projections.
     pub fn fit(
         name: &str,
+        extractor: FeatureExtractor,
         train: &Tensor,
         dim: usize,
         fit: &mut dyn FnMut(&Tensor) -> Result<M>,
     ) -> Result<Self> {
-        let x = flatten(train);
+        let x = extractor.extract(train);
         let pca = Pca::fit(&x, dim)?;
         let model = fit(&pca.project(&x))?;
         Ok(Self {
             name: name.to_string(),
+            extractor,
             pca,
             model,
         })
@@ -243,7 +269,7 @@ impl<M: FeatureModel> Detector for PcaDetector<M> {
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        let features = self.pca.project(&flatten(images));
+        let features = self.pca.project(&self.extractor.extract(images));
         to_scores(&self.model.score(&features)?)
     }
 }
