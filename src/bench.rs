@@ -164,3 +164,73 @@ pub fn classic_baselines(
     }
     Ok(runs)
 }
+
+/// What [`streaming_scoring`] measured.
+#[derive(Debug)]
+pub struct StreamingFigures {
+    /// Images scored.
+    pub images: usize,
+    /// Seconds to score them (reading included).
+    pub seconds: f64,
+    /// Peak resident memory of the process in MiB (Linux `VmHWM`), if known.
+    pub peak_rss_mib: Option<f64>,
+    /// What the images alone would take as one float tensor, in MiB.
+    pub tensor_mib: f64,
+}
+
+/// Peak resident set size of this process in MiB, from `/proc/self/status` (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Writes `n` 32x32 RGB PNGs (the demo's test shapes, cycled) into `dir` unless it already holds
+/// them, then scores the folder streamed, `batch` images at a time, with the critic of a
+/// randomly initialised width-64 GAN (the cheapest detector, so reading dominates), and reports
+/// time and peak memory.
+pub fn streaming_scoring(
+    dir: &std::path::Path,
+    n: usize,
+    batch: usize,
+    device: Device,
+) -> Result<StreamingFigures> {
+    use crate::data::{demo, FolderStream, ImageSpec};
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let existing = std::fs::read_dir(dir)?.count();
+    if existing != n {
+        let (raw, _) = demo::generate(Split::Test, 0);
+        let len = raw.image_len();
+        for i in 0..n {
+            let k = i % raw.count;
+            image::save_buffer(
+                dir.join(format!("{i:06}.png")),
+                &raw.pixels[k * len..(k + 1) * len],
+                32,
+                32,
+                image::ExtendedColorType::Rgb8,
+            )?;
+        }
+    }
+    let model = ModelConfig::default();
+    let vs = tch::nn::VarStore::new(device);
+    let critic = crate::model::Critic::new(&vs.root(), model)?;
+    crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
+    let mut detector = crate::score::critic::CriticScore::new(&critic);
+    let spec = ImageSpec {
+        size: 32,
+        channels: 3,
+    };
+    let mut stream = FolderStream::open(dir, spec, Fit::Pad)?;
+    let start = Instant::now();
+    let scores =
+        crate::score::score_source(&mut detector, &mut stream, batch, device, &mut |_, _| {})?;
+    Ok(StreamingFigures {
+        images: scores.len(),
+        seconds: start.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_mib(),
+        tensor_mib: (n * 3 * 32 * 32 * 4) as f64 / (1024.0 * 1024.0),
+    })
+}

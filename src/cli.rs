@@ -2,7 +2,7 @@
 
 use adgan::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
-use adgan::data::{demo, DataSource, Dataset, Fit, ImageSpec, Split};
+use adgan::data::{demo, DataSource, Dataset, Fit, FolderStream, ImageSpec, Split};
 use adgan::device::{self, DeviceChoice};
 use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::model::ModelConfig;
@@ -15,6 +15,7 @@ use adgan::score::dcae::DcaeScore;
 use adgan::score::features::{FeatureExtractor, PcaConfig};
 use adgan::score::prior::PriorScore;
 use adgan::score::vae::VaeScore;
+use adgan::score::ImageSource;
 use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -141,6 +142,25 @@ enum BenchCommand {
     /// The classic baselines at a fixed PCA dimension on a one-vs-all task: ROC-AUC, chosen
     /// hyperparameters and time; --dump writes the data for bench/baselines.py (scikit-learn).
     Baselines(BenchBaselinesArgs),
+    /// Peak memory and time of scoring a generated folder of --images PNGs streamed in
+    /// batches (memory should follow the batch, not the folder).
+    Stream(BenchStreamArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchStreamArgs {
+    /// Images in the generated folder.
+    #[arg(long, default_value_t = 100_000)]
+    images: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Where the PNGs are written (kept for later runs).
+    #[arg(long, default_value = "bench/out/stream")]
+    dir: PathBuf,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -600,6 +620,24 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
         Command::Bench(BenchCommand::Score(args)) => run_bench_score(&args),
         Command::Bench(BenchCommand::Baselines(args)) => run_bench_baselines(&args),
+        Command::Bench(BenchCommand::Stream(args)) => {
+            let device = device::select(args.device)?;
+            let f = adgan::bench::streaming_scoring(&args.dir, args.images, args.batch, device)?;
+            let peak = f
+                .peak_rss_mib
+                .map_or("unknown".to_string(), |m| format!("{m:.0} MiB"));
+            println!(
+                "streamed {} images from {} in {:.1} s ({:.0} images/s, critic, batch {}); peak \
+                 memory {peak}; the images as one tensor would take {:.0} MiB",
+                f.images,
+                args.dir.display(),
+                f.seconds,
+                f.images as f64 / f.seconds,
+                args.batch,
+                f.tensor_mib
+            );
+            Ok(())
+        }
         Command::Info { path } => run_info(&path),
     }
 }
@@ -739,7 +777,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         search.lr_theta = DEMO_LR_THETA;
     }
     let (mut detector, batch) = adgan_detector(&gan, search, args.search.batch_images, device)?;
-    let scores = score_with_progress(&mut detector, &test, batch, device)?;
+    let scores = score_with_progress(&mut detector, &mut { &test.images }, batch, device)?;
     let scores_path = args.out.join("scores.csv");
     adgan::report::write_scores(&scores_path, &test, &scores)?;
     let labels = test.labels.as_deref().unwrap_or_default();
@@ -846,11 +884,11 @@ fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
 /// Scores `data` with ADGAN, with a progress bar; returns the scores.
 fn score_with_progress(
     detector: &mut dyn adgan::score::Detector,
-    data: &Dataset,
+    images: &mut dyn ImageSource,
     batch: usize,
     device: tch::Device,
 ) -> Result<Vec<f64>> {
-    let bar = ProgressBar::new(data.len() as u64);
+    let bar = ProgressBar::new(images.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30} {pos}/{len} images  {per_sec}  [{elapsed_precise} < {eta_precise}]",
@@ -868,7 +906,7 @@ fn score_with_progress(
         }
         bar.set_position(done as u64)
     };
-    let scores = adgan::score::score_all(detector, &data.images, batch, device, &mut on_batch);
+    let scores = adgan::score::score_source(detector, images, batch, device, &mut on_batch);
     bar.finish();
     scores
 }
@@ -1013,21 +1051,42 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
         size: gan.config.model.image_size,
         channels: gan.config.model.channels,
     };
-    let mut data = match (&args.images, args.dataset) {
-        (Some(dir), _) => adgan::data::load_folder(dir, spec, gan.config.data.fit)?,
-        (None, Some(kind)) => data_source(kind, args.data.as_deref(), args.labels.as_deref(), 0)?
-            .load(args.split, spec, gan.config.data.fit)?,
-        (None, None) => {
-            bail!("give the images to score: --images DIR, or --dataset KIND --data PATH")
-        }
+    let (mut detector, batch) = detector_for(args, &gan, spec, device)?;
+    if let Some(dir) = &args.images {
+        // A folder is streamed: only a batch of images is in memory at a time.
+        let mut stream = FolderStream::open(dir, spec, gan.config.data.fit)?;
+        eprintln!(
+            "scoring {} images with {}",
+            stream.len(),
+            args.method.name()
+        );
+        let scores = score_with_progress(detector.as_mut(), &mut stream, batch, device)?;
+        let order: Vec<usize> = (0..scores.len()).collect();
+        let labels = stream.labels();
+        adgan::report::write_score_table(
+            &args.out,
+            &stream.ids(),
+            labels.as_deref(),
+            &scores,
+            &order,
+        )?;
+        println!("wrote {} scores to {}", scores.len(), args.out.display());
+        return Ok(());
+    }
+    let Some(kind) = args.dataset else {
+        bail!("give the images to score: --images DIR, or --dataset KIND --data PATH")
     };
+    let mut data = data_source(kind, args.data.as_deref(), args.labels.as_deref(), 0)?.load(
+        args.split,
+        spec,
+        gan.config.data.fit,
+    )?;
     if let Some(class) = &args.normal_class {
         let normal = adgan::data::normal_class_index(&data, class)?;
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
-    let (mut detector, batch) = detector_for(args, &gan, spec, device)?;
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
-    let scores = score_with_progress(detector.as_mut(), &data, batch, device)?;
+    let scores = score_with_progress(detector.as_mut(), &mut { &data.images }, batch, device)?;
     adgan::report::write_scores(&args.out, &data, &scores)?;
     println!("wrote {} scores to {}", scores.len(), args.out.display());
     if let (Some(class), Some(labels)) = (&args.normal_class, &data.labels) {
@@ -1254,18 +1313,23 @@ fn run_rank(args: &RankArgs) -> Result<()> {
         size: gan.config.model.image_size,
         channels: gan.config.model.channels,
     };
-    let data = DataSource::Folder {
-        root: args.images.clone(),
-    }
-    .load(Split::Train, spec, gan.config.data.fit)?;
+    let mut stream = FolderStream::open(&args.images, spec, gan.config.data.fit)?;
     let (mut detector, batch) =
         adgan_detector(&gan, args.search.config(), args.search.batch_images, device)?;
-    let scores = score_with_progress(&mut detector, &data, batch, device)?;
-    let files = adgan::report::write_ranking(&args.out, &data, &scores, args.top)?;
+    let scores = score_with_progress(&mut detector, &mut stream, batch, device)?;
+    let (ids, labels) = (stream.ids(), stream.labels());
+    let files = adgan::report::write_ranking(
+        &args.out,
+        &ids,
+        labels.as_deref(),
+        &scores,
+        args.top,
+        &mut |indices| stream.images(indices),
+    )?;
     let order = adgan::score::ranking(&scores);
-    println!("ranked {} images; most anomalous:", data.len());
+    println!("ranked {} images; most anomalous:", ids.len());
     for &i in order.iter().take(5) {
-        println!("  {:>10.2}  {}", scores[i], data.ids[i]);
+        println!("  {:>10.2}  {}", scores[i], ids[i]);
     }
     println!("  scores:          {}", files.scores.display());
     println!("  most anomalous:  {}", files.most_anomalous.display());

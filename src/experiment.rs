@@ -534,7 +534,7 @@ fn score_with_gan(
         let batch = auto_batch(&gan.generator, &config.search, device);
         let start = Instant::now();
         let mut columns = score_columns(
-            &test.images,
+            &mut { &test.images },
             batch,
             device,
             2,

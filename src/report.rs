@@ -40,18 +40,30 @@ pub fn write_scores_in_order(
     scores: &[f64],
     order: &[usize],
 ) -> Result<()> {
+    write_score_table(path, &data.ids, data.labels.as_deref(), scores, order)
+}
+
+/// Writes a score table from ids, optional labels and scores (images that were streamed and
+/// are no longer in memory), rows in the order of `order`; CSV, or JSON for a `.json` path.
+pub fn write_score_table(
+    path: &Path,
+    ids: &[String],
+    labels: Option<&[i64]>,
+    scores: &[f64],
+    order: &[usize],
+) -> Result<()> {
     ensure!(
-        scores.len() == data.len() && order.len() == data.len(),
+        scores.len() == ids.len() && order.len() == ids.len(),
         "{} scores for {} images",
         scores.len(),
-        data.len()
+        ids.len()
     );
     let rows: Vec<ScoreRow> = order
         .iter()
         .map(|&i| ScoreRow {
-            id: &data.ids[i],
+            id: &ids[i],
             score: scores[i],
-            label: data.labels.as_ref().map(|l| l[i]),
+            label: labels.map(|l| l[i]),
         })
         .collect();
     let json = path
@@ -60,7 +72,7 @@ pub fn write_scores_in_order(
     let text = if json {
         serde_json::to_string_pretty(&rows)? + "\n"
     } else {
-        let mut text = String::from(if data.labels.is_some() {
+        let mut text = String::from(if labels.is_some() {
             "id,score,label\n"
         } else {
             "id,score\n"
@@ -94,11 +106,14 @@ pub struct RankingFiles {
 
 /// Ranks a collection (the paper's LSUN experiment, Figs. 4-6): `scores.csv` sorted from the
 /// most to the least anomalous, and two galleries of `top` images each with their scores.
+/// `images_of(indices)` supplies the gallery images, so the collection need not be in memory.
 pub fn write_ranking(
     out: &Path,
-    data: &Dataset,
+    ids: &[String],
+    labels: Option<&[i64]>,
     scores: &[f64],
     top: usize,
+    images_of: &mut dyn FnMut(&[usize]) -> Result<tch::Tensor>,
 ) -> Result<RankingFiles> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let order = crate::score::ranking(scores);
@@ -107,23 +122,17 @@ pub fn write_ranking(
         most_anomalous: out.join("most_anomalous.png"),
         least_anomalous: out.join("least_anomalous.png"),
     };
-    write_scores_in_order(&files.scores, data, scores, &order)?;
+    write_score_table(&files.scores, ids, labels, scores, &order)?;
     let top = top.clamp(1, order.len());
     let least: Vec<usize> = order.iter().rev().take(top).copied().collect();
     for (indices, path) in [
         (&order[..top], &files.most_anomalous),
         (&least[..], &files.least_anomalous),
     ] {
-        let index = tch::Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let images = images_of(indices)?;
         let captions: Vec<String> = indices.iter().map(|&i| format_score(scores[i])).collect();
-        let zoom = if data.images.size()[2] <= 32 { 2 } else { 1 };
-        save_gallery(
-            &data.images.index_select(0, &index),
-            &captions,
-            8,
-            zoom,
-            path,
-        )?;
+        let zoom = if images.size()[2] <= 32 { 2 } else { 1 };
+        save_gallery(&images, &captions, 8, zoom, path)?;
     }
     Ok(files)
 }

@@ -421,3 +421,70 @@ fn real_mnist_counts_and_mean() {
     let zeros = labels.iter().filter(|&&l| l == 0).count();
     assert_eq!(zeros, 980);
 }
+
+#[test]
+fn a_streamed_folder_scores_like_one_loaded_whole() {
+    use adgan::data::{load_folder, FolderStream};
+    use adgan::score::{score_all, score_source, Detector};
+    /// Scores an image by its mean pixel and records the largest batch it was given.
+    struct MeanPixel {
+        largest: i64,
+    }
+    impl Detector for MeanPixel {
+        fn name(&self) -> &str {
+            "mean"
+        }
+        fn score_batch(&mut self, images: &tch::Tensor) -> anyhow::Result<Vec<f64>> {
+            self.largest = self.largest.max(images.size()[0]);
+            let means = images.flatten(1, -1).mean_dim(1, false, tch::Kind::Double);
+            Ok(Vec::<f64>::try_from(&means)?)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..37 {
+        save_png(&dir.path().join(format!("{i:03}.png")), 12, 10, i as u8 + 1);
+    }
+    let spec = ImageSpec {
+        size: 32,
+        channels: 3,
+    };
+    let whole = load_folder(dir.path(), spec, Fit::Pad).unwrap();
+    let mut detector = MeanPixel { largest: 0 };
+    let expected = score_all(
+        &mut detector,
+        &whole.images,
+        37,
+        tch::Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let mut stream = FolderStream::open(dir.path(), spec, Fit::Pad).unwrap();
+    assert_eq!(stream.len(), 37);
+    assert_eq!(stream.ids(), whole.ids);
+    let mut detector = MeanPixel { largest: 0 };
+    let streamed = score_source(
+        &mut detector,
+        &mut stream,
+        8,
+        tch::Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(streamed, expected);
+    assert_eq!(
+        detector.largest, 8,
+        "never more than one batch of images at a time"
+    );
+
+    // A corrupt file met while streaming is named.
+    std::fs::write(dir.path().join("020.png"), b"\x89PNG broken").unwrap();
+    let mut stream = FolderStream::open(dir.path(), spec, Fit::Pad).unwrap();
+    let text = common::error_text(score_source(
+        &mut MeanPixel { largest: 0 },
+        &mut stream,
+        8,
+        tch::Device::Cpu,
+        &mut |_, _| {},
+    ));
+    assert!(text.contains("020.png"), "{text}");
+}

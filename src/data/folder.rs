@@ -133,12 +133,30 @@ pub fn read(root: &Path, channels: usize) -> Result<FolderImages> {
         labels,
         class_names,
     } = list(root)?;
+    let images = read_files(&paths, channels, root, &mut None)?;
+    Ok(FolderImages {
+        images,
+        labels,
+        class_names,
+        paths,
+    })
+}
+
+/// Decodes `paths` (images of the folder `root`) as `channels` channels. `size` is the size
+/// every image must have, set from the first image read when `None`; a different one is an
+/// error naming the file.
+pub fn read_files(
+    paths: &[PathBuf],
+    channels: usize,
+    root: &Path,
+    size: &mut Option<(usize, usize)>,
+) -> Result<RawImages> {
+    ensure!(!paths.is_empty(), "no images to read in {}", root.display());
     let mut pixels = Vec::new();
-    let mut size = None;
-    for path in &paths {
+    for path in paths {
         let (h, w, data) = decode(path, channels)?;
-        match size {
-            None => size = Some((h, w)),
+        match *size {
+            None => *size = Some((h, w)),
             Some((h0, w0)) if (h0, w0) != (h, w) => bail!(
                 "{} is {w}x{h} but the first image of {} is {w0}x{h0}: all images of a folder \
                  must have one size (resize them, or move the odd one out)",
@@ -149,17 +167,12 @@ pub fn read(root: &Path, channels: usize) -> Result<FolderImages> {
         }
         pixels.extend_from_slice(&data);
     }
-    let (height, width) = size.expect("list() returns at least one image");
-    Ok(FolderImages {
-        images: RawImages {
-            count: paths.len(),
-            height,
-            width,
-            channels,
-            pixels,
-        },
-        labels,
-        class_names,
-        paths,
+    let (height, width) = size.expect("at least one image was read");
+    Ok(RawImages {
+        count: paths.len(),
+        height,
+        width,
+        channels,
+        pixels,
     })
 }

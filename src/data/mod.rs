@@ -11,7 +11,7 @@ pub mod idx;
 mod source;
 mod split;
 
-pub use source::{load_folder, DataSource, Split};
+pub use source::{load_folder, DataSource, FolderStream, Split};
 pub use split::{draw_test, normal_class_index, one_vs_all, only_class, other_classes, OneVsAll};
 
 use anyhow::{bail, Result};

@@ -4,6 +4,7 @@ use super::{cifar, demo, folder, idx, Dataset, Fit, ImageSpec, RawImages};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use tch::Tensor;
 
 /// The train or test part of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -151,4 +152,77 @@ pub fn load_folder(root: &Path, spec: ImageSpec, fit: Fit) -> Result<Dataset> {
         ids: read.paths.iter().map(|p| p.display().to_string()).collect(),
         class_names: read.class_names,
     })
+}
+
+/// A folder of images read a chunk at a time, so that scoring a large collection keeps only
+/// the chunk in memory (issue 6: memory grows with the batch, not with the data).
+pub struct FolderStream {
+    root: PathBuf,
+    listing: folder::Listing,
+    spec: ImageSpec,
+    fit: Fit,
+    size: Option<(usize, usize)>,
+}
+
+impl FolderStream {
+    /// Lists the images of `root` (see [`folder::list`]); nothing is decoded yet.
+    pub fn open(root: &Path, spec: ImageSpec, fit: Fit) -> Result<Self> {
+        Ok(Self {
+            root: root.to_path_buf(),
+            listing: folder::list(root)?,
+            spec,
+            fit,
+            size: None,
+        })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.listing.paths.len()
+    }
+
+    /// Whether the folder has no images (never true: [`FolderStream::open`] refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.listing.paths.is_empty()
+    }
+
+    /// The path of each image, as ids.
+    pub fn ids(&self) -> Vec<String> {
+        self.listing
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+
+    /// The class index of each image, for a folder with class subfolders.
+    pub fn labels(&self) -> Option<Vec<i64>> {
+        self.listing.labels.as_deref().map(labels_to_i64)
+    }
+
+    /// The images at `indices`, as model input.
+    pub fn images(&mut self, indices: &[usize]) -> Result<Tensor> {
+        let paths: Vec<PathBuf> = indices
+            .iter()
+            .map(|&i| self.listing.paths[i].clone())
+            .collect();
+        let raw = folder::read_files(
+            &paths,
+            self.spec.channels as usize,
+            &self.root,
+            &mut self.size,
+        )?;
+        raw.to_model_input(self.spec, self.fit)
+    }
+}
+
+impl crate::score::ImageSource for FolderStream {
+    fn len(&self) -> usize {
+        FolderStream::len(self)
+    }
+
+    fn images(&mut self, start: usize, len: usize) -> Result<Tensor> {
+        let indices: Vec<usize> = (start..start + len).collect();
+        FolderStream::images(self, &indices)
+    }
 }

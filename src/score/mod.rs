@@ -33,6 +33,31 @@ pub fn to_scores(values: &Tensor) -> Result<Vec<f64>> {
     Ok(Vec::<f64>::try_from(&host)?)
 }
 
+/// Where the images to score come from: a tensor in memory, or a folder read a batch at a time
+/// ([`crate::data::FolderStream`]), so memory grows with the batch and not with the data.
+pub trait ImageSource {
+    /// Number of images.
+    fn len(&self) -> usize;
+
+    /// Whether there are no images.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Images `start..start + len` as model input (N x C x H x W in [-1, 1]).
+    fn images(&mut self, start: usize, len: usize) -> Result<Tensor>;
+}
+
+impl ImageSource for &Tensor {
+    fn len(&self) -> usize {
+        self.size()[0] as usize
+    }
+
+    fn images(&mut self, start: usize, len: usize) -> Result<Tensor> {
+        Ok(self.narrow(0, start as i64, len as i64))
+    }
+}
+
 /// Scores every image of `images` (N x C x H x W, on any device) in batches of `batch`
 /// images, moving each batch to `device`; `on_batch(done, total)` is called after each batch.
 pub fn score_all(
@@ -42,9 +67,20 @@ pub fn score_all(
     device: tch::Device,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f64>> {
+    score_source(detector, &mut { images }, batch, device, on_batch)
+}
+
+/// As [`score_all`], for images from any [`ImageSource`].
+pub fn score_source(
+    detector: &mut dyn Detector,
+    source: &mut dyn ImageSource,
+    batch: usize,
+    device: tch::Device,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f64>> {
     let name = detector.name().to_string();
     let mut columns = score_columns(
-        images,
+        source,
         batch,
         device,
         1,
@@ -55,22 +91,22 @@ pub fn score_all(
     Ok(columns.remove(0))
 }
 
-/// Like [`score_all`], for a computation that yields `n_columns` scores per image at once
+/// Like [`score_source`], for a computation that yields `n_columns` scores per image at once
 /// (one ADGAN search gives both the `adgan` and the `prior` score, so they share it).
 pub fn score_columns(
-    images: &Tensor,
+    source: &mut dyn ImageSource,
     batch: usize,
     device: tch::Device,
     n_columns: usize,
     score_batch: &mut dyn FnMut(&Tensor) -> Result<Vec<Vec<f64>>>,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<Vec<f64>>> {
-    let n = images.size()[0] as usize;
+    let n = source.len();
     let batch = batch.max(1);
     let mut columns = vec![Vec::with_capacity(n); n_columns];
     for start in (0..n).step_by(batch) {
         let len = batch.min(n - start);
-        let chunk = images.narrow(0, start as i64, len as i64).to_device(device);
+        let chunk = source.images(start, len)?.to_device(device);
         let batch_columns = score_batch(&chunk)?;
         anyhow::ensure!(
             batch_columns.len() == n_columns && batch_columns.iter().all(|c| c.len() == len),
