@@ -1237,16 +1237,21 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
         .expect("valid template"),
     );
     let mut stage = String::new();
+    // Points the bar at a stage (resetting length and ETA when the stage changes) and moves it.
+    let mut show = |bar: &ProgressBar, name: String, done: usize, total: usize| {
+        if stage != name {
+            bar.set_prefix(name.clone());
+            bar.set_length(total as u64);
+            bar.set_message("");
+            bar.reset_eta();
+            stage = name;
+        }
+        bar.set_position(done as u64);
+    };
     let mut on_event = |event: Event| match event {
         Event::Training { class, progress } => {
             let name = format!("class {class}: train");
-            if stage != name {
-                bar.set_prefix(name.clone());
-                bar.set_length(progress.total as u64);
-                bar.reset_eta();
-                stage = name;
-            }
-            bar.set_position(progress.iteration as u64);
+            show(&bar, name, progress.iteration, progress.total);
             bar.set_message(format!("W~{:.4}", progress.losses.wasserstein));
         }
         Event::Fitting {
@@ -1254,33 +1259,23 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
             method,
             done,
             total,
-        } => {
-            let name = format!("class {class}: fit {}", method.name());
-            if stage != name {
-                bar.set_prefix(name.clone());
-                bar.set_length(total as u64);
-                bar.set_message("");
-                bar.reset_eta();
-                stage = name;
-            }
-            bar.set_position(done as u64);
-        }
+        } => show(
+            &bar,
+            format!("class {class}: fit {}", method.name()),
+            done,
+            total,
+        ),
         Event::Scoring {
             class,
             method,
             done,
             total,
-        } => {
-            let name = format!("class {class}: {}", method.name());
-            if stage != name {
-                bar.set_prefix(name.clone());
-                bar.set_length(total as u64);
-                bar.set_message("");
-                bar.reset_eta();
-                stage = name;
-            }
-            bar.set_position(done as u64);
-        }
+        } => show(
+            &bar,
+            format!("class {class}: {}", method.name()),
+            done,
+            total,
+        ),
         Event::Skipped { class, method } => bar.println(format!(
             "class {class} {}: finished earlier, kept",
             method.name()

@@ -126,43 +126,28 @@ fn another_autoencoder_in_the_folder_is_refused() {
         iterations: 2,
         ..config()
     };
-    Autoencoder::train_or_load(
-        AutoencoderKind::Dcae,
-        model(),
-        small,
-        &normal,
-        dir.path(),
-        Device::Cpu,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let other = AutoencoderConfig {
+    let dcae = |config| {
+        Autoencoder::train_or_load(
+            AutoencoderKind::Dcae,
+            model(),
+            config,
+            &normal,
+            dir.path(),
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+    };
+    dcae(small).unwrap();
+    let text = common::error_text(dcae(AutoencoderConfig {
         code_dim: 8,
         ..small
-    };
-    let text = common::error_text(Autoencoder::train_or_load(
-        AutoencoderKind::Dcae,
-        model(),
-        other,
-        &normal,
-        dir.path(),
-        Device::Cpu,
-        &mut |_, _| {},
-    ));
+    }));
     assert!(
         text.contains("another autoencoder") && text.contains(dir.path().to_str().unwrap()),
         "{text}"
     );
     // A truncated weights file names itself.
     std::fs::write(dir.path().join("autoencoder.safetensors"), b"\x10\x00").unwrap();
-    let text = common::error_text(Autoencoder::train_or_load(
-        AutoencoderKind::Dcae,
-        model(),
-        small,
-        &normal,
-        dir.path(),
-        Device::Cpu,
-        &mut |_, _| {},
-    ));
+    let text = common::error_text(dcae(small));
     assert!(text.contains("autoencoder.safetensors"), "{text}");
 }
