@@ -234,3 +234,30 @@ pub fn streaming_scoring(
         tensor_mib: (n * 3 * 32 * 32 * 4) as f64 / (1024.0 * 1024.0),
     })
 }
+
+/// [`crate::score::adgan::Adgan::profile_step`] on `batch` random images with a randomly
+/// initialised generator of architecture `model`: milliseconds per search step by phase.
+pub fn search_profile(
+    model: ModelConfig,
+    search: crate::score::adgan::AdganConfig,
+    batch: usize,
+    steps: usize,
+    device: Device,
+) -> Result<Vec<(String, f64)>> {
+    let vs = tch::nn::VarStore::new(device);
+    let generator = crate::model::Generator::new(&vs.root(), model)?;
+    crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
+    let images = (Tensor::rand(
+        [
+            batch as i64,
+            model.channels,
+            model.image_size,
+            model.image_size,
+        ],
+        (Kind::Float, Device::Cpu),
+    ) * 2.0
+        - 1.0)
+        .to_device(device);
+    let detector = crate::score::adgan::Adgan::new(&generator, search, device)?;
+    detector.profile_step(&images, steps)
+}

@@ -145,6 +145,27 @@ enum BenchCommand {
     /// Peak memory and time of scoring a generated folder of --images PNGs streamed in
     /// batches (memory should follow the batch, not the folder).
     Stream(BenchStreamArgs),
+    /// Where the time of one latent-search step goes: each forward op by layer, the backward
+    /// pass, and the Adam updates (ms per step).
+    Profile(BenchProfileArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchProfileArgs {
+    /// Images per search.
+    #[arg(long, default_value_t = 1)]
+    images: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[command(flatten)]
+    shape: BenchModelArgs,
+    /// Latent seeds per image (n_seed).
+    #[arg(long, default_value_t = 64)]
+    n_seed: i64,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -620,6 +641,33 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
         Command::Bench(BenchCommand::Score(args)) => run_bench_score(&args),
         Command::Bench(BenchCommand::Baselines(args)) => run_bench_baselines(&args),
+        Command::Bench(BenchCommand::Profile(args)) => {
+            let device = device::select(args.device)?;
+            let search = AdganConfig {
+                n_seed: args.n_seed,
+                ..AdganConfig::default()
+            };
+            let phases = adgan::bench::search_profile(
+                args.shape.model()?,
+                search,
+                args.images,
+                args.steps,
+                device,
+            )?;
+            let total: f64 = phases.iter().map(|(_, ms)| ms).sum();
+            println!(
+                "one search step ({}, n_seed {}, {} image(s), {} threads, {}): {total:.1} ms",
+                args.shape.describe(),
+                args.n_seed,
+                args.images,
+                tch::get_num_threads(),
+                device::name(device)
+            );
+            for (name, ms) in phases {
+                println!("  {name:<34} {ms:>8.2} ms  {:>5.1}%", 100.0 * ms / total);
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Stream(args)) => {
             let device = device::select(args.device)?;
             let f = adgan::bench::streaming_scoring(&args.dir, args.images, args.batch, device)?;

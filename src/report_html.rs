@@ -14,7 +14,21 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-const PALETTE: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+/// One colour per method (the experiment has up to 12), distinct on white.
+const PALETTE: [RGBColor; 12] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(0, 0, 0),
+    RGBColor(0, 0, 128),
+];
 
 /// Draws the ROC curve of each method, averaged over classes on a common false-positive grid
 /// (the paper's Fig. 3), as SVG text.

@@ -148,6 +148,12 @@ impl StackedGenerator {
 
     /// Input [n, copies * d'] -> images [n, copies * channels, H, W].
     fn forward(&self, z: &Tensor) -> Tensor {
+        self.forward_observed(z, &mut |_, _| {})
+    }
+
+    /// [`StackedGenerator::forward`], calling `after(layer, "conv" | "norm")` after each op (the
+    /// profiler times the ops this way).
+    fn forward_observed(&self, z: &Tensor, after: &mut dyn FnMut(usize, &str)) -> Tensor {
         let size = z.size();
         let mut x = z.view([size[0], size[1], 1, 1]);
         for (i, w) in self.weights.iter().enumerate() {
@@ -161,6 +167,7 @@ impl StackedGenerator {
                 self.copies,
                 [1, 1],
             );
+            after(i, "conv_transpose");
             x = match self.scales.get(i) {
                 Some(scale) => x
                     .batch_norm(
@@ -176,6 +183,7 @@ impl StackedGenerator {
                     .relu(),
                 None => x.tanh(),
             };
+            after(i, "norm+activation");
         }
         x
     }
@@ -316,6 +324,89 @@ impl Detector for Adgan<'_> {
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
         super::to_scores(&self.search(images)?.final_losses())
+    }
+}
+
+impl Adgan<'_> {
+    /// Where the time of one search step goes on a batch of `images`: milliseconds per step of
+    /// each forward op (by layer), the loss, the backward pass, and the two Adam updates,
+    /// averaged over `steps` steps after one untimed step.
+    pub fn profile_step(&self, images: &Tensor, steps: usize) -> Result<Vec<(String, f64)>> {
+        let b = images.size()[0];
+        let stacked = StackedGenerator::new(self.generator, b, true);
+        let latents = self
+            .initial_latents
+            .unsqueeze(0)
+            .repeat([b, 1, 1])
+            .set_requires_grad(true);
+        let adam = |lr| OptimizerConfig::adam(lr, 0.9, 0.999);
+        let mut opt_z = Optimizer::over(
+            adam(self.config.lr_z),
+            vec![("z".into(), latents.shallow_clone())],
+        );
+        let mut opt_theta = Optimizer::over(adam(self.config.lr_theta), stacked.parameters());
+        let cuda = images.device().is_cuda();
+        let sync = || {
+            if cuda {
+                tch::Cuda::synchronize(0);
+            }
+        };
+        let mut totals: Vec<(String, f64)> = Vec::new();
+        let mut add = |name: String, ms: f64, timed: bool| {
+            if !timed {
+                return;
+            }
+            match totals.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, t)) => *t += ms,
+                None => totals.push((name, ms)),
+            }
+        };
+        for step in 0..=steps {
+            let timed = step > 0;
+            let (n_seed, d) = (self.config.n_seed, latents.size()[2]);
+            let input = latents
+                .reshape([b, n_seed, d])
+                .permute([1, 0, 2])
+                .reshape([n_seed, b * d]);
+            sync();
+            let mut clock = std::time::Instant::now();
+            let out = stacked.forward_observed(&input, &mut |layer, op| {
+                sync();
+                let now = std::time::Instant::now();
+                add(
+                    format!("forward layer {layer} {op}"),
+                    (now - clock).as_secs_f64() * 1e3,
+                    timed,
+                );
+                clock = now;
+            });
+            let s = out.size();
+            let generated = out
+                .view([n_seed, b, s[1] / b, s[2], s[3]])
+                .permute([1, 0, 2, 3, 4]);
+            let loss = (generated - images.unsqueeze(1)).square().sum(Kind::Float);
+            sync();
+            let mut lap = |name: &str, start: &mut std::time::Instant| {
+                sync();
+                let now = std::time::Instant::now();
+                add(name.to_string(), (now - *start).as_secs_f64() * 1e3, timed);
+                *start = now;
+            };
+            let mut start = clock;
+            lap("loss", &mut start);
+            opt_z.zero_grad();
+            opt_theta.zero_grad();
+            loss.backward();
+            lap("backward (all layers)", &mut start);
+            opt_z.step();
+            lap("adam on z", &mut start);
+            opt_theta.step();
+            lap("adam on theta", &mut start);
+        }
+        Ok(totals
+            .into_iter()
+            .map(|(n, t)| (n, t / steps.max(1) as f64))
+            .collect())
     }
 }
 
