@@ -1,9 +1,11 @@
 """PyTorch reference for `adgan bench score`: the ADGAN search (n_seed latents, k Adam steps
 on the latents and on a per-image copy of the generator parameters, BatchNorm in eval mode),
 as a straightforward loop over images, on random images and a DCGAN generator initialised as
-in adgan (the speed does not depend on the weights).
+in adgan (the speed does not depend on the weights). `--vmap B` also times the same search
+batched over B images with `torch.func.vmap` (per-image parameters stacked, Adam by hand).
 
     .venv/bin/python bench/score_search.py --images 8
+    .venv/bin/python bench/score_search.py --images 64 --vmap 16 --device cuda
 """
 import argparse
 import time
@@ -32,6 +34,33 @@ def score_one(g, buffers, params0, z0, x, k, lr_z, lr_theta):
         return (out - x).square().sum(dim=(1, 2, 3)).mean().item()
 
 
+def search_vmap(g, buffers, params0, z0, xs, k, lr_z, lr_theta, betas=(0.9, 0.999), eps=1e-8):
+    """The search for a batch of images at once: theta and z get a leading image axis."""
+    b = xs.shape[0]
+    params = {n: p.detach().unsqueeze(0).repeat(b, *([1] * p.dim())) for n, p in params0.items()}
+    z = z0.detach().unsqueeze(0).repeat(b, 1, 1)
+
+    def losses(params, z, x):
+        out = functional_call(g, {**params, **buffers}, (z.view(z.shape[0], -1, 1, 1),))
+        return (out - x).square().sum(dim=(1, 2, 3))
+
+    grads = torch.func.vmap(torch.func.grad(lambda p, z, x: losses(p, z, x).sum(), argnums=(0, 1)))
+    tensors = list(params.values()) + [z]
+    lrs = [lr_theta] * len(params) + [lr_z]
+    m = [torch.zeros_like(t) for t in tensors]
+    v = [torch.zeros_like(t) for t in tensors]
+    for t in range(1, k + 1):
+        gp, gz = grads(params, z, xs)
+        gs = list(gp.values()) + [gz]
+        for i, (p, g_) in enumerate(zip(tensors, gs)):
+            m[i].lerp_(g_, 1 - betas[0])
+            v[i].mul_(betas[1]).addcmul_(g_, g_, value=1 - betas[1])
+            denom = (v[i] / (1 - betas[1] ** t)).sqrt_().add_(eps)
+            p.addcdiv_(m[i], denom, value=-lrs[i] / (1 - betas[0] ** t))
+    with torch.no_grad():
+        return torch.func.vmap(losses)(params, z, xs).mean(dim=1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=16)
@@ -40,6 +69,7 @@ def main():
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--vmap", type=int, default=0, help="also time vmap over this many images")
     a = p.parse_args()
     torch.manual_seed(0)
     dev = torch.device(a.device)
@@ -55,10 +85,21 @@ def main():
     if dev.type == "cuda":
         torch.cuda.synchronize()
     rate = a.images / (time.perf_counter() - start)
-    print(
-        f"pytorch {torch.__version__} score loop (32x32x{a.channels}, width {a.width}, n_seed {a.n_seed}, "
-        f"k {a.k}, {torch.get_num_threads()} threads, {a.device}): {rate:.2f} images/s"
-    )
+    shape = (f"32x32x{a.channels}, width {a.width}, n_seed {a.n_seed}, k {a.k}, "
+             f"{torch.get_num_threads()} threads, {a.device}")
+    print(f"pytorch {torch.__version__} score loop ({shape}): {rate:.2f} images/s")
+    if a.vmap:
+        search_vmap(g, buffers, params0, z0, images[: a.vmap], a.k, 0.25, 5e-4)  # warm-up
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(0, a.images, a.vmap):
+            search_vmap(g, buffers, params0, z0, images[i : i + a.vmap], a.k, 0.25, 5e-4)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        rate = a.images / (time.perf_counter() - start)
+        print(f"pytorch {torch.__version__} score vmap ({shape}, {a.vmap} images per search): "
+              f"{rate:.2f} images/s")
 
 
 if __name__ == "__main__":
