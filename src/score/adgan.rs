@@ -206,6 +206,14 @@ impl Search {
     }
 }
 
+/// What a search updates: theta copies, latents [B, n_seed, d'], and their optimisers.
+struct SearchState {
+    stacked: StackedGenerator,
+    latents: Tensor,
+    opt_z: Optimizer,
+    opt_theta: Optimizer,
+}
+
 /// The ADGAN detector over a trained generator.
 pub struct Adgan<'a> {
     generator: &'a Generator,
@@ -265,6 +273,34 @@ impl<'a> Adgan<'a> {
         }
     }
 
+    /// Fresh search state for `b` images: theta stacked `copies` times (adapted or not), the
+    /// initial latents repeated per image, and Adam on both.
+    fn start(&self, b: i64, copies: i64, adapt: bool) -> SearchState {
+        let stacked = StackedGenerator::new(self.generator, copies, adapt);
+        let latents = self
+            .initial_latents
+            .unsqueeze(0)
+            .repeat([b, 1, 1])
+            .set_requires_grad(true);
+        let adam = |lr| OptimizerConfig::adam(lr, 0.9, 0.999);
+        let opt_z = Optimizer::over(
+            adam(self.config.lr_z),
+            vec![("z".into(), latents.shallow_clone())],
+        );
+        let theta = if adapt {
+            stacked.parameters()
+        } else {
+            Vec::new()
+        };
+        let opt_theta = Optimizer::over(adam(self.config.lr_theta), theta);
+        SearchState {
+            stacked,
+            latents,
+            opt_z,
+            opt_theta,
+        }
+    }
+
     /// Runs the search on a batch of images.
     pub fn search(&self, images: &Tensor) -> Result<Search> {
         let b = images.size()[0];
@@ -274,25 +310,12 @@ impl<'a> Adgan<'a> {
             ThetaMode::Fixed => 1,
         };
         let adapt = self.config.theta != ThetaMode::Fixed;
-        let stacked = StackedGenerator::new(self.generator, copies, adapt);
-        let latents = self
-            .initial_latents
-            .unsqueeze(0)
-            .repeat([b, 1, 1])
-            .set_requires_grad(true);
-        let adam = |lr| OptimizerConfig::adam(lr, 0.9, 0.999);
-        let mut opt_z = Optimizer::over(
-            adam(self.config.lr_z),
-            vec![("z".into(), latents.shallow_clone())],
-        );
-        let mut opt_theta = Optimizer::over(
-            adam(self.config.lr_theta),
-            if adapt {
-                stacked.parameters()
-            } else {
-                Vec::new()
-            },
-        );
+        let SearchState {
+            stacked,
+            latents,
+            mut opt_z,
+            mut opt_theta,
+        } = self.start(b, copies, adapt);
         let mut history = Vec::with_capacity(self.config.k + 1);
         for _ in 0..self.config.k {
             let losses = self.losses(&stacked, &latents, images);
@@ -333,18 +356,12 @@ impl Adgan<'_> {
     /// averaged over `steps` steps after one untimed step.
     pub fn profile_step(&self, images: &Tensor, steps: usize) -> Result<Vec<(String, f64)>> {
         let b = images.size()[0];
-        let stacked = StackedGenerator::new(self.generator, b, true);
-        let latents = self
-            .initial_latents
-            .unsqueeze(0)
-            .repeat([b, 1, 1])
-            .set_requires_grad(true);
-        let adam = |lr| OptimizerConfig::adam(lr, 0.9, 0.999);
-        let mut opt_z = Optimizer::over(
-            adam(self.config.lr_z),
-            vec![("z".into(), latents.shallow_clone())],
-        );
-        let mut opt_theta = Optimizer::over(adam(self.config.lr_theta), stacked.parameters());
+        let SearchState {
+            stacked,
+            latents,
+            mut opt_z,
+            mut opt_theta,
+        } = self.start(b, b, true);
         let cuda = images.device().is_cuda();
         let sync = || {
             if cuda {
