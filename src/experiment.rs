@@ -289,78 +289,51 @@ pub fn run_one_vs_all(
             )?;
             Some(checkpoint::load_gan(&run_dir, device)?)
         };
-        // Progress of fitting (autoencoder training) or scoring one method.
-        let mut report = |method, done, total, fitting: bool| {
-            on_event(if fitting {
-                Event::Fitting {
-                    class,
-                    method,
-                    done,
-                    total,
-                }
-            } else {
-                Event::Scoring {
-                    class,
-                    method,
-                    done,
-                    total,
-                }
-            })
+        let context = ClassContext {
+            config,
+            class,
+            normal,
+            task: &task,
+            train_all: &train_all,
+            runs: out.join("runs"),
+            gan: gan.as_ref(),
+            device,
         };
-        let mut results = Vec::new();
-        if let Some(gan) = &gan {
-            results.extend(score_with_gan(
-                config,
-                gan,
-                &task.test,
-                &gan_methods,
-                device,
-                &mut |method, done, total| report(method, done, total, false),
-            )?);
-        }
-        for method in [Method::Dcae, Method::Vae] {
-            if pending.contains(&method) {
-                let dir = out
-                    .join("runs")
-                    .join(format!("class-{class}-{}", method.name()));
-                results.push(score_autoencoder(
-                    config,
-                    method,
-                    &task,
-                    &dir,
-                    device,
-                    &mut report,
-                )?);
+        // Every cell is written as soon as its method is scored (`adgan` and `prior` come
+        // from one search and are written together).
+        for &method in &pending {
+            if cells
+                .iter()
+                .any(|c: &Cell| c.class == *class && c.method == method)
+            {
+                continue;
             }
-        }
-        for &method in pending.iter().filter(|m| m.classic().is_some()) {
-            let others = data::other_classes(&train_all, normal)?;
-            results.push(score_classic(
-                config,
+            let scored = score_method(
+                &context,
                 method,
-                &task,
-                &others,
-                device,
-                &mut |method, done, total| report(method, done, total, false),
-            )?);
-        }
-        for result in results {
-            let labels = task.test.labels.clone().unwrap_or_default();
-            let cell = Cell {
-                class: class.clone(),
-                method: result.method,
-                auc: roc_auc(&result.scores, &labels)?,
-                average_precision: average_precision(&result.scores, &labels)?,
-                seconds: result.seconds,
-                ids: task.test.ids.clone(),
-                test_classes: task.test_classes.clone(),
-                labels,
-                scores: result.scores,
-                chosen: result.chosen,
-            };
-            write_json(&cell_path(out, class, result.method), &cell)?;
-            on_event(Event::Finished { cell: &cell });
-            cells.push(cell);
+                &pending,
+                &mut |m, done, total, fitting| {
+                    on_event(progress_event(class, m, done, total, fitting))
+                },
+            )?;
+            for result in scored {
+                let labels = task.test.labels.clone().unwrap_or_default();
+                let cell = Cell {
+                    class: class.clone(),
+                    method: result.method,
+                    auc: roc_auc(&result.scores, &labels)?,
+                    average_precision: average_precision(&result.scores, &labels)?,
+                    seconds: result.seconds,
+                    ids: task.test.ids.clone(),
+                    test_classes: task.test_classes.clone(),
+                    labels,
+                    scores: result.scores,
+                    chosen: result.chosen,
+                };
+                write_json(&cell_path(out, class, result.method), &cell)?;
+                on_event(Event::Finished { cell: &cell });
+                cells.push(cell);
+            }
         }
     }
     let position = |cell: &Cell| {
@@ -511,11 +484,135 @@ fn score_autoencoder(
     Ok(Scored::new(method, scores, start.elapsed().as_secs_f64()))
 }
 
-/// Scores `test` with every GAN method of `methods`.
-///
-/// `adgan` and `prior` share one latent search per image (the prior score is read off the
-/// latents the ADGAN search ends at), so each reports the time of that shared search.
-fn score_with_gan(
+/// What scoring the methods of one normal class needs.
+struct ClassContext<'a> {
+    config: &'a ExperimentConfig,
+    class: &'a str,
+    normal: i64,
+    task: &'a OneVsAll,
+    train_all: &'a Dataset,
+    /// Where trained networks are kept (`OUT/runs`).
+    runs: PathBuf,
+    /// The class's trained GAN, when a pending method needs it.
+    gan: Option<&'a TrainedGan>,
+    device: Device,
+}
+
+/// The event for progress of fitting (autoencoder training) or scoring one method.
+fn progress_event(
+    class: &str,
+    method: Method,
+    done: usize,
+    total: usize,
+    fitting: bool,
+) -> Event<'_> {
+    if fitting {
+        Event::Fitting {
+            class,
+            method,
+            done,
+            total,
+        }
+    } else {
+        Event::Scoring {
+            class,
+            method,
+            done,
+            total,
+        }
+    }
+}
+
+/// Scores one method on the class's test images; `adgan` and `prior` come together (both
+/// that are `pending`) from one search. `report(method, done, total, fitting)` follows it.
+fn score_method(
+    context: &ClassContext,
+    method: Method,
+    pending: &[Method],
+    report: &mut dyn FnMut(Method, usize, usize, bool),
+) -> Result<Vec<Scored>> {
+    let ClassContext {
+        config,
+        task,
+        device,
+        ..
+    } = *context;
+    let gan = || context.gan.context("the GAN of this class is not loaded");
+    let mut on_scoring = |m, done, total| report(m, done, total, false);
+    let timed = |method, run: &mut dyn FnMut() -> Result<Vec<f64>>| -> Result<Vec<Scored>> {
+        let start = Instant::now();
+        let scores = run()?;
+        Ok(vec![Scored::new(
+            method,
+            scores,
+            start.elapsed().as_secs_f64(),
+        )])
+    };
+    match method {
+        Method::Adgan | Method::Prior => {
+            let searched: Vec<Method> = pending
+                .iter()
+                .copied()
+                .filter(|m| matches!(m, Method::Adgan | Method::Prior))
+                .collect();
+            score_search(
+                config,
+                gan()?,
+                &task.test,
+                &searched,
+                device,
+                &mut on_scoring,
+            )
+        }
+        Method::Anogan => {
+            let gan = gan()?;
+            let mut anogan = Anogan::new(&gan.generator, &gan.critic, config.anogan, device)?;
+            timed(method, &mut || {
+                score_all(
+                    &mut anogan,
+                    &task.test.images,
+                    64,
+                    device,
+                    &mut |done, total| on_scoring(method, done, total),
+                )
+            })
+        }
+        Method::Critic => {
+            let mut critic = CriticScore::new(&gan()?.critic);
+            timed(method, &mut || {
+                score_all(
+                    &mut critic,
+                    &task.test.images,
+                    256,
+                    device,
+                    &mut |done, total| on_scoring(method, done, total),
+                )
+            })
+        }
+        Method::Dcae | Method::Vae => {
+            let dir = context
+                .runs
+                .join(format!("class-{}-{}", context.class, method.name()));
+            Ok(vec![score_autoencoder(
+                config, method, task, &dir, device, report,
+            )?])
+        }
+        _ => {
+            let others = data::other_classes(context.train_all, context.normal)?;
+            Ok(vec![score_classic(
+                config,
+                method,
+                task,
+                &others,
+                device,
+                &mut on_scoring,
+            )?])
+        }
+    }
+}
+
+/// Scores `test` with `adgan` and/or `prior` (as `methods` lists) from one latent search.
+fn score_search(
     config: &ExperimentConfig,
     gan: &TrainedGan,
     test: &Dataset,
@@ -523,71 +620,38 @@ fn score_with_gan(
     device: Device,
     on_progress: &mut dyn FnMut(Method, usize, usize),
 ) -> Result<Vec<Scored>> {
-    let mut results = Vec::new();
-    let searched: Vec<Method> = methods
+    let first = *methods.first().context("no search method asked for")?;
+    let adgan = Adgan::new(&gan.generator, config.search, device)?;
+    let batch = auto_batch(&gan.generator, &config.search, device);
+    let start = Instant::now();
+    let mut columns = score_columns(
+        &mut { &test.images },
+        batch,
+        device,
+        2,
+        &mut |chunk| {
+            let search = adgan.search(chunk)?;
+            Ok(vec![
+                to_scores(&search.final_losses())?,
+                to_scores(&prior_scores(&search))?,
+            ])
+        },
+        &mut |done, total| on_progress(first, done, total),
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let prior = columns.pop().expect("two columns");
+    let losses = columns.pop().expect("two columns");
+    Ok(methods
         .iter()
-        .copied()
-        .filter(|m| matches!(m, Method::Adgan | Method::Prior))
-        .collect();
-    if let Some(&first) = searched.first() {
-        let adgan = Adgan::new(&gan.generator, config.search, device)?;
-        let batch = auto_batch(&gan.generator, &config.search, device);
-        let start = Instant::now();
-        let mut columns = score_columns(
-            &mut { &test.images },
-            batch,
-            device,
-            2,
-            &mut |chunk| {
-                let search = adgan.search(chunk)?;
-                Ok(vec![
-                    to_scores(&search.final_losses())?,
-                    to_scores(&prior_scores(&search))?,
-                ])
-            },
-            &mut |done, total| on_progress(first, done, total),
-        )?;
-        let seconds = start.elapsed().as_secs_f64();
-        let prior = columns.pop().expect("two columns");
-        let losses = columns.pop().expect("two columns");
-        for method in searched {
+        .map(|&method| {
             let scores = if method == Method::Adgan {
                 losses.clone()
             } else {
                 prior.clone()
             };
-            results.push(Scored::new(method, scores, seconds));
-        }
-    }
-    if methods.contains(&Method::Anogan) {
-        let mut anogan = Anogan::new(&gan.generator, &gan.critic, config.anogan, device)?;
-        let start = Instant::now();
-        let scores = score_all(&mut anogan, &test.images, 64, device, &mut |done, total| {
-            on_progress(Method::Anogan, done, total)
-        })?;
-        results.push(Scored::new(
-            Method::Anogan,
-            scores,
-            start.elapsed().as_secs_f64(),
-        ));
-    }
-    if methods.contains(&Method::Critic) {
-        let mut critic = CriticScore::new(&gan.critic);
-        let start = Instant::now();
-        let scores = score_all(
-            &mut critic,
-            &test.images,
-            256,
-            device,
-            &mut |done, total| on_progress(Method::Critic, done, total),
-        )?;
-        results.push(Scored::new(
-            Method::Critic,
-            scores,
-            start.elapsed().as_secs_f64(),
-        ));
-    }
-    Ok(results)
+            Scored::new(method, scores, seconds)
+        })
+        .collect())
 }
 
 /// Expands a class list such as `0-9`, `0,3,5` or `cat,dog` (ranges only between numbers).
