@@ -221,6 +221,16 @@ impl Autoencoder {
         nll + kl
     }
 
+    /// The score of this network: reconstruction error (DCAE) or negative ELBO (VAE, z noise
+    /// seeded by `config.seed`).
+    pub fn into_detector(self) -> Result<Box<dyn crate::score::Detector>> {
+        let seed = self.config.seed;
+        Ok(match self.kind {
+            AutoencoderKind::Dcae => Box::new(crate::score::dcae::DcaeScore::new(self)?),
+            AutoencoderKind::Vae => Box::new(crate::score::vae::VaeScore::new(self, seed)?),
+        })
+    }
+
     /// The per-image training loss on a batch.
     fn loss(&self, x: &Tensor, noise_rng: &mut rand_chacha::ChaCha8Rng) -> Tensor {
         match self.kind {

@@ -1,6 +1,6 @@
 //! Command-line interface: parses arguments, calls the library, prints. No logic of its own.
 
-use adgan::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
+use adgan::autoencoder::{Autoencoder, AutoencoderConfig};
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
 use adgan::data::{demo, DataSource, Dataset, Fit, FolderStream, ImageSpec, Split};
 use adgan::device::{self, DeviceChoice};
@@ -11,10 +11,8 @@ use adgan::score::adgan::{Adgan, AdganConfig, ReconstructionLoss, ThetaMode};
 use adgan::score::anogan::{Anogan, AnoganConfig};
 use adgan::score::classic::Classic;
 use adgan::score::critic::CriticScore;
-use adgan::score::dcae::DcaeScore;
 use adgan::score::features::{FeatureExtractor, PcaConfig};
 use adgan::score::prior::PriorScore;
-use adgan::score::vae::VaeScore;
 use adgan::score::ImageSource;
 use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, Context, Result};
@@ -1025,11 +1023,7 @@ fn detector_for<'a>(
             (Box::new(anogan), 64)
         }
         Method::Dcae | Method::Vae => {
-            let kind = if args.method == Method::Dcae {
-                AutoencoderKind::Dcae
-            } else {
-                AutoencoderKind::Vae
-            };
+            let kind = args.method.autoencoder().expect("an autoencoder method");
             let train = baseline_training_images(args, gan, spec)?;
             let dir = args.model.join("baselines").join(args.method.name());
             let config = AutoencoderConfig::default();
@@ -1050,11 +1044,7 @@ fn detector_for<'a>(
                 &mut |done, _| bar.set_position(done as u64),
             )?;
             bar.finish_and_clear();
-            let detector: Box<dyn adgan::score::Detector> = match kind {
-                AutoencoderKind::Dcae => Box::new(DcaeScore::new(ae)?),
-                AutoencoderKind::Vae => Box::new(VaeScore::new(ae, config.seed)?),
-            };
-            (detector, 256)
+            (ae.into_detector()?, 256)
         }
         method => {
             let kind = method
@@ -1071,15 +1061,12 @@ fn detector_for<'a>(
                 fallback_dim: args.pca_dim,
                 ..PcaConfig::default()
             };
-            let extractor = if method.uses_alexnet() {
-                let path = args.alexnet.as_deref().with_context(|| {
-                    format!("{} needs --alexnet PATH (AlexNet weights)", method.name())
-                })?;
-                let net = adgan::alexnet::AlexNet::load(path, device)?;
-                FeatureExtractor::AlexNet(std::rc::Rc::new(net))
-            } else {
-                FeatureExtractor::Pixels
-            };
+            let extractor = FeatureExtractor::choose(
+                method.uses_alexnet(),
+                args.alexnet.as_deref(),
+                method.name(),
+                device,
+            )?;
             let fitted = adgan::score::classic::fit_classic(
                 kind,
                 &extractor,

@@ -6,7 +6,6 @@
 //! whose GAN is already trained with the same configuration reuses it (a half-trained one
 //! resumes).
 
-use crate::alexnet::AlexNet;
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use crate::checkpoint::{self, read_json, write_json, TrainedGan};
 use crate::data::{self, DataSource, Dataset, Fit, ImageSpec, OneVsAll, Split};
@@ -16,18 +15,15 @@ use crate::score::adgan::{auto_batch, Adgan, AdganConfig};
 use crate::score::anogan::{Anogan, AnoganConfig};
 use crate::score::classic::{fit_classic, Classic};
 use crate::score::critic::CriticScore;
-use crate::score::dcae::DcaeScore;
 use crate::score::features::{FeatureExtractor, PcaConfig, Validation};
 use crate::score::prior::prior_scores;
-use crate::score::vae::VaeScore;
-use crate::score::{score_all, score_columns, to_scores, Detector};
+use crate::score::{score_all, score_columns, to_scores};
 use crate::train::{self, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::time::Instant;
 use tch::Device;
 
@@ -90,6 +86,15 @@ impl Method {
             self,
             Method::Adgan | Method::Critic | Method::Prior | Method::Anogan
         )
+    }
+
+    /// The autoencoder behind the method, if it is one.
+    pub fn autoencoder(self) -> Option<AutoencoderKind> {
+        match self {
+            Method::Dcae => Some(AutoencoderKind::Dcae),
+            Method::Vae => Some(AutoencoderKind::Vae),
+            _ => None,
+        }
     }
 
     /// Whether the method works on AlexNet features instead of pixels.
@@ -289,12 +294,24 @@ pub fn run_one_vs_all(
             )?;
             Some(checkpoint::load_gan(&run_dir, device)?)
         };
+        // The classic baselines choose their PCA dimension on one validation draw per class.
+        let validation = if pending.iter().any(|m| m.classic().is_some()) {
+            let others = data::other_classes(&train_all, normal)?;
+            let b = &config.baselines;
+            Some(Validation::draw(
+                &task.train,
+                &others,
+                b.holdout_fraction,
+                b.seed,
+            )?)
+        } else {
+            None
+        };
         let context = ClassContext {
             config,
             class,
-            normal,
             task: &task,
-            train_all: &train_all,
+            validation: validation.as_ref(),
             runs: out.join("runs"),
             gan: gan.as_ref(),
             device,
@@ -399,35 +416,24 @@ fn score_classic(
     config: &ExperimentConfig,
     method: Method,
     task: &OneVsAll,
-    others: &Dataset,
+    validation: &Validation,
     device: Device,
     on_progress: &mut dyn FnMut(Method, usize, usize),
 ) -> Result<Scored> {
     let kind = method.classic().context("not a classic baseline")?;
-    let extractor = if method.uses_alexnet() {
-        let path = config.alexnet.as_deref().with_context(|| {
-            format!(
-                "{} needs AlexNet weights: give --alexnet PATH (a safetensors state dict)",
-                method.name()
-            )
-        })?;
-        FeatureExtractor::AlexNet(Rc::new(AlexNet::load(path, device)?))
-    } else {
-        FeatureExtractor::Pixels
-    };
-    let start = Instant::now();
-    let validation = Validation::draw(
-        &task.train,
-        others,
-        config.baselines.holdout_fraction,
-        config.baselines.seed,
+    let extractor = FeatureExtractor::choose(
+        method.uses_alexnet(),
+        config.alexnet.as_deref(),
+        method.name(),
+        device,
     )?;
+    let start = Instant::now();
     let train_images = task.train.images.to_device(device);
     let mut fitted = fit_classic(
         kind,
         &extractor,
         &train_images,
-        Some(&validation),
+        Some(validation),
         &config.baselines,
     )
     .with_context(|| format!("fitting {}", method.name()))?;
@@ -454,11 +460,9 @@ fn score_autoencoder(
     device: Device,
     report: &mut dyn FnMut(Method, usize, usize, bool),
 ) -> Result<Scored> {
-    let kind = match method {
-        Method::Dcae => AutoencoderKind::Dcae,
-        Method::Vae => AutoencoderKind::Vae,
-        _ => bail!("{} is not an autoencoder", method.name()),
-    };
+    let kind = method
+        .autoencoder()
+        .with_context(|| format!("{} is not an autoencoder", method.name()))?;
     let start = Instant::now();
     let total = config.autoencoder.iterations;
     let ae = Autoencoder::train_or_load(
@@ -470,10 +474,7 @@ fn score_autoencoder(
         device,
         &mut |done, _| report(method, done, total, true),
     )?;
-    let mut detector: Box<dyn Detector> = match kind {
-        AutoencoderKind::Dcae => Box::new(DcaeScore::new(ae)?),
-        AutoencoderKind::Vae => Box::new(VaeScore::new(ae, config.autoencoder.seed)?),
-    };
+    let mut detector = ae.into_detector()?;
     let scores = score_all(
         detector.as_mut(),
         &task.test.images,
@@ -488,9 +489,9 @@ fn score_autoencoder(
 struct ClassContext<'a> {
     config: &'a ExperimentConfig,
     class: &'a str,
-    normal: i64,
     task: &'a OneVsAll,
-    train_all: &'a Dataset,
+    /// Validation draw for the classic baselines' PCA dimension, when one is pending.
+    validation: Option<&'a Validation>,
     /// Where trained networks are kept (`OUT/runs`).
     runs: PathBuf,
     /// The class's trained GAN, when a pending method needs it.
@@ -598,12 +599,14 @@ fn score_method(
             )?])
         }
         _ => {
-            let others = data::other_classes(context.train_all, context.normal)?;
+            let validation = context
+                .validation
+                .context("no validation draw for a classic baseline")?;
             Ok(vec![score_classic(
                 config,
                 method,
                 task,
-                &others,
+                validation,
                 device,
                 &mut on_scoring,
             )?])

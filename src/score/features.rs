@@ -14,7 +14,7 @@ use super::{to_scores, Detector};
 use crate::alexnet::AlexNet;
 use crate::data::Dataset;
 use crate::eval::roc_auc;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use rand::seq::SliceRandom;
 use tch::{Kind, Tensor};
 
@@ -34,6 +34,27 @@ pub enum FeatureExtractor {
 }
 
 impl FeatureExtractor {
+    /// Pixels, or AlexNet features from `weights` when `alexnet`; `method` names the method
+    /// in the error when the weights are missing.
+    pub fn choose(
+        alexnet: bool,
+        weights: Option<&std::path::Path>,
+        method: &str,
+        device: tch::Device,
+    ) -> Result<Self> {
+        if !alexnet {
+            return Ok(FeatureExtractor::Pixels);
+        }
+        let path = weights.with_context(|| {
+            format!(
+                "{method} needs AlexNet weights: give --alexnet PATH (a safetensors state dict)"
+            )
+        })?;
+        Ok(FeatureExtractor::AlexNet(std::rc::Rc::new(AlexNet::load(
+            path, device,
+        )?)))
+    }
+
     /// Feature vectors (N x D doubles) of images N x C x H x W.
     pub fn extract(&self, images: &Tensor) -> Tensor {
         match self {
