@@ -3,8 +3,10 @@ on the latents and on a per-image copy of the generator parameters, BatchNorm in
 as a straightforward loop over images, on random images and a DCGAN generator initialised as
 in adgan (the speed does not depend on the weights). `--vmap B` also times the same search
 batched over B images with `torch.func.vmap` (per-image parameters stacked, Adam by hand).
+`--steps N` first times N single search steps on one image, as `adgan bench profile` does.
+`--bf16` runs the generator under bfloat16 autocast (as `--precision bf16` in adgan).
 
-    .venv/bin/python bench/score_search.py --images 8
+    .venv/bin/python bench/score_search.py --images 8 --steps 10
     .venv/bin/python bench/score_search.py --images 64 --vmap 16 --device cuda
 """
 import argparse
@@ -16,19 +18,32 @@ from torch.func import functional_call
 from train_step import generator
 
 
-def score_one(g, buffers, params0, z0, x, k, lr_z, lr_theta):
+BF16 = False
+
+
+def start_search(params0, z0, lr_z, lr_theta):
     params = {n: p.detach().clone().requires_grad_(True) for n, p in params0.items()}
     z = z0.detach().clone().requires_grad_(True)
     opt_z = torch.optim.Adam([z], lr=lr_z)
     opt_t = torch.optim.Adam(params.values(), lr=lr_theta)
-    for _ in range(k):
+    return params, z, opt_z, opt_t
+
+
+def step(g, buffers, params, z, opt_z, opt_t, x):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=BF16):
         out = functional_call(g, {**params, **buffers}, (z.view(z.shape[0], -1, 1, 1),))
-        loss = (out - x).square().sum(dim=(1, 2, 3))
-        opt_z.zero_grad()
-        opt_t.zero_grad()
-        loss.sum().backward()
-        opt_z.step()
-        opt_t.step()
+    loss = (out.float() - x).square().sum(dim=(1, 2, 3))
+    opt_z.zero_grad()
+    opt_t.zero_grad()
+    loss.sum().backward()
+    opt_z.step()
+    opt_t.step()
+
+
+def score_one(g, buffers, params0, z0, x, k, lr_z, lr_theta):
+    params, z, opt_z, opt_t = start_search(params0, z0, lr_z, lr_theta)
+    for _ in range(k):
+        step(g, buffers, params, z, opt_z, opt_t, x)
     with torch.no_grad():
         out = functional_call(g, {**params, **buffers}, (z.view(z.shape[0], -1, 1, 1),))
         return (out - x).square().sum(dim=(1, 2, 3)).mean().item()
@@ -41,8 +56,9 @@ def search_vmap(g, buffers, params0, z0, xs, k, lr_z, lr_theta, betas=(0.9, 0.99
     z = z0.detach().unsqueeze(0).repeat(b, 1, 1)
 
     def losses(params, z, x):
-        out = functional_call(g, {**params, **buffers}, (z.view(z.shape[0], -1, 1, 1),))
-        return (out - x).square().sum(dim=(1, 2, 3))
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=BF16):
+            out = functional_call(g, {**params, **buffers}, (z.view(z.shape[0], -1, 1, 1),))
+        return (out.float() - x).square().sum(dim=(1, 2, 3))
 
     grads = torch.func.vmap(torch.func.grad(lambda p, z, x: losses(p, z, x).sum(), argnums=(0, 1)))
     tensors = list(params.values()) + [z]
@@ -70,7 +86,11 @@ def main():
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--vmap", type=int, default=0, help="also time vmap over this many images")
+    p.add_argument("--steps", type=int, default=0, help="first time this many single steps")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in the generator")
     a = p.parse_args()
+    global BF16
+    BF16 = a.bf16
     torch.manual_seed(0)
     dev = torch.device(a.device)
     g = generator(256, a.width, a.channels).to(dev).eval()
@@ -78,6 +98,19 @@ def main():
     buffers = dict(g.named_buffers())
     z0 = torch.randn(a.n_seed, 256, device=dev)
     images = torch.rand(a.images + 1, a.channels, 32, 32, device=dev) * 2 - 1
+    shape = (f"32x32x{a.channels}, width {a.width}, n_seed {a.n_seed}, k {a.k}, "
+             f"{'bf16' if a.bf16 else 'f32'}, {torch.get_num_threads()} threads, {a.device}")
+    if a.steps:
+        state = start_search(params0, z0, 0.25, 5e-4)
+        step(g, buffers, *state, images[:1])  # warm-up
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        sync()
+        begin = time.perf_counter()
+        for _ in range(a.steps):
+            step(g, buffers, *state, images[:1])
+        sync()
+        ms = (time.perf_counter() - begin) / a.steps * 1e3
+        print(f"pytorch {torch.__version__} one search step ({shape}, 1 image): {ms:.1f} ms")
     score_one(g, buffers, params0, z0, images[:1], a.k, 0.25, 5e-4)  # warm-up
     start = time.perf_counter()
     for i in range(1, a.images + 1):
@@ -85,8 +118,6 @@ def main():
     if dev.type == "cuda":
         torch.cuda.synchronize()
     rate = a.images / (time.perf_counter() - start)
-    shape = (f"32x32x{a.channels}, width {a.width}, n_seed {a.n_seed}, k {a.k}, "
-             f"{torch.get_num_threads()} threads, {a.device}")
     print(f"pytorch {torch.__version__} score loop ({shape}): {rate:.2f} images/s")
     if a.vmap:
         search_vmap(g, buffers, params0, z0, images[: a.vmap], a.k, 0.25, 5e-4)  # warm-up

@@ -73,9 +73,37 @@ pub fn training_iteration(
     })
 }
 
-/// Images per second of the ADGAN search over `n_images` random images, `batch` at a time,
-/// with a randomly initialised generator of architecture `model` (the speed of the search does
-/// not depend on the weights). One untimed batch warms up first.
+/// Multiply-adds of one generator forward pass for one latent: the transposed convolutions
+/// (C_in * C_out * 4 * 4 per input pixel); BatchNorm, activations and the loss are elementwise
+/// and left out.
+pub fn generator_macs(model: ModelConfig) -> f64 {
+    let stages = model.stages();
+    let top = model.width << (stages - 1);
+    let mut widths = vec![model.latent_dim];
+    widths.extend((0..stages).map(|i| top >> i));
+    widths.push(model.channels);
+    widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            let side = if i == 0 { 1 } else { 4 << (i - 1) };
+            (pair[0] * pair[1] * 16 * side * side) as f64
+        })
+        .sum()
+}
+
+/// Floating-point operations of the ADGAN search for one image: per latent, k steps of forward
+/// and backward (the backward pass computes gradients of both the inputs and the weights of
+/// every layer: twice the forward's products) and one last forward for the score; two FLOPs per
+/// multiply-add.
+pub fn search_flops(model: ModelConfig, search: &crate::score::adgan::AdganConfig) -> f64 {
+    let passes = 3.0 * search.k as f64 + 1.0;
+    2.0 * generator_macs(model) * passes * search.n_seed as f64
+}
+
+/// Images per second of the ADGAN search over `n_images` random images, `batch` at a time, with
+/// a randomly initialised generator of architecture `model` (the speed of the search does not
+/// depend on the weights). One untimed batch warms up first.
 pub fn scoring_throughput(
     model: ModelConfig,
     search: crate::score::adgan::AdganConfig,

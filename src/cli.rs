@@ -7,7 +7,7 @@ use adgan::device::{self, DeviceChoice};
 use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::model::ModelConfig;
 use adgan::optim::OptimizerConfig;
-use adgan::score::adgan::{Adgan, AdganConfig, ReconstructionLoss, ThetaMode};
+use adgan::score::adgan::{Adgan, AdganConfig, Precision, ReconstructionLoss, ThetaMode};
 use adgan::score::anogan::{Anogan, AnoganConfig};
 use adgan::score::classic::Classic;
 use adgan::score::critic::CriticScore;
@@ -158,9 +158,8 @@ struct BenchProfileArgs {
     steps: usize,
     #[command(flatten)]
     shape: BenchModelArgs,
-    /// Latent seeds per image (n_seed).
-    #[arg(long, default_value_t = 64)]
-    n_seed: i64,
+    #[command(flatten)]
+    search: BenchSearchArgs,
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -224,15 +223,48 @@ struct BenchScoreArgs {
     batch_images: Option<usize>,
     #[command(flatten)]
     shape: BenchModelArgs,
-    /// Latent seeds per image (n_seed).
-    #[arg(long, default_value_t = 64)]
-    n_seed: i64,
-    /// Adam steps (k).
-    #[arg(long, default_value_t = 5)]
-    k: usize,
+    #[command(flatten)]
+    search: BenchSearchArgs,
+    /// The device's peak arithmetic rate in TFLOP/s for the format in use (e.g. an H200: 989
+    /// dense bf16, 494 dense tf32), to print the fraction of it the search reaches.
+    #[arg(long)]
+    peak_tflops: Option<f64>,
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+}
+
+/// The latent search a benchmark times (the paper's by default).
+#[derive(Args, Debug)]
+struct BenchSearchArgs {
+    /// Latent seeds per image (n_seed).
+    #[arg(long, default_value_t = AdganConfig::default().n_seed)]
+    n_seed: i64,
+    /// Adam steps (k).
+    #[arg(long, default_value_t = AdganConfig::default().k)]
+    k: usize,
+    /// Number format of the transposed convolutions.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+}
+
+impl BenchSearchArgs {
+    fn config(&self) -> AdganConfig {
+        AdganConfig {
+            n_seed: self.n_seed,
+            k: self.k,
+            precision: self.precision,
+            ..AdganConfig::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        let precision = match self.precision {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        };
+        format!("n_seed {}, k {}, {precision}", self.n_seed, self.k)
+    }
 }
 
 /// The model a benchmark times (the paper's size by default).
@@ -319,6 +351,11 @@ struct SearchArgs {
     /// Seed of the initial latents.
     #[arg(long, default_value_t = 0)]
     search_seed: u64,
+    /// Number format of the generator's transposed convolutions during the search (bf16: about
+    /// twice as fast on hardware with bf16 dot products; see BENCHMARKS.md for its effect on
+    /// ROC-AUC).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
     /// Images per batched search (default: chosen from memory).
     #[arg(long)]
     batch_images: Option<usize>,
@@ -338,6 +375,7 @@ impl SearchArgs {
             },
             loss: self.loss,
             seed: self.search_seed,
+            precision: self.precision,
         }
     }
 }
@@ -641,10 +679,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Baselines(args)) => run_bench_baselines(&args),
         Command::Bench(BenchCommand::Profile(args)) => {
             let device = device::select(args.device)?;
-            let search = AdganConfig {
-                n_seed: args.n_seed,
-                ..AdganConfig::default()
-            };
+            let search = args.search.config();
             let phases = adgan::bench::search_profile(
                 args.shape.model()?,
                 search,
@@ -654,9 +689,9 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
             let total: f64 = phases.iter().map(|(_, ms)| ms).sum();
             println!(
-                "one search step ({}, n_seed {}, {} image(s), {} threads, {}): {total:.1} ms",
+                "one search step ({}, {}, {} image(s), {} threads, {}): {total:.1} ms",
                 args.shape.describe(),
-                args.n_seed,
+                args.search.describe(),
                 args.images,
                 tch::get_num_threads(),
                 device::name(device)
@@ -1137,12 +1172,8 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
 fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     let device = device::select(args.device)?;
     let model = args.shape.model()?;
-    let search = AdganConfig {
-        n_seed: args.n_seed,
-        k: args.k,
-        ..AdganConfig::default()
-    };
-    // On the CPU the automatic choice is the loop itself; measure 8 images per search there.
+    let search = args.search.config();
+    // On the CPU the automatic choice is the loop itself; time 8 images per search there.
     let batch = match args.batch_images {
         Some(b) => b,
         None if !device.is_cuda() => 8,
@@ -1154,17 +1185,36 @@ fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     }
     .clamp(1, args.images);
     let shape = format!(
-        "{}, n_seed {}, k {}, {} threads, {}",
+        "{}, {}, {} threads, {}",
         args.shape.describe(),
-        args.n_seed,
-        args.k,
+        args.search.describe(),
         tch::get_num_threads(),
         device::name(device)
     );
-    let looped = adgan::bench::scoring_throughput(model, search, 1, args.images, device)?;
-    println!("score loop    ({shape}, 1 image per search): {looped:.2} images/s");
-    let batched = adgan::bench::scoring_throughput(model, search, batch, args.images, device)?;
-    println!("score batched ({shape}, {batch} images per search): {batched:.2} images/s ({:.2}x the loop)", batched / looped);
+    let tflops = |rate: f64| {
+        let achieved = rate * adgan::bench::search_flops(model, &search) / 1e12;
+        match args.peak_tflops {
+            Some(peak) => format!(
+                "{achieved:.3} TFLOP/s = {:.1}% of peak",
+                100.0 * achieved / peak
+            ),
+            None => format!("{achieved:.3} TFLOP/s"),
+        }
+    };
+    let measure =
+        |batch| adgan::bench::scoring_throughput(model, search, batch, args.images, device);
+    let looped = measure(1)?;
+    println!(
+        "score loop    ({shape}, 1 image per search): {looped:.2} images/s, {}",
+        tflops(looped)
+    );
+    let batched = measure(batch)?;
+    println!(
+        "score batched ({shape}, {batch} images per search): {batched:.2} images/s ({:.2}x the \
+         loop), {}",
+        batched / looped,
+        tflops(batched)
+    );
     Ok(())
 }
 

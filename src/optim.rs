@@ -145,13 +145,18 @@ impl Optimizer {
                     } => {
                         let (m, rest) = slots.split_at_mut(1);
                         let (m, v) = (&mut m[0], &mut rest[0]);
+                        // m <- beta1 m + (1 - beta1) g and v <- beta2 v + (1 - beta2) g^2 as
+                        // lerps, and the bias corrections folded into one scale and eps:
+                        // lr/c1 * m / (sqrt(v)/c2 + eps) = (lr c2/c1) * m / (sqrt(v) + eps c2).
+                        // Seven passes over theta instead of ten (Adam on theta was 9% of a
+                        // search step).
                         let _ = m.lerp_(&g, 1.0 - beta1);
-                        let _ = v.g_mul_scalar_(beta2);
-                        let _ = v.addcmul_(&(&g * (1.0 - beta2)), &g);
+                        let _ = v.lerp_(&g.square(), 1.0 - beta2);
                         let correction1 = 1.0 - beta1.powf(t);
                         let correction2 = (1.0 - beta2.powf(t)).sqrt();
-                        let denom = v.sqrt() / correction2 + eps;
-                        let _ = p.addcdiv_(&(&*m * (-lr / correction1)), &denom);
+                        let mut denom = v.sqrt();
+                        let _ = denom.g_add_scalar_(eps * correction2);
+                        let _ = p.addcdiv_(&(&*m * (-lr * correction2 / correction1)), &denom);
                     }
                 }
             }

@@ -199,6 +199,10 @@ impl Trainer {
     /// A fresh run: networks initialised from the configured seed.
     pub fn new(config: RunConfig, data: &Dataset, device: Device) -> Result<Self> {
         ensure!(!data.is_empty(), "no training images");
+        ensure!(
+            config.train.n_critic > 0 && config.train.batch_size > 0,
+            "n_critic and the batch size must be at least 1"
+        );
         let size = data.images.size();
         ensure!(
             size[1] == config.model.channels
@@ -314,7 +318,9 @@ impl Trainer {
         (norms - 1.0).square().mean(Kind::Float) * lambda
     }
 
-    fn critic_step(&mut self, rng: &mut ChaCha8Rng) -> Result<(f64, f64)> {
+    /// One critic update; returns the critic loss and the Wasserstein estimate as tensors, so
+    /// that on a GPU only the last of the n_critic steps waits for their values.
+    fn critic_step(&mut self, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
         let real = self.real_batch(rng);
         let fake = tch::no_grad(|| self.generator.forward(&self.latents(rng), true));
         let wasserstein = self.critic.forward(&real).mean(Kind::Float)
@@ -333,7 +339,7 @@ impl Trainer {
                 }
             });
         }
-        Ok((loss.double_value(&[]), wasserstein.double_value(&[])))
+        (loss.detach(), wasserstein.detach())
     }
 
     /// One generator iteration: n_critic critic steps, then one generator step.
@@ -341,9 +347,9 @@ impl Trainer {
     pub fn step(&mut self) -> Result<Losses> {
         let t = self.iteration + 1;
         let mut rng = rng::seeded(rng::mix(self.config.train.seed, t as u64));
-        let (mut critic_loss, mut wasserstein) = (0.0, 0.0);
+        let (mut critic_loss, mut wasserstein) = (Tensor::new(), Tensor::new());
         for _ in 0..self.config.train.n_critic {
-            (critic_loss, wasserstein) = self.critic_step(&mut rng)?;
+            (critic_loss, wasserstein) = self.critic_step(&mut rng);
         }
         self.critic_vs.freeze();
         let fake = self.generator.forward(&self.latents(&mut rng), true);
@@ -353,9 +359,9 @@ impl Trainer {
         self.opt_generator.step();
         self.critic_vs.unfreeze();
         let losses = Losses {
-            critic: critic_loss,
+            critic: critic_loss.double_value(&[]),
             generator: generator_loss.double_value(&[]),
-            wasserstein,
+            wasserstein: wasserstein.double_value(&[]),
         };
         if ![losses.critic, losses.generator]
             .iter()

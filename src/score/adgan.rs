@@ -64,6 +64,23 @@ pub struct AdganConfig {
     pub loss: ReconstructionLoss,
     /// Seed of the initial latents.
     pub seed: u64,
+    /// Number format of the generator's matrix products during the search.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// Number format of the generator's forward pass during the search. theta, the latents, their
+/// gradients, the Adam state, the generated image and the loss stay f32 in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats throughout (the default).
+    #[default]
+    F32,
+    /// bfloat16 weights and hidden activations in the transposed convolutions: about twice
+    /// the arithmetic rate where the hardware has bf16 dot products (GPUs, x86 CPUs with
+    /// AVX512-BF16 or AMX), at 8 bits of mantissa.
+    Bf16,
 }
 
 impl Default for AdganConfig {
@@ -81,6 +98,7 @@ impl Default for AdganConfig {
             theta: ThetaMode::Shared,
             loss: ReconstructionLoss::L2,
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -97,10 +115,11 @@ struct StackedGenerator {
     vars: Vec<Tensor>,
     strides: Vec<(i64, i64)>,
     copies: i64,
+    precision: Precision,
 }
 
 impl StackedGenerator {
-    fn new(generator: &Generator, copies: i64, adapt: bool) -> Self {
+    fn new(generator: &Generator, copies: i64, adapt: bool, precision: Precision) -> Self {
         let stack = |t: &Tensor| {
             let mut reps = vec![1i64; t.dim()];
             reps[0] = copies;
@@ -129,6 +148,7 @@ impl StackedGenerator {
                 .map(Generator::geometry)
                 .collect(),
             copies,
+            precision,
         }
     }
 
@@ -151,23 +171,27 @@ impl StackedGenerator {
         self.forward_observed(z, &mut |_, _| {})
     }
 
-    /// [`StackedGenerator::forward`], calling `after(layer, "conv" | "norm")` after each op (the
+    /// [`StackedGenerator::forward`], calling `after(layer, op)` after each op (the
     /// profiler times the ops this way).
     fn forward_observed(&self, z: &Tensor, after: &mut dyn FnMut(usize, &str)) -> Tensor {
-        let size = z.size();
-        let mut x = z.view([size[0], size[1], 1, 1]);
+        let mut x = self.first_layer(z);
+        after(0, "matmul");
         for (i, w) in self.weights.iter().enumerate() {
-            let (stride, padding) = self.strides[i];
-            x = x.conv_transpose2d(
-                w,
-                None::<Tensor>,
-                [stride, stride],
-                [padding, padding],
-                [0, 0],
-                self.copies,
-                [1, 1],
-            );
-            after(i, "conv_transpose");
+            if i > 0 {
+                let (stride, padding) = self.strides[i];
+                x = self.lowered(&x).conv_transpose2d(
+                    &self.lowered(w),
+                    None::<Tensor>,
+                    [stride, stride],
+                    [padding, padding],
+                    [0, 0],
+                    self.copies,
+                    [1, 1],
+                );
+                after(i, "conv_transpose");
+            }
+            // In bf16 the hidden activations stay bf16 (BatchNorm takes bf16 inputs with f32
+            // statistics and parameters), halving their memory traffic; the image is f32.
             x = match self.scales.get(i) {
                 Some(scale) => x
                     .batch_norm(
@@ -181,11 +205,37 @@ impl StackedGenerator {
                         true,
                     )
                     .relu(),
-                None => x.tanh(),
+                None => x.to_kind(Kind::Float).tanh(),
             };
             after(i, "norm+activation");
         }
         x
+    }
+
+    /// The first transposed convolution (1x1 -> 4x4, stride 1, no padding) as the matrix product
+    /// it is: [n, copies * d'] -> [n, copies * C, 4, 4]. libtorch's transposed convolution took
+    /// 7.8 ms forward and backward for this layer at n_seed 64 on the 2-core CPU, the product
+    /// 3.1 ms (PyTorch 2.11, same shapes); with copies > 1 it is one batched product, where a
+    /// grouped convolution would be one small product per copy.
+    fn first_layer(&self, z: &Tensor) -> Tensor {
+        let (n, copies) = (z.size()[0], self.copies);
+        let w = &self.weights[0];
+        let d = w.size()[0] / copies;
+        let out_channels = w.size()[1];
+        let weights = self.lowered(w).view([copies, d, out_channels * 16]);
+        let inputs = self.lowered(z).view([n, copies, d]).transpose(0, 1);
+        inputs
+            .bmm(&weights)
+            .transpose(0, 1)
+            .reshape([n, copies * out_channels, 4, 4])
+    }
+
+    /// `t` in the number format of the matrix products.
+    fn lowered(&self, t: &Tensor) -> Tensor {
+        match self.precision {
+            Precision::F32 => t.shallow_clone(),
+            Precision::Bf16 => t.to_kind(Kind::BFloat16),
+        }
     }
 }
 
@@ -212,6 +262,65 @@ struct SearchState {
     latents: Tensor,
     opt_z: Optimizer,
     opt_theta: Optimizer,
+}
+
+impl SearchState {
+    /// Per-image, per-seed losses ||g(z_j) - x||^2 (shape [B, n_seed]).
+    fn losses(&self, images: &Tensor, loss: ReconstructionLoss) -> Tensor {
+        let size = self.latents.size();
+        let (b, n_seed, d) = (size[0], size[1], size[2]);
+        let copies = self.stacked.copies;
+        let per_copy = b * n_seed / copies;
+        let input = self
+            .latents
+            .reshape([copies, per_copy, d])
+            .permute([1, 0, 2])
+            .reshape([per_copy, copies * d]);
+        let out = self.stacked.forward(&input);
+        let s = out.size();
+        let (c, h, w) = (s[1] / copies, s[2], s[3]);
+        let generated = out
+            .view([per_copy, copies, c, h, w])
+            .permute([1, 0, 2, 3, 4])
+            .reshape([b, n_seed, c, h, w]);
+        let diff = generated - images.unsqueeze(1);
+        let dims = [2i64, 3, 4];
+        match loss {
+            ReconstructionLoss::L2 => {
+                diff.square()
+                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+            }
+            ReconstructionLoss::L1 => {
+                diff.abs()
+                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+            }
+        }
+    }
+
+    /// The k Adam steps on `images`, then the final losses.
+    fn run(mut self, images: &Tensor, config: &AdganConfig) -> Result<Search> {
+        let mut history = Vec::with_capacity(config.k + 1);
+        for _ in 0..config.k {
+            let losses = self.losses(images, config.loss);
+            history.push(losses.detach().mean_dim(1, false, Kind::Float));
+            self.opt_z.zero_grad();
+            self.opt_theta.zero_grad();
+            losses.sum(Kind::Float).backward();
+            self.opt_z.step();
+            self.opt_theta.step();
+        }
+        let last = tch::no_grad(|| self.losses(images, config.loss));
+        history.push(last.mean_dim(1, false, Kind::Float));
+        let history = Tensor::stack(&history, 0);
+        ensure!(
+            bool::try_from(history.isfinite().all())?,
+            "the latent search produced a non-finite loss: lower --lr-z or --lr-theta"
+        );
+        Ok(Search {
+            losses: history,
+            latents: self.latents.detach(),
+        })
+    }
 }
 
 /// The ADGAN detector over a trained generator.
@@ -243,40 +352,10 @@ impl<'a> Adgan<'a> {
         })
     }
 
-    /// Per-image, per-seed losses ||g(z_j) - x||^2 (shape [B, n_seed]).
-    fn losses(&self, stacked: &StackedGenerator, latents: &Tensor, images: &Tensor) -> Tensor {
-        let (b, n_seed, d) = (images.size()[0], self.config.n_seed, latents.size()[2]);
-        let copies = stacked.copies;
-        let per_copy = b * n_seed / copies;
-        let input = latents
-            .reshape([copies, per_copy, d])
-            .permute([1, 0, 2])
-            .reshape([per_copy, copies * d]);
-        let out = stacked.forward(&input);
-        let s = out.size();
-        let (c, h, w) = (s[1] / copies, s[2], s[3]);
-        let generated = out
-            .view([per_copy, copies, c, h, w])
-            .permute([1, 0, 2, 3, 4])
-            .reshape([b, n_seed, c, h, w]);
-        let diff = generated - images.unsqueeze(1);
-        let dims = [2i64, 3, 4];
-        match self.config.loss {
-            ReconstructionLoss::L2 => {
-                diff.square()
-                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
-            }
-            ReconstructionLoss::L1 => {
-                diff.abs()
-                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
-            }
-        }
-    }
-
     /// Fresh search state for `b` images: theta stacked `copies` times (adapted or not), the
     /// initial latents repeated per image, and Adam on both.
     fn start(&self, b: i64, copies: i64, adapt: bool) -> SearchState {
-        let stacked = StackedGenerator::new(self.generator, copies, adapt);
+        let stacked = StackedGenerator::new(self.generator, copies, adapt, self.config.precision);
         let latents = self
             .initial_latents
             .unsqueeze(0)
@@ -301,42 +380,19 @@ impl<'a> Adgan<'a> {
         }
     }
 
-    /// Runs the search on a batch of images.
-    pub fn search(&self, images: &Tensor) -> Result<Search> {
-        let b = images.size()[0];
+    /// The search state for a batch of `b` images under the configured theta mode.
+    fn start_for(&self, b: i64) -> SearchState {
         let copies = match self.config.theta {
             ThetaMode::Shared => b,
             ThetaMode::PerSeed => b * self.config.n_seed,
             ThetaMode::Fixed => 1,
         };
-        let adapt = self.config.theta != ThetaMode::Fixed;
-        let SearchState {
-            stacked,
-            latents,
-            mut opt_z,
-            mut opt_theta,
-        } = self.start(b, copies, adapt);
-        let mut history = Vec::with_capacity(self.config.k + 1);
-        for _ in 0..self.config.k {
-            let losses = self.losses(&stacked, &latents, images);
-            history.push(losses.detach().mean_dim(1, false, Kind::Float));
-            opt_z.zero_grad();
-            opt_theta.zero_grad();
-            losses.sum(Kind::Float).backward();
-            opt_z.step();
-            opt_theta.step();
-        }
-        let last = tch::no_grad(|| self.losses(&stacked, &latents, images));
-        history.push(last.mean_dim(1, false, Kind::Float));
-        let history = Tensor::stack(&history, 0);
-        ensure!(
-            bool::try_from(history.isfinite().all())?,
-            "the latent search produced a non-finite loss: lower --lr-z or --lr-theta"
-        );
-        Ok(Search {
-            losses: history,
-            latents: latents.detach(),
-        })
+        self.start(b, copies, self.config.theta != ThetaMode::Fixed)
+    }
+
+    /// Runs the search on a batch of images.
+    pub fn search(&self, images: &Tensor) -> Result<Search> {
+        self.start_for(images.size()[0]).run(images, &self.config)
     }
 }
 
@@ -429,12 +485,13 @@ impl Adgan<'_> {
 
 /// How many images to score in one batched search on `device`.
 ///
-/// On the CPU one image at a time: there the n_seed latents already fill the cores, and grouped
-/// convolutions over more images were measured slower (`adgan bench score`, 32x32x1, width 32,
-/// 2 cores: 11.9 images/s with 4 images per search, 7.1 with 16, 5.5 with 64, against 12.0 for
-/// one). On a GPU, as many as fit in 16 GiB: per image, six copies of theta (values, gradients,
-/// two Adam moments, temporaries) for every copy, and forward plus backward activations for
-/// n_seed latents.
+/// On the CPU one image at a time: there the n_seed latents of one image already fill the cores.
+/// Grouping 4 images into grouped convolutions scored 0.92x (32x32x3, width 64) and 0.96x
+/// (32x32x1, width 32) the images per second of one image per search, and two single-threaded
+/// searches side by side 0.95x and 0.98x (`adgan bench score`, 2 cores, BENCHMARKS.md). On a
+/// GPU, as many as fit in 16 GiB: per image, six copies of theta (values, gradients, two Adam
+/// moments, temporaries) for every copy, and forward plus backward activations for n_seed
+/// latents.
 pub fn auto_batch(generator: &Generator, config: &AdganConfig, device: Device) -> usize {
     if !device.is_cuda() {
         return 1;

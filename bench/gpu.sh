@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every GPU figure of issue 6 in one run on the lent GPU machine, side by side with PyTorch.
+#
+# Here, first:   source scripts/env.sh && cargo build --release && bench/gpu.sh --prepare
+#   (copies the MNIST test files and the trained class-0 run of results/mnist into .carry/gpu)
+# Then, with the device tool:
+#   run(command="bench/gpu.sh", carry=["target/release/adgan", ".carry/gpu"], timeout_s=540)
+# The log comes back as $OUT/gpu.log. The binary finds libtorch (CPU and CUDA) through the GPU
+# machine's python3 torch, which must be 2.11.0 (+cu130).
+set -u
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--prepare" ]; then
+    run=results/mnist/runs/class-0
+    [ -f "$run/checkpoint.safetensors" ] || { echo "no trained run at $run: run the MNIST experiment of RESULTS.md first" >&2; exit 1; }
+    mkdir -p .carry/gpu/mnist .carry/gpu/class-0
+    cp ../shared/data/mnist/t10k-*.gz .carry/gpu/mnist/
+    cp "$run/config.json" "$run/checkpoint.safetensors" .carry/gpu/class-0/
+    du -sh .carry/gpu target/release/adgan
+    exit 0
+fi
+OUT=${OUT:-bench/out/gpu}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu.log") 2>&1
+TORCH_DIR=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+export LD_LIBRARY_PATH="$TORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+A=target/release/adgan
+step() { echo; echo "\$ $*"; timeout 150 "$@"; }
+date -u; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv
+python3 -c 'import torch; print("python torch", torch.__version__)'
+# H200 dense peaks: tf32 494 TFLOP/s (libtorch runs f32 convolutions in tf32 by default), bf16 989.
+step $A bench score --device cuda --images 256 --precision f32 --peak-tflops 494
+step $A bench score --device cuda --images 256 --precision bf16 --peak-tflops 989
+(cd bench && step python3 score_search.py --device cuda --images 256 --vmap 64)
+(cd bench && step python3 score_search.py --device cuda --images 256 --vmap 64 --bf16)
+step $A bench profile --device cuda --images 64 --steps 10
+step $A bench profile --device cuda --images 64 --steps 10 --precision bf16
+step $A bench train --device cuda --steps 20
+(cd bench && step python3 train_step.py --device cuda --steps 20)
+for p in f32 bf16; do
+    step $A score --device cuda --model .carry/gpu/class-0 --dataset mnist --data .carry/gpu/mnist \
+        --normal-class 0 --n-test 1000 --precision $p -o "$OUT/class-0-$p.csv"
+done
+date -u
