@@ -7,6 +7,8 @@
 #   run(command="bench/gpu.sh", carry=["target/release/adgan", ".carry/gpu"], timeout_s=540)
 # The log comes back as $OUT/gpu.log. The binary finds libtorch (CPU and CUDA) through the GPU
 # machine's python3 torch, which must be 2.11.0 (+cu130).
+# A dry run of the script here, tiny and on the CPU:
+#   DEVICE=cpu IMAGES=2 N_TEST=20 PYTHON=$PWD/.venv/bin/python bench/gpu.sh
 set -u
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--prepare" ]; then
@@ -21,23 +23,24 @@ fi
 OUT=${OUT:-bench/out/gpu}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
-TORCH_DIR=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+DEVICE=${DEVICE:-cuda} IMAGES=${IMAGES:-256} N_TEST=${N_TEST:-1000} PYTHON=${PYTHON:-python3}
+TORCH_DIR=$("$PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 export LD_LIBRARY_PATH="$TORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 A=target/release/adgan
 step() { echo; echo "\$ $*"; timeout 150 "$@"; }
-date -u; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv
-python3 -c 'import torch; print("python torch", torch.__version__)'
+date -u; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
+"$PYTHON" -c 'import torch; print("python torch", torch.__version__)'
 # H200 dense peaks: tf32 494 TFLOP/s (libtorch runs f32 convolutions in tf32 by default), bf16 989.
-step $A bench score --device cuda --images 256 --precision f32 --peak-tflops 494
-step $A bench score --device cuda --images 256 --precision bf16 --peak-tflops 989
-(cd bench && step python3 score_search.py --device cuda --images 256 --vmap 64)
-(cd bench && step python3 score_search.py --device cuda --images 256 --vmap 64 --bf16)
-step $A bench profile --device cuda --images 64 --steps 10
-step $A bench profile --device cuda --images 64 --steps 10 --precision bf16
-step $A bench train --device cuda --steps 20
-(cd bench && step python3 train_step.py --device cuda --steps 20)
+step $A bench score --device $DEVICE --images $IMAGES --precision f32 --peak-tflops 494
+step $A bench score --device $DEVICE --images $IMAGES --precision bf16 --peak-tflops 989
+(cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )))
+(cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )) --bf16)
+step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10
+step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10 --precision bf16
+step $A bench train --device $DEVICE --steps 20
+(cd bench && step "$PYTHON" train_step.py --device $DEVICE --steps 20)
 for p in f32 bf16; do
-    step $A score --device cuda --model .carry/gpu/class-0 --dataset mnist --data .carry/gpu/mnist \
-        --normal-class 0 --n-test 1000 --precision $p -o "$OUT/class-0-$p.csv"
+    step $A score --device $DEVICE --model .carry/gpu/class-0 --dataset mnist --data .carry/gpu/mnist \
+        --normal-class 0 --n-test $N_TEST --precision $p -o "$OUT/class-0-$p.csv"
 done
 date -u

@@ -259,12 +259,16 @@ impl BenchSearchArgs {
     }
 
     fn describe(&self) -> String {
-        let precision = match self.precision {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        };
+        let precision = value_name(&self.precision);
         format!("n_seed {}, k {}, {precision}", self.n_seed, self.k)
     }
+}
+
+/// The command-line spelling of an option value (`per-seed`, `bf16`).
+fn value_name(value: &impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// The model a benchmark times (the paper's size by default).
@@ -1002,12 +1006,12 @@ fn adgan_detector<'a>(
     let batch = batch_images
         .unwrap_or_else(|| adgan::score::adgan::auto_batch(&gan.generator, &config, device));
     eprintln!(
-        "ADGAN search on {} (n_seed {}, k {}, theta {:?}, {} images per search)",
+        "ADGAN search on {} (n_seed {}, k {}, theta {}, {}, {batch} image(s) per search)",
         device::name(device),
         config.n_seed,
         config.k,
-        config.theta,
-        batch
+        value_name(&config.theta),
+        value_name(&config.precision),
     );
     Ok((Adgan::new(&gan.generator, config, device)?, batch))
 }
