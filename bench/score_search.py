@@ -5,6 +5,7 @@ in adgan (the speed does not depend on the weights). `--vmap B` also times the s
 batched over B images with `torch.func.vmap` (per-image parameters stacked, Adam by hand).
 `--steps N` first times N single search steps on one image, as `adgan bench profile` does.
 `--bf16` runs the generator under bfloat16 autocast (as `--precision bf16` in adgan).
+`--checkpoint RUN/checkpoint.safetensors` uses a trained adgan generator (as `--model RUN`).
 
     .venv/bin/python bench/score_search.py --images 8 --steps 10
     .venv/bin/python bench/score_search.py --images 64 --vmap 16 --device cuda
@@ -77,6 +78,30 @@ def search_vmap(g, buffers, params0, z0, xs, k, lr_z, lr_theta, betas=(0.9, 0.99
         return torch.func.vmap(losses)(params, z, xs).mean(dim=1)
 
 
+def load_generator(g, path):
+    """Loads adgan's trained generator (generator/convI.weight, generator/normI.*) from a
+    checkpoint.safetensors into the nn.Sequential `g`, reading the format by hand (header
+    length, JSON header, raw little-endian tensors) so that no safetensors package is needed."""
+    import json
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    state = {}
+    for name, meta in header.items():
+        if not name.startswith("generator/"):
+            continue
+        assert meta["dtype"] == "F32", name
+        begin, end = meta["data_offsets"]
+        t = torch.frombuffer(bytearray(data[begin:end]), dtype=torch.float32).view(meta["shape"])
+        layer, field = name[len("generator/"):].split(".")
+        index = int(layer[4:]) * 3 + (1 if layer.startswith("norm") else 0)
+        state[f"{index}.{field}"] = t
+    missing, unexpected = g.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), missing
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=16)
@@ -88,17 +113,22 @@ def main():
     p.add_argument("--vmap", type=int, default=0, help="also time vmap over this many images")
     p.add_argument("--steps", type=int, default=0, help="first time this many single steps")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in the generator")
+    p.add_argument("--checkpoint", help="adgan checkpoint.safetensors whose generator to use")
     a = p.parse_args()
     global BF16
     BF16 = a.bf16
     torch.manual_seed(0)
     dev = torch.device(a.device)
-    g = generator(256, a.width, a.channels).to(dev).eval()
+    g = generator(256, a.width, a.channels)
+    if a.checkpoint:
+        load_generator(g, a.checkpoint)
+    g = g.to(dev).eval()
     params0 = dict(g.named_parameters())
     buffers = dict(g.named_buffers())
     z0 = torch.randn(a.n_seed, 256, device=dev)
     images = torch.rand(a.images + 1, a.channels, 32, 32, device=dev) * 2 - 1
-    shape = (f"32x32x{a.channels}, width {a.width}, n_seed {a.n_seed}, k {a.k}, "
+    origin = f"trained {a.checkpoint}" if a.checkpoint else "fresh"
+    shape = (f"32x32x{a.channels}, width {a.width}, {origin}, n_seed {a.n_seed}, k {a.k}, "
              f"{'bf16' if a.bf16 else 'f32'}, {torch.get_num_threads()} threads, {a.device}")
     if a.steps:
         state = start_search(params0, z0, 0.25, 5e-4)

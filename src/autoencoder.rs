@@ -211,7 +211,7 @@ impl Autoencoder {
         let z = mean.unsqueeze(0) + eps * (&log_var * 0.5).exp().unsqueeze(0);
         let decoded = self.decoder.forward(&z.view([samples * b, d]), train);
         let pixels = (x.numel() as i64 / b) as f64;
-        let squared = (decoded.view([samples, b, -1]) - x.view([1, b, -1]))
+        let squared = (decoded.reshape([samples, b, -1]) - x.reshape([1, b, -1]))
             .square()
             .sum_dim_intlist(2, false, Kind::Float)
             .mean_dim(0, false, Kind::Float);

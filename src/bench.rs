@@ -101,31 +101,61 @@ pub fn search_flops(model: ModelConfig, search: &crate::score::adgan::AdganConfi
     2.0 * generator_macs(model) * passes * search.n_seed as f64
 }
 
-/// Images per second of the ADGAN search over `n_images` random images, `batch` at a time, with
-/// a randomly initialised generator of architecture `model` (the speed of the search does not
-/// depend on the weights). One untimed batch warms up first.
+/// The generator a search benchmark times: the trained one of a run folder, or a freshly
+/// DCGAN-initialised one. Trained weights matter: PyTorch searched the MNIST class-0 generator
+/// 1.15x faster than a fresh one of the same architecture (BENCHMARKS.md).
+pub enum BenchGenerator {
+    /// A run's trained generator.
+    Trained(Box<crate::checkpoint::TrainedGan>),
+    /// A fresh generator and the variables that hold its weights.
+    Fresh(tch::nn::VarStore, crate::model::Generator),
+}
+
+impl BenchGenerator {
+    /// Loads the generator of the run folder `run`, or initialises one of architecture `model`.
+    pub fn new(run: Option<&std::path::Path>, model: ModelConfig, device: Device) -> Result<Self> {
+        if let Some(dir) = run {
+            return Ok(Self::Trained(Box::new(crate::checkpoint::load_gan(
+                dir, device,
+            )?)));
+        }
+        let vs = tch::nn::VarStore::new(device);
+        let generator = crate::model::Generator::new(&vs.root(), model)?;
+        crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
+        Ok(Self::Fresh(vs, generator))
+    }
+
+    /// The generator.
+    pub fn generator(&self) -> &crate::model::Generator {
+        match self {
+            Self::Trained(gan) => &gan.generator,
+            Self::Fresh(_, generator) => generator,
+        }
+    }
+}
+
+/// Random images in [-1, 1] shaped for `generator`'s output, on the CPU.
+fn random_images(generator: &crate::model::Generator, n: usize) -> Tensor {
+    let model = generator.config();
+    Tensor::rand(
+        [n as i64, model.channels, model.image_size, model.image_size],
+        (Kind::Float, Device::Cpu),
+    ) * 2.0
+        - 1.0
+}
+
+/// Images per second of the ADGAN search with `generator` over `n_images` random images,
+/// `batch` at a time (the speed does not depend on the images). One untimed batch warms up.
 pub fn scoring_throughput(
-    model: ModelConfig,
+    generator: &crate::model::Generator,
     search: crate::score::adgan::AdganConfig,
     batch: usize,
     n_images: usize,
     device: Device,
 ) -> Result<f64> {
     use crate::score::{adgan::Adgan, score_all};
-    let vs = tch::nn::VarStore::new(device);
-    let generator = crate::model::Generator::new(&vs.root(), model)?;
-    crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
-    let images = Tensor::rand(
-        [
-            n_images as i64,
-            model.channels,
-            model.image_size,
-            model.image_size,
-        ],
-        (Kind::Float, Device::Cpu),
-    ) * 2.0
-        - 1.0;
-    let mut detector = Adgan::new(&generator, search, device)?;
+    let images = random_images(generator, n_images);
+    let mut detector = Adgan::new(generator, search, device)?;
     score_all(
         &mut detector,
         &images.narrow(0, 0, batch.min(n_images) as i64),
@@ -263,29 +293,16 @@ pub fn streaming_scoring(
     })
 }
 
-/// [`crate::score::adgan::Adgan::profile_step`] on `batch` random images with a randomly
-/// initialised generator of architecture `model`: milliseconds per search step by phase.
+/// [`crate::score::adgan::Adgan::profile_step`] on `batch` random images with `generator`:
+/// milliseconds per search step by phase.
 pub fn search_profile(
-    model: ModelConfig,
+    generator: &crate::model::Generator,
     search: crate::score::adgan::AdganConfig,
     batch: usize,
     steps: usize,
     device: Device,
 ) -> Result<Vec<(String, f64)>> {
-    let vs = tch::nn::VarStore::new(device);
-    let generator = crate::model::Generator::new(&vs.root(), model)?;
-    crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
-    let images = (Tensor::rand(
-        [
-            batch as i64,
-            model.channels,
-            model.image_size,
-            model.image_size,
-        ],
-        (Kind::Float, Device::Cpu),
-    ) * 2.0
-        - 1.0)
-        .to_device(device);
-    let detector = crate::score::adgan::Adgan::new(&generator, search, device)?;
+    let images = random_images(generator, batch).to_device(device);
+    let detector = crate::score::adgan::Adgan::new(generator, search, device)?;
     detector.profile_step(&images, steps)
 }

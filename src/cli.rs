@@ -246,9 +246,33 @@ struct BenchSearchArgs {
     /// Number format of the transposed convolutions.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     precision: Precision,
+    /// Time the trained generator of this run folder instead of a freshly initialised one of
+    /// --image-size, --channels and --width.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 impl BenchSearchArgs {
+    /// The generator to time, and a description of it.
+    fn generator(
+        &self,
+        shape: &BenchModelArgs,
+        device: tch::Device,
+    ) -> Result<(adgan::bench::BenchGenerator, String)> {
+        let bench =
+            adgan::bench::BenchGenerator::new(self.model.as_deref(), shape.model()?, device)?;
+        let m = bench.generator().config();
+        let origin = match &self.model {
+            Some(run) => format!("trained {}", run.display()),
+            None => "fresh".to_string(),
+        };
+        let what = format!(
+            "{0}x{0}x{1}, width {2}, {origin}",
+            m.image_size, m.channels, m.width
+        );
+        Ok((bench, what))
+    }
+
     fn config(&self) -> AdganConfig {
         AdganConfig {
             n_seed: self.n_seed,
@@ -681,30 +705,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Train(args)) => run_bench_train(&args),
         Command::Bench(BenchCommand::Score(args)) => run_bench_score(&args),
         Command::Bench(BenchCommand::Baselines(args)) => run_bench_baselines(&args),
-        Command::Bench(BenchCommand::Profile(args)) => {
-            let device = device::select(args.device)?;
-            let search = args.search.config();
-            let phases = adgan::bench::search_profile(
-                args.shape.model()?,
-                search,
-                args.images,
-                args.steps,
-                device,
-            )?;
-            let total: f64 = phases.iter().map(|(_, ms)| ms).sum();
-            println!(
-                "one search step ({}, {}, {} image(s), {} threads, {}): {total:.1} ms",
-                args.shape.describe(),
-                args.search.describe(),
-                args.images,
-                tch::get_num_threads(),
-                device::name(device)
-            );
-            for (name, ms) in phases {
-                println!("  {name:<34} {ms:>8.2} ms  {:>5.1}%", 100.0 * ms / total);
-            }
-            Ok(())
-        }
+        Command::Bench(BenchCommand::Profile(args)) => run_bench_profile(&args),
         Command::Bench(BenchCommand::Stream(args)) => {
             let device = device::select(args.device)?;
             let f = adgan::bench::streaming_scoring(&args.dir, args.images, args.batch, device)?;
@@ -1173,30 +1174,47 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_bench_profile(args: &BenchProfileArgs) -> Result<()> {
+    let device = device::select(args.device)?;
+    let search = args.search.config();
+    let (bench, what) = args.search.generator(&args.shape, device)?;
+    let phases =
+        adgan::bench::search_profile(bench.generator(), search, args.images, args.steps, device)?;
+    let total: f64 = phases.iter().map(|(_, ms)| ms).sum();
+    println!(
+        "one search step ({what}, {}, {} image(s), {} threads, {}): {total:.1} ms",
+        args.search.describe(),
+        args.images,
+        tch::get_num_threads(),
+        device::name(device)
+    );
+    for (name, ms) in phases {
+        println!("  {name:<34} {ms:>8.2} ms  {:>5.1}%", 100.0 * ms / total);
+    }
+    Ok(())
+}
+
 fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     let device = device::select(args.device)?;
-    let model = args.shape.model()?;
     let search = args.search.config();
+    let (bench, what) = args.search.generator(&args.shape, device)?;
+    let generator = bench.generator();
     // On the CPU the automatic choice is the loop itself; time 8 images per search there.
     let batch = match args.batch_images {
         Some(b) => b,
         None if !device.is_cuda() => 8,
-        None => {
-            let vs = tch::nn::VarStore::new(device);
-            let generator = adgan::model::Generator::new(&vs.root(), model)?;
-            adgan::score::adgan::auto_batch(&generator, &search, device)
-        }
+        None => adgan::score::adgan::auto_batch(generator, &search, device),
     }
     .clamp(1, args.images);
     let shape = format!(
-        "{}, {}, {} threads, {}",
-        args.shape.describe(),
+        "{what}, {}, {} threads, {}",
         args.search.describe(),
         tch::get_num_threads(),
         device::name(device)
     );
+    let flops = adgan::bench::search_flops(generator.config(), &search);
     let tflops = |rate: f64| {
-        let achieved = rate * adgan::bench::search_flops(model, &search) / 1e12;
+        let achieved = rate * flops / 1e12;
         match args.peak_tflops {
             Some(peak) => format!(
                 "{achieved:.3} TFLOP/s = {:.1}% of peak",
@@ -1206,7 +1224,7 @@ fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
         }
     };
     let measure =
-        |batch| adgan::bench::scoring_throughput(model, search, batch, args.images, device);
+        |batch| adgan::bench::scoring_throughput(generator, search, batch, args.images, device);
     let looped = measure(1)?;
     println!(
         "score loop    ({shape}, 1 image per search): {looped:.2} images/s, {}",

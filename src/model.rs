@@ -165,9 +165,11 @@ impl Generator {
                 // transposed convolution (BENCHMARKS.md, "Where a latent-search step spends
                 // its time").
                 let out_channels = conv.ws.size()[1];
-                z.view([-1, d])
-                    .matmul(&conv.ws.view([d, out_channels * 16]))
-                    .view([-1, out_channels, 4, 4])
+                channels_last(
+                    &z.view([-1, d])
+                        .matmul(&conv.ws.view([d, out_channels * 16]))
+                        .view([-1, out_channels, 4, 4]),
+                )
             } else {
                 x.apply(conv)
             };
@@ -185,6 +187,15 @@ impl Generator {
 pub struct Critic {
     /// Convolutions, image -> ... -> 4x4 -> 1x1 score.
     pub convs: Vec<nn::Conv2D>,
+}
+
+/// `x` [N, C, H, W] laid out channels-last (strides of NHWC), the layout oneDNN's CPU
+/// convolutions work in natively: with the default NCHW layout libtorch reorders every
+/// activation and gradient to oneDNN's blocked layout and back around each convolution (a
+/// latent-search step ran 7% faster this way, BENCHMARKS.md). Later ops keep the layout. tch
+/// 0.24 has no memory-format argument; the permutations make it.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// LeakyReLU with slope 0.2, written as lerp(x, relu(x), 0.8) = 0.2 x + 0.8 relu(x): tch exposes
@@ -232,7 +243,7 @@ impl Critic {
         let hidden = &self.convs[..self.convs.len() - 1];
         hidden
             .iter()
-            .fold(x.shallow_clone(), |h, conv| leaky_relu_02(&h.apply(conv)))
+            .fold(channels_last(x), |h, conv| leaky_relu_02(&h.apply(conv)))
     }
 }
 

@@ -314,7 +314,7 @@ impl Trainer {
             .set_requires_grad(true);
         let scores = self.critic.forward(&mixed);
         let grads = Tensor::run_backward(&[scores.sum(Kind::Float)], &[&mixed], true, true);
-        let norms = grads[0].view([b, -1]).norm_scalaropt_dim(2, [1], false);
+        let norms = grads[0].reshape([b, -1]).norm_scalaropt_dim(2, [1], false);
         (norms - 1.0).square().mean(Kind::Float) * lambda
     }
 

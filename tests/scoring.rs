@@ -434,3 +434,31 @@ fn anogan_searches_z_only_and_separates_the_demo() {
     let auc = roc_auc(&after, &labels).unwrap();
     assert!(auc > 0.7, "AnoGAN ROC-AUC {auc}");
 }
+
+#[test]
+fn search_benchmarks_run_on_a_trained_generator() {
+    let run = trained_run().to_str().unwrap();
+    let bench = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+            .args(["bench"])
+            .args(args)
+            .args([
+                "--model", run, "--n-seed", "4", "--k", "2", "--device", "cpu",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // The trained run is 32x32x3 with width 16: the figures name that, not the defaults.
+    let score = bench(&["score", "--images", "2", "--batch-images", "2"]);
+    assert!(score.contains("32x32x3, width 16, trained"), "{score}");
+    assert_eq!(score.matches("images/s").count(), 2, "{score}");
+    let profile = bench(&["profile", "--steps", "1", "--precision", "bf16"]);
+    assert!(profile.contains("bf16"), "{profile}");
+    assert!(profile.contains("backward (all layers)"), "{profile}");
+}

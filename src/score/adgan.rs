@@ -174,7 +174,7 @@ impl StackedGenerator {
     /// [`StackedGenerator::forward`], calling `after(layer, op)` after each op (the
     /// profiler times the ops this way).
     fn forward_observed(&self, z: &Tensor, after: &mut dyn FnMut(usize, &str)) -> Tensor {
-        let mut x = self.first_layer(z);
+        let mut x = crate::model::channels_last(&self.first_layer(z));
         after(0, "matmul");
         for (i, w) in self.weights.iter().enumerate() {
             if i > 0 {
