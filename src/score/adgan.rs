@@ -487,7 +487,7 @@ impl Adgan<'_> {
 ///
 /// On the CPU one image at a time: there the n_seed latents of one image already fill the cores.
 /// Grouping 4 images into grouped convolutions scored 0.67x-0.93x (32x32x3, width 64) and
-/// 0.90x-1.01x (32x32x1, width 32) the images per second of one image per search in f32, and two
+/// 0.90x-1.05x (32x32x1, width 32) the images per second of one image per search in f32, and two
 /// single-threaded searches side by side 0.95x and 0.98x (`adgan bench score`, 2 cores,
 /// BENCHMARKS.md). On a
 /// GPU, as many as fit in 16 GiB: per image, six copies of theta (values, gradients, two Adam
