@@ -339,35 +339,30 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
         .unwrap();
     }
     let out = dir.path().join("ranked");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
-        .args([
-            "rank",
-            "--model",
-            trained_run().to_str().unwrap(),
-            "--images",
-            images.to_str().unwrap(),
-            "--top",
-            "4",
-        ])
-        .args([
-            "--n-seed",
-            "8",
-            "--lr-z",
-            "0.5",
-            "--lr-theta",
-            "5e-4",
-            "--device",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (run, images, out_arg) = (
+        trained_run().to_str().unwrap(),
+        images.to_str().unwrap(),
+        out.to_str().unwrap(),
     );
+    common::adgan_ok(&[
+        "rank",
+        "--model",
+        run,
+        "--images",
+        images,
+        "--top",
+        "4",
+        "--n-seed",
+        "8",
+        "--lr-z",
+        "0.5",
+        "--lr-theta",
+        "5e-4",
+        "--device",
+        "cpu",
+        "--out",
+        out_arg,
+    ]);
     let text = std::fs::read_to_string(out.join("scores.csv")).unwrap();
     let rows: Vec<(String, f64)> = text
         .lines()
@@ -439,20 +434,10 @@ fn anogan_searches_z_only_and_separates_the_demo() {
 fn search_benchmarks_run_on_a_trained_generator() {
     let run = trained_run().to_str().unwrap();
     let bench = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
-            .args(["bench"])
-            .args(args)
-            .args([
-                "--model", run, "--n-seed", "4", "--k", "2", "--device", "cpu",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        let common = [
+            "--model", run, "--n-seed", "4", "--k", "2", "--device", "cpu",
+        ];
+        common::adgan_ok(&[&["bench"], args, &common].concat())
     };
     // The trained run is 32x32x3 with width 16: the figures name that, not the defaults.
     let score = bench(&["score", "--images", "2", "--batch-images", "2"]);

@@ -54,3 +54,18 @@ pub fn error_text<T>(result: anyhow::Result<T>) -> String {
         Err(err) => format!("{err:#}"),
     }
 }
+
+/// Runs the `adgan` binary with `args`, checks that it succeeded (showing its stderr if not) and
+/// returns its standard output.
+pub fn adgan_ok(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args(args)
+        .output()
+        .expect("the adgan binary runs");
+    assert!(
+        output.status.success(),
+        "adgan {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
