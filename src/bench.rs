@@ -73,21 +73,17 @@ pub fn training_iteration(
     })
 }
 
-/// Multiply-adds of one generator forward pass for one latent: the transposed convolutions
-/// (C_in * C_out * 4 * 4 per input pixel); BatchNorm, activations and the loss are elementwise
-/// and left out.
-pub fn generator_macs(model: ModelConfig) -> f64 {
-    let stages = model.stages();
-    let top = model.width << (stages - 1);
-    let mut widths = vec![model.latent_dim];
-    widths.extend((0..stages).map(|i| top >> i));
-    widths.push(model.channels);
-    widths
-        .windows(2)
+/// Multiply-adds of one generator forward pass for one latent: each transposed convolution's
+/// weights (C_in * C_out * 4 * 4) once per input pixel, the input of layer i being 1x1, then
+/// 4x4, 8x8, ...; BatchNorm, activations and the loss are elementwise and left out.
+pub fn generator_macs(generator: &crate::model::Generator) -> f64 {
+    generator
+        .convs
+        .iter()
         .enumerate()
-        .map(|(i, pair)| {
+        .map(|(i, conv)| {
             let side = if i == 0 { 1 } else { 4 << (i - 1) };
-            (pair[0] * pair[1] * 16 * side * side) as f64
+            (conv.ws.numel() as i64 * side * side) as f64
         })
         .sum()
 }
@@ -96,14 +92,17 @@ pub fn generator_macs(model: ModelConfig) -> f64 {
 /// and backward (the backward pass computes gradients of both the inputs and the weights of
 /// every layer: twice the forward's products) and one last forward for the score; two FLOPs per
 /// multiply-add.
-pub fn search_flops(model: ModelConfig, search: &crate::score::adgan::AdganConfig) -> f64 {
+pub fn search_flops(
+    generator: &crate::model::Generator,
+    search: &crate::score::adgan::AdganConfig,
+) -> f64 {
     let passes = 3.0 * search.k as f64 + 1.0;
-    2.0 * generator_macs(model) * passes * search.n_seed as f64
+    2.0 * generator_macs(generator) * passes * search.n_seed as f64
 }
 
 /// The generator a search benchmark times: the trained one of a run folder, or a freshly
 /// DCGAN-initialised one. Trained weights matter: PyTorch searched the MNIST class-0 generator
-/// 1.15x faster than a fresh one of the same architecture (BENCHMARKS.md).
+/// 1.13x faster than a fresh one of the same architecture (BENCHMARKS.md).
 pub enum BenchGenerator {
     /// A run's trained generator.
     Trained(Box<crate::checkpoint::TrainedGan>),

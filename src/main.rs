@@ -29,10 +29,9 @@ fn restore_default_sigpipe() {
 /// the heap top is handed back to the kernel, so each step touches fresh zeroed pages: a WGAN
 /// training iteration here took 731,000 minor page faults per 15 iterations and ran 10% slower
 /// than PyTorch. Serving buffers up to 16 MiB from the heap and keeping up to 64 MiB of freed
-/// heap cut that to 50,000 faults and made training as fast as PyTorch and the latent search
-/// 1.3x to 1.5x faster (BENCHMARKS.md). The price is a fixed ~200 MiB more peak memory when
-/// scoring a folder (it does not grow with the folder). glibc's own `MALLOC_MMAP_THRESHOLD_` or
-/// `MALLOC_TRIM_THRESHOLD_`, when set, take precedence.
+/// heap cut that to 50,000 faults and made training as fast as PyTorch (BENCHMARKS.md, "Where a
+/// step spends its time"). glibc's own `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_`,
+/// when set, take precedence.
 fn keep_freed_memory_mapped() {
     let user_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
         .iter()

@@ -161,9 +161,8 @@ impl Generator {
         for (i, conv) in self.convs.iter().enumerate() {
             x = if i == 0 {
                 // 1x1 -> 4x4 with stride 1 and no padding is a plain matrix product, which
-                // libtorch runs forward and backward in well under half the time of its
-                // transposed convolution (BENCHMARKS.md, "Where a latent-search step spends
-                // its time").
+                // libtorch runs forward and backward in 40% of the time of its transposed
+                // convolution (BENCHMARKS.md, "Where a step spends its time").
                 let out_channels = conv.ws.size()[1];
                 channels_last(
                     &z.view([-1, d])
@@ -191,8 +190,8 @@ pub struct Critic {
 
 /// `x` [N, C, H, W] laid out channels-last (strides of NHWC), the layout oneDNN's CPU
 /// convolutions work in natively: with the default NCHW layout libtorch reorders every
-/// activation and gradient to oneDNN's blocked layout and back around each convolution (a
-/// latent-search step ran 7% faster this way, BENCHMARKS.md). Later ops keep the layout. tch
+/// activation and gradient to oneDNN's blocked layout and back around each convolution (ADGAN
+/// scoring ran 7% faster this way, BENCHMARKS.md). Later ops keep the layout. tch
 /// 0.24 has no memory-format argument; the permutations make it.
 pub fn channels_last(x: &Tensor) -> Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])

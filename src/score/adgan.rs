@@ -77,9 +77,9 @@ pub enum Precision {
     /// 32-bit floats throughout (the default).
     #[default]
     F32,
-    /// bfloat16 weights and hidden activations in the transposed convolutions: about twice
-    /// the arithmetic rate where the hardware has bf16 dot products (GPUs, x86 CPUs with
-    /// AVX512-BF16 or AMX), at 8 bits of mantissa.
+    /// bfloat16 weights and hidden activations in the transposed convolutions, at 8 bits of
+    /// mantissa: for hardware with bf16 dot products (GPUs, x86 CPUs with AVX512-BF16 or
+    /// AMX). The search ran 1.3x-1.7x faster than in f32 on an AVX512-BF16 CPU (BENCHMARKS.md).
     Bf16,
 }
 
@@ -166,13 +166,8 @@ impl StackedGenerator {
         all
     }
 
-    /// Input [n, copies * d'] -> images [n, copies * channels, H, W].
-    fn forward(&self, z: &Tensor) -> Tensor {
-        self.forward_observed(z, &mut |_, _| {})
-    }
-
-    /// [`StackedGenerator::forward`], calling `after(layer, op)` after each op (the
-    /// profiler times the ops this way).
+    /// Input [n, copies * d'] -> images [n, copies * channels, H, W], calling `after(layer, op)`
+    /// after each op (the profiler times the ops this way).
     fn forward_observed(&self, z: &Tensor, after: &mut dyn FnMut(usize, &str)) -> Tensor {
         let mut x = crate::model::channels_last(&self.first_layer(z));
         after(0, "matmul");
@@ -267,6 +262,17 @@ struct SearchState {
 impl SearchState {
     /// Per-image, per-seed losses ||g(z_j) - x||^2 (shape [B, n_seed]).
     fn losses(&self, images: &Tensor, loss: ReconstructionLoss) -> Tensor {
+        self.losses_observed(images, loss, &mut |_, _| {})
+    }
+
+    /// [`SearchState::losses`], calling `after(layer, op)` after each forward op (see
+    /// [`StackedGenerator::forward_observed`]).
+    fn losses_observed(
+        &self,
+        images: &Tensor,
+        loss: ReconstructionLoss,
+        after: &mut dyn FnMut(usize, &str),
+    ) -> Tensor {
         let size = self.latents.size();
         let (b, n_seed, d) = (size[0], size[1], size[2]);
         let copies = self.stacked.copies;
@@ -276,7 +282,7 @@ impl SearchState {
             .reshape([copies, per_copy, d])
             .permute([1, 0, 2])
             .reshape([per_copy, copies * d]);
-        let out = self.stacked.forward(&input);
+        let out = self.stacked.forward_observed(&input, after);
         let s = out.size();
         let (c, h, w) = (s[1] / copies, s[2], s[3]);
         let generated = out
@@ -412,12 +418,7 @@ impl Adgan<'_> {
     /// averaged over `steps` steps after one untimed step.
     pub fn profile_step(&self, images: &Tensor, steps: usize) -> Result<Vec<(String, f64)>> {
         let b = images.size()[0];
-        let SearchState {
-            stacked,
-            latents,
-            mut opt_z,
-            mut opt_theta,
-        } = self.start(b, b, true);
+        let mut state = self.start(b, b, true);
         let cuda = images.device().is_cuda();
         let sync = || {
             if cuda {
@@ -436,14 +437,9 @@ impl Adgan<'_> {
         };
         for step in 0..=steps {
             let timed = step > 0;
-            let (n_seed, d) = (self.config.n_seed, latents.size()[2]);
-            let input = latents
-                .reshape([b, n_seed, d])
-                .permute([1, 0, 2])
-                .reshape([n_seed, b * d]);
             sync();
             let mut clock = std::time::Instant::now();
-            let out = stacked.forward_observed(&input, &mut |layer, op| {
+            let losses = state.losses_observed(images, self.config.loss, &mut |layer, op| {
                 sync();
                 let now = std::time::Instant::now();
                 add(
@@ -453,12 +449,7 @@ impl Adgan<'_> {
                 );
                 clock = now;
             });
-            let s = out.size();
-            let generated = out
-                .view([n_seed, b, s[1] / b, s[2], s[3]])
-                .permute([1, 0, 2, 3, 4]);
-            let loss = (generated - images.unsqueeze(1)).square().sum(Kind::Float);
-            sync();
+            let loss = losses.sum(Kind::Float);
             let mut lap = |name: &str, start: &mut std::time::Instant| {
                 sync();
                 let now = std::time::Instant::now();
@@ -467,13 +458,13 @@ impl Adgan<'_> {
             };
             let mut start = clock;
             lap("loss", &mut start);
-            opt_z.zero_grad();
-            opt_theta.zero_grad();
+            state.opt_z.zero_grad();
+            state.opt_theta.zero_grad();
             loss.backward();
             lap("backward (all layers)", &mut start);
-            opt_z.step();
+            state.opt_z.step();
             lap("adam on z", &mut start);
-            opt_theta.step();
+            state.opt_theta.step();
             lap("adam on theta", &mut start);
         }
         Ok(totals
@@ -488,11 +479,10 @@ impl Adgan<'_> {
 /// On the CPU one image at a time: there the n_seed latents of one image already fill the cores.
 /// Grouping 4 images into grouped convolutions scored 0.67x-0.93x (32x32x3, width 64) and
 /// 0.90x-1.05x (32x32x1, width 32) the images per second of one image per search in f32, and two
-/// single-threaded searches side by side 0.95x and 0.98x (`adgan bench score`, 2 cores,
-/// BENCHMARKS.md). On a
-/// GPU, as many as fit in 16 GiB: per image, six copies of theta (values, gradients, two Adam
-/// moments, temporaries) for every copy, and forward plus backward activations for n_seed
-/// latents.
+/// single-threaded searches side by side 0.89x-1.01x (`adgan bench score`, 2 cores,
+/// BENCHMARKS.md). On a GPU, as many as fit in 16 GiB: per image, six copies of theta (values,
+/// gradients, two Adam moments, temporaries) for every copy, and forward plus backward
+/// activations for n_seed latents.
 pub fn auto_batch(generator: &Generator, config: &AdganConfig, device: Device) -> usize {
     if !device.is_cuda() {
         return 1;
