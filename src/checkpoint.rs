@@ -130,6 +130,12 @@ pub struct TrainedGan {
 
 /// Loads the configuration and latest checkpoint of a run folder onto `device`.
 pub fn load_gan(run_dir: &Path, device: Device) -> Result<TrainedGan> {
+    load_gan_from(run_dir, &run_dir.join(CHECKPOINT_FILE), device)
+}
+
+/// Loads the configuration of a run folder and the checkpoint at `path` (the latest one or
+/// a snapshot kept by model selection) onto `device`.
+pub fn load_gan_from(run_dir: &Path, path: &Path, device: Device) -> Result<TrainedGan> {
     let config: RunConfig = read_json(&run_dir.join(CONFIG_FILE), "adgan run configuration")
         .with_context(|| {
             format!(
@@ -137,14 +143,13 @@ pub fn load_gan(run_dir: &Path, device: Device) -> Result<TrainedGan> {
                 run_dir.display()
             )
         })?;
-    let path = run_dir.join(CHECKPOINT_FILE);
-    let tensors = load_tensors(&path)?;
+    let tensors = load_tensors(path)?;
     let generator_vs = VarStore::new(device);
     let critic_vs = VarStore::new(device);
     let generator = Generator::new(&generator_vs.root(), config.model)?;
     let critic = Critic::new(&critic_vs.root(), config.model)?;
-    fill_variables(&generator_vs, &tensors, "generator", &path)?;
-    fill_variables(&critic_vs, &tensors, "critic", &path)?;
+    fill_variables(&generator_vs, &tensors, "generator", path)?;
+    fill_variables(&critic_vs, &tensors, "critic", path)?;
     let iteration = tensors
         .get("meta/iteration")
         .with_context(|| format!("{} lacks meta/iteration", path.display()))?

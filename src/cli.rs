@@ -1,19 +1,23 @@
 //! Command-line interface: parses arguments, calls the library, prints. No logic of its own.
 
+use adgan::alexnet::AlexNetLayer;
 use adgan::autoencoder::{Autoencoder, AutoencoderConfig};
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
 use adgan::data::{demo, DataSource, Dataset, Fit, FolderStream, ImageSpec, Split};
 use adgan::device::{self, DeviceChoice};
 use adgan::experiment::{self, Event, ExperimentConfig, Method};
-use adgan::model::ModelConfig;
+use adgan::model::{Init, ModelConfig};
 use adgan::optim::OptimizerConfig;
-use adgan::score::adgan::{Adgan, AdganConfig, Precision, ReconstructionLoss, ThetaMode};
+use adgan::score::adgan::{
+    Adgan, AdganConfig, Aggregate, Precision, ReconstructionLoss, ThetaMode,
+};
 use adgan::score::anogan::{Anogan, AnoganConfig};
 use adgan::score::classic::Classic;
 use adgan::score::critic::CriticScore;
 use adgan::score::features::{FeatureExtractor, PcaConfig};
 use adgan::score::prior::PriorScore;
 use adgan::score::ImageSource;
+use adgan::selection::SelectionConfig;
 use adgan::train::{self, Objective, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -77,7 +81,7 @@ struct RankArgs {
 enum ExperimentCommand {
     /// Train on each normal class, score a seeded test draw with every method, tabulate
     /// ROC-AUC. Finished cells are kept: re-run the same command to continue after a stop.
-    OneVsAll(OneVsAllArgs),
+    OneVsAll(Box<OneVsAllArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +123,9 @@ struct OneVsAllArgs {
     /// safetensors (not shipped; see the README).
     #[arg(long)]
     alexnet: Option<PathBuf>,
+    /// AlexNet layer of the features: conv5 (the final convolutional layer, the paper's) or fc7.
+    #[arg(long, default_value = "conv5")]
+    alexnet_layer: AlexNetLayer,
     /// Results folder.
     #[arg(long, short)]
     out: PathBuf,
@@ -126,9 +133,64 @@ struct OneVsAllArgs {
     gan: GanArgs,
     #[command(flatten)]
     search: SearchArgs,
+    #[command(flatten)]
+    selection: SelectionArgs,
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+}
+
+/// Choice of the training length and the search's learning rates on validation data.
+#[derive(Args, Debug)]
+struct SelectionArgs {
+    /// Score a validation split (held-out normal training images and training images of other
+    /// classes) with ADGAN every this many generator iterations, and use the best snapshot and
+    /// learning rates for the test images; 0: train for --iterations and use the search as given.
+    #[arg(long, default_value_t = 0)]
+    select_every: usize,
+    /// Candidate lr_z values for the selection [default: --lr-z].
+    #[arg(long, value_delimiter = ',')]
+    select_lr_z: Vec<f64>,
+    /// Candidate lr_theta values for the selection [default: --lr-theta].
+    #[arg(long, value_delimiter = ',')]
+    select_lr_theta: Vec<f64>,
+    /// Candidate reconstruction losses for the selection [default: --loss].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    select_loss: Vec<ReconstructionLoss>,
+    /// Candidate aggregations over seeds for the selection [default: --aggregate].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    select_aggregate: Vec<Aggregate>,
+    /// Fraction of the normal training images held out for validation (never trained on).
+    #[arg(long, default_value_t = SelectionConfig::default().holdout_fraction)]
+    validation_fraction: f64,
+    /// At most this many held-out normal images, and as many anomalous ones, are scored.
+    #[arg(long, default_value_t = SelectionConfig::default().max_per_side)]
+    validation_max: usize,
+    /// Only draw the validation learning curves (no test image is read) and tabulate them.
+    #[arg(long)]
+    validation_only: bool,
+}
+
+impl SelectionArgs {
+    fn config(&self, search: &AdganConfig) -> SelectionConfig {
+        fn or<T: Clone>(list: &[T], default: T) -> Vec<T> {
+            if list.is_empty() {
+                vec![default]
+            } else {
+                list.to_vec()
+            }
+        }
+        SelectionConfig {
+            every: self.select_every,
+            lr_z: or(&self.select_lr_z, search.lr_z),
+            lr_theta: or(&self.select_lr_theta, search.lr_theta),
+            loss: or(&self.select_loss, search.loss),
+            aggregate: or(&self.select_aggregate, search.aggregate),
+            holdout_fraction: self.validation_fraction,
+            max_per_side: self.validation_max,
+            ..SelectionConfig::default()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -373,9 +435,13 @@ struct SearchArgs {
     /// Adapt only the latents (same as --theta fixed).
     #[arg(long)]
     no_theta: bool,
-    /// Reconstruction loss.
+    /// Reconstruction loss: l2 (the paper's), l1, or laplacian (Lap1: L1 over a Laplacian
+    /// pyramid, an improvement the paper names).
     #[arg(long, value_enum, default_value_t = ReconstructionLoss::L2)]
     loss: ReconstructionLoss,
+    /// How the seeds' final losses make the score: mean (the paper's) or min.
+    #[arg(long, value_enum, default_value_t = Aggregate::Mean)]
+    aggregate: Aggregate,
     /// Seed of the initial latents.
     #[arg(long, default_value_t = 0)]
     search_seed: u64,
@@ -401,6 +467,7 @@ impl SearchArgs {
                 self.theta
             },
             loss: self.loss,
+            aggregate: self.aggregate,
             seed: self.search_seed,
             precision: self.precision,
         }
@@ -454,6 +521,9 @@ struct ScoreArgs {
     /// AlexNet weights for kde-alexnet and ocsvm-alexnet (torchvision state dict, safetensors).
     #[arg(long)]
     alexnet: Option<PathBuf>,
+    /// AlexNet layer of the features: conv5 (the final convolutional layer, the paper's) or fc7.
+    #[arg(long, default_value = "conv5")]
+    alexnet_layer: AlexNetLayer,
     #[command(flatten)]
     search: SearchArgs,
     /// Device.
@@ -577,6 +647,12 @@ struct GanArgs {
     /// Critic steps per generator step.
     #[arg(long, default_value_t = 5)]
     n_critic: usize,
+    /// Weight initialisation: dcgan (N(0, 0.02)) or uniform (PyTorch's layer defaults).
+    #[arg(long, default_value = "dcgan")]
+    init: Init,
+    /// Adam's beta1 with --objective gp [default: 0, as in WGAN-GP].
+    #[arg(long)]
+    beta1: Option<f64>,
     /// Weight clipping bound (clip).
     #[arg(long, default_value_t = 0.01)]
     clip: f64,
@@ -623,14 +699,9 @@ impl GanArgs {
             (OptimizerConfig::Rmsprop { alpha, eps, .. }, Some(lr)) => {
                 OptimizerConfig::Rmsprop { lr, alpha, eps }
             }
-            (
-                OptimizerConfig::Adam {
-                    beta1, beta2, eps, ..
-                },
-                Some(lr),
-            ) => OptimizerConfig::Adam {
-                lr,
-                beta1,
+            (OptimizerConfig::Adam { lr, beta2, eps, .. }, new_lr) => OptimizerConfig::Adam {
+                lr: new_lr.unwrap_or(lr),
+                beta1: self.beta1.unwrap_or(0.0),
                 beta2,
                 eps,
             },
@@ -641,6 +712,7 @@ impl GanArgs {
             iterations: self.iterations,
             batch_size: self.batch_size,
             n_critic: self.n_critic,
+            init: self.init,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             sample_every: self.sample_every,
@@ -1086,6 +1158,7 @@ fn detector_for<'a>(
             let extractor = FeatureExtractor::choose(
                 method.uses_alexnet(),
                 args.alexnet.as_deref(),
+                args.alexnet_layer,
                 method.name(),
                 device,
             )?;
@@ -1327,6 +1400,7 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
         model: args.gan.model_config(default_channels)?,
         train: args.gan.train_config(),
         search: args.search.config(),
+        selection: args.selection.config(&args.search.config()),
         baselines: PcaConfig {
             dims: args.pca_dims.clone(),
             ..PcaConfig::default()
@@ -1334,6 +1408,7 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
         anogan: AnoganConfig::default(),
         autoencoder: AutoencoderConfig::default(),
         alexnet: args.alexnet.clone(),
+        alexnet_layer: args.alexnet_layer,
     };
     let device = device::select(args.device)?;
     let start = std::time::Instant::now();
@@ -1384,6 +1459,24 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
             done,
             total,
         ),
+        Event::Validating {
+            class,
+            iteration,
+            done,
+            total,
+        } => show(
+            &bar,
+            format!("class {class}: validate {iteration}"),
+            done,
+            total,
+        ),
+        Event::Validated { class, point } => bar.println(format!(
+            "class {class} iteration {}: validation ROC-AUC {:.4} ({}; {:.0} s)",
+            point.iteration,
+            point.auc,
+            experiment::candidate_label(&point.search),
+            point.seconds
+        )),
         Event::Skipped { class, method } => bar.println(format!(
             "class {class} {}: finished earlier, kept",
             method.name()
@@ -1396,6 +1489,20 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
             cell.seconds
         )),
     };
+    if args.selection.validation_only {
+        let curves = experiment::run_validation(&config, &args.out, device, &mut on_event)?;
+        bar.finish_and_clear();
+        let table = experiment::curve_table(&curves);
+        let path = args.out.join("validation.md");
+        checkpoint::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, &table)?))?;
+        println!("{table}");
+        println!(
+            "validation ROC-AUC of ADGAN in {}; {:.0} s",
+            path.display(),
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let cells = experiment::run_one_vs_all(&config, &args.out, device, &mut on_event)?;
     bar.finish_and_clear();
     experiment::write_summary(&config, &cells, &args.out)?;

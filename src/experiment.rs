@@ -6,9 +6,10 @@
 //! whose GAN is already trained with the same configuration reuses it (a half-trained one
 //! resumes).
 
+use crate::alexnet::AlexNetLayer;
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use crate::checkpoint::{self, read_json, write_json, TrainedGan};
-use crate::data::{self, DataSource, Dataset, Fit, ImageSpec, OneVsAll, Split};
+use crate::data::{self, DataSource, Dataset, Fit, ImageSpec, OneVsAll, Split, ValidationSplit};
 use crate::eval::{average_precision, roc_auc};
 use crate::model::ModelConfig;
 use crate::score::adgan::{auto_batch, Adgan, AdganConfig};
@@ -18,6 +19,7 @@ use crate::score::critic::CriticScore;
 use crate::score::features::{FeatureExtractor, PcaConfig, Validation};
 use crate::score::prior::prior_scores;
 use crate::score::{score_all, score_columns, to_scores};
+use crate::selection::{self, Curve, CurveEvent, CurvePoint, CurveTask, SelectionConfig};
 use crate::train::{self, Progress, RunConfig, TrainConfig, FORMAT_VERSION};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -51,11 +53,11 @@ pub enum Method {
     Iforest,
     /// Gaussian mixture on PCA features.
     Gmm,
-    /// Gaussian KDE on PCA of AlexNet fc7 features.
+    /// Gaussian KDE on PCA of AlexNet features (final convolutional layer).
     #[value(name = "kde-alexnet")]
     #[serde(rename = "kde-alexnet")]
     KdeAlexnet,
-    /// One-class SVM on PCA of AlexNet fc7 features.
+    /// One-class SVM on PCA of AlexNet features (final convolutional layer).
     #[value(name = "ocsvm-alexnet")]
     #[serde(rename = "ocsvm-alexnet")]
     OcsvmAlexnet,
@@ -147,6 +149,14 @@ pub struct ExperimentConfig {
     /// AlexNet weights (torchvision state dict as safetensors) for the `*-alexnet` methods.
     #[serde(default)]
     pub alexnet: Option<PathBuf>,
+    /// The AlexNet layer the `*-alexnet` methods use (the final convolutional layer, as in the
+    /// paper, unless fc7 is asked for).
+    #[serde(default)]
+    pub alexnet_layer: AlexNetLayer,
+    /// How the GAN's training length and the search's learning rates are chosen on validation
+    /// data (off unless `every` is set: then `train` and `search` are used as they are).
+    #[serde(default)]
+    pub selection: SelectionConfig,
 }
 
 /// One finished (class, method) cell: its figures and per-image scores.
@@ -197,6 +207,18 @@ pub enum Event<'a> {
         done: usize,
         total: usize,
     },
+    /// Scoring the validation images of a class at one point of its learning curve.
+    Validating {
+        class: &'a str,
+        iteration: usize,
+        done: usize,
+        total: usize,
+    },
+    /// A point of a class's learning curve is finished.
+    Validated {
+        class: &'a str,
+        point: &'a CurvePoint,
+    },
     /// A cell was already finished and is skipped.
     Skipped { class: &'a str, method: Method },
     /// A cell is finished and saved.
@@ -225,21 +247,19 @@ fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<
     Ok(cell)
 }
 
-/// Runs (or continues) the experiment in `out`; returns every cell, class by class.
-pub fn run_one_vs_all(
-    config: &ExperimentConfig,
-    out: &Path,
-    device: Device,
-    on_event: &mut dyn FnMut(Event),
-) -> Result<Vec<Cell>> {
+/// Creates the experiment folder `out`, or checks that it holds this experiment (methods may be
+/// added to it), and saves the configuration.
+fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out.join("cells"))
         .with_context(|| format!("cannot create {}", out.display()))?;
     let config_path = out.join("experiment.json");
     if config_path.exists() {
         let saved: ExperimentConfig = read_json(&config_path, "adgan experiment configuration")?;
-        // Methods are columns with cells of their own: adding one to an experiment is fine.
+        // Methods are columns and classes rows with cells of their own: adding either to an
+        // experiment is fine.
         let same = ExperimentConfig {
             methods: config.methods.clone(),
+            classes: config.classes.clone(),
             ..saved
         } == *config;
         if !same {
@@ -250,7 +270,17 @@ pub fn run_one_vs_all(
             );
         }
     }
-    write_json(&config_path, config)?;
+    write_json(&config_path, config)
+}
+
+/// Runs (or continues) the experiment in `out`; returns every cell, class by class.
+pub fn run_one_vs_all(
+    config: &ExperimentConfig,
+    out: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Cell>> {
+    check_experiment_folder(config, out)?;
     let spec = ImageSpec {
         size: config.model.image_size,
         channels: config.model.channels,
@@ -279,20 +309,23 @@ pub fn run_one_vs_all(
         }
         let normal = data::normal_class_index(&train_all, class)?;
         let task = data::one_vs_all(&train_all, &test_all, normal, config.n_test, config.seed)?;
-        let gan_methods: Vec<Method> = pending.iter().copied().filter(|m| m.needs_gan()).collect();
-        let gan = if gan_methods.is_empty() {
-            None
-        } else {
-            let run_dir = out.join("runs").join(format!("class-{class}"));
-            train_class(
-                config,
+        let needs_gan = pending.iter().any(|m| m.needs_gan());
+        let chosen = if needs_gan {
+            let images = ClassImages {
                 class,
-                &task.train,
-                &run_dir,
+                normal,
+                normal_train: &task.train,
+                train_all: &train_all,
+            };
+            Some(prepare_gan(
+                config,
+                &images,
+                &out.join("runs"),
                 device,
-                &mut |progress| on_event(Event::Training { class, progress }),
-            )?;
-            Some(checkpoint::load_gan(&run_dir, device)?)
+                on_event,
+            )?)
+        } else {
+            None
         };
         // The classic baselines choose their PCA dimension on one validation draw per class.
         let validation = if pending.iter().any(|m| m.classic().is_some()) {
@@ -313,7 +346,7 @@ pub fn run_one_vs_all(
             task: &task,
             validation: validation.as_ref(),
             runs: out.join("runs"),
-            gan: gan.as_ref(),
+            gan: chosen.as_ref(),
             device,
         };
         // Every cell is written as soon as its method is scored (`adgan` and `prior` come
@@ -333,7 +366,10 @@ pub fn run_one_vs_all(
                     on_event(progress_event(class, m, done, total, fitting))
                 },
             )?;
-            for result in scored {
+            for mut result in scored {
+                if let (true, Some(gan)) = (result.method.needs_gan(), &chosen) {
+                    result.chosen.extend(gan.chosen.clone());
+                }
                 let labels = task.test.labels.clone().unwrap_or_default();
                 let cell = Cell {
                     class: class.clone(),
@@ -381,16 +417,20 @@ impl Scored {
     }
 }
 
-/// Trains (or resumes, or reuses) the GAN of one normal class in `run_dir`.
-fn train_class(
-    config: &ExperimentConfig,
-    class: &str,
-    train_images: &Dataset,
-    run_dir: &Path,
-    device: Device,
-    on_progress: &mut dyn FnMut(&Progress),
-) -> Result<()> {
-    let run = RunConfig {
+/// The GAN a class's methods use, with the search configuration and what was chosen on
+/// validation data (empty when selection is off).
+pub struct ChosenGan {
+    /// The trained generator and critic (the chosen snapshot under selection).
+    pub gan: TrainedGan,
+    /// The ADGAN search to score with.
+    pub search: AdganConfig,
+    /// The chosen training length and learning rates and their validation ROC-AUC.
+    pub chosen: BTreeMap<String, f64>,
+}
+
+/// The run configuration of the GAN of `class`, trained on `images`.
+fn class_run(config: &ExperimentConfig, class: &str, images: &Dataset) -> RunConfig {
+    RunConfig {
         format_version: FORMAT_VERSION,
         model: config.model,
         train: config.train,
@@ -399,15 +439,202 @@ fn train_class(
             split: Split::Train,
             normal_class: Some(class.to_string()),
             fit: config.fit,
-            n_images: train_images.len(),
-            fingerprint: train_images.fingerprint(),
+            n_images: images.len(),
+            fingerprint: images.fingerprint(),
         },
+    }
+}
+
+/// The training images of one normal class.
+struct ClassImages<'a> {
+    /// The class as given (name or index).
+    class: &'a str,
+    /// Its index.
+    normal: i64,
+    /// Its training images.
+    normal_train: &'a Dataset,
+    /// The whole train split (other classes are the validation anomalies).
+    train_all: &'a Dataset,
+}
+
+/// Trains (or resumes, or reuses) the GAN of one normal class in `runs/class-CLASS`. With
+/// selection on, it trains on the normal images outside the validation split, draws the
+/// learning curve, and returns the best snapshot with its search configuration; otherwise it
+/// trains on every normal image and returns the final generator with the configured search.
+fn prepare_gan(
+    config: &ExperimentConfig,
+    images: &ClassImages,
+    runs: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ChosenGan> {
+    let class = images.class;
+    let run_dir = runs.join(format!("class-{class}"));
+    if !config.selection.enabled() {
+        let run = class_run(config, class, images.normal_train);
+        train::train(
+            &run_dir,
+            &run,
+            images.normal_train,
+            device,
+            true,
+            &mut |progress| {
+                on_event(Event::Training { class, progress });
+                ControlFlow::Continue(())
+            },
+        )?;
+        return Ok(ChosenGan {
+            gan: checkpoint::load_gan(&run_dir, device)?,
+            search: config.search,
+            chosen: BTreeMap::new(),
+        });
+    }
+    let curve = class_curve(config, images, &run_dir, device, on_event)?;
+    let best = curve.best().context("the learning curve has no point")?;
+    let snapshot = selection::snapshot_path(&run_dir, best.iteration);
+    let search = best.search;
+    let chosen = BTreeMap::from([
+        ("iterations".to_string(), best.iteration as f64),
+        ("lr_z".to_string(), search.lr_z),
+        ("lr_theta".to_string(), search.lr_theta),
+        ("validation_auc".to_string(), best.auc),
+    ]);
+    Ok(ChosenGan {
+        gan: checkpoint::load_gan_from(&run_dir, &snapshot, device)?,
+        search,
+        chosen,
+    })
+}
+
+/// Draws (or continues) the validation learning curve of the GAN of one class in `run_dir`.
+fn class_curve(
+    config: &ExperimentConfig,
+    images: &ClassImages,
+    run_dir: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Curve> {
+    let class = images.class;
+    let others = data::other_classes(images.train_all, images.normal)?;
+    let s = &config.selection;
+    let split = ValidationSplit::draw(images.normal_train, &others, s.holdout_fraction, s.seed)?;
+    let run = class_run(config, class, &split.fit);
+    let task = CurveTask {
+        run_dir,
+        run: &run,
+        fit: &split.fit,
+        validation: &split.capped(s.max_per_side),
+        search: &config.search,
+        selection: s,
     };
-    train::train(run_dir, &run, train_images, device, true, &mut |progress| {
-        on_progress(progress);
-        ControlFlow::Continue(())
-    })?;
-    Ok(())
+    selection::learning_curve(&task, device, &mut |event| match event {
+        CurveEvent::Training(progress) => on_event(Event::Training { class, progress }),
+        CurveEvent::Scoring {
+            iteration,
+            done,
+            total,
+        } => on_event(Event::Validating {
+            class,
+            iteration,
+            done,
+            total,
+        }),
+        CurveEvent::Point(point) => on_event(Event::Validated { class, point }),
+    })
+}
+
+/// Draws the validation learning curve of every class of the experiment and nothing else: no
+/// test image is read. Returns each class with its curve.
+pub fn run_validation(
+    config: &ExperimentConfig,
+    out: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<(String, Curve)>> {
+    ensure!(
+        config.selection.enabled(),
+        "a validation run needs a validation interval (selection.every > 0)"
+    );
+    check_experiment_folder(config, out)?;
+    let spec = ImageSpec {
+        size: config.model.image_size,
+        channels: config.model.channels,
+    };
+    let train_all = config.source.load(Split::Train, spec, config.fit)?;
+    let normals = config
+        .classes
+        .iter()
+        .map(|class| data::normal_class_index(&train_all, class))
+        .collect::<Result<Vec<i64>>>()?;
+    let mut curves = Vec::new();
+    for (class, &normal) in config.classes.iter().zip(&normals) {
+        let normal_train = data::only_class(&train_all, normal)?;
+        let run_dir = out.join("runs").join(format!("class-{class}"));
+        let images = ClassImages {
+            class,
+            normal,
+            normal_train: &normal_train,
+            train_all: &train_all,
+        };
+        let curve = class_curve(config, &images, &run_dir, device, on_event)?;
+        curves.push((class.clone(), curve));
+    }
+    Ok(curves)
+}
+
+/// The learning curves as a Markdown table: a row per (class, iteration), a column per
+/// candidate search, the best point of each class in bold.
+pub fn curve_table(curves: &[(String, Curve)]) -> String {
+    let mut candidates: Vec<AdganConfig> = Vec::new();
+    for (_, curve) in curves {
+        for p in &curve.points {
+            if !candidates.contains(&p.search) {
+                candidates.push(p.search);
+            }
+        }
+    }
+    let mut text = String::from("| class | iterations |");
+    for c in &candidates {
+        text += &format!(" {} |", candidate_label(c));
+    }
+    text += "\n| --- | ---: |";
+    text += &" ---: |".repeat(candidates.len());
+    text.push('\n');
+    for (class, curve) in curves {
+        let best = curve.best();
+        let mut iterations: Vec<usize> = curve.points.iter().map(|p| p.iteration).collect();
+        iterations.dedup();
+        for iteration in iterations {
+            text += &format!("| {class} | {iteration} |");
+            for candidate in &candidates {
+                let point = curve
+                    .points
+                    .iter()
+                    .find(|p| p.iteration == iteration && p.search == *candidate);
+                text += &match point {
+                    Some(p) if Some(p) == best => format!(" **{:.4}** |", p.auc),
+                    Some(p) => format!(" {:.4} |", p.auc),
+                    None => " - |".to_string(),
+                };
+            }
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// A short name of a candidate search: its learning rates, and its loss and aggregation when
+/// they are not the paper's.
+pub fn candidate_label(search: &AdganConfig) -> String {
+    let mut label = format!("lr_z {}, lr_theta {}", search.lr_z, search.lr_theta);
+    let default = AdganConfig::default();
+    if search.loss != default.loss {
+        label += &format!(", {:?}", search.loss).to_lowercase();
+    }
+    if search.aggregate != default.aggregate {
+        label += &format!(", {:?}", search.aggregate).to_lowercase();
+    }
+    label
 }
 
 /// Fits a classic baseline on the normal training images (choosing its PCA dimension on a
@@ -424,6 +651,7 @@ fn score_classic(
     let extractor = FeatureExtractor::choose(
         method.uses_alexnet(),
         config.alexnet.as_deref(),
+        config.alexnet_layer,
         method.name(),
         device,
     )?;
@@ -495,7 +723,7 @@ struct ClassContext<'a> {
     /// Where trained networks are kept (`OUT/runs`).
     runs: PathBuf,
     /// The class's trained GAN, when a pending method needs it.
-    gan: Option<&'a TrainedGan>,
+    gan: Option<&'a ChosenGan>,
     device: Device,
 }
 
@@ -556,17 +784,10 @@ fn score_method(
                 .copied()
                 .filter(|m| matches!(m, Method::Adgan | Method::Prior))
                 .collect();
-            score_search(
-                config,
-                gan()?,
-                &task.test,
-                &searched,
-                device,
-                &mut on_scoring,
-            )
+            score_search(gan()?, &task.test, &searched, device, &mut on_scoring)
         }
         Method::Anogan => {
-            let gan = gan()?;
+            let gan = &gan()?.gan;
             let mut anogan = Anogan::new(&gan.generator, &gan.critic, config.anogan, device)?;
             timed(method, &mut || {
                 score_all(
@@ -579,7 +800,7 @@ fn score_method(
             })
         }
         Method::Critic => {
-            let mut critic = CriticScore::new(&gan()?.critic);
+            let mut critic = CriticScore::new(&gan()?.gan.critic);
             timed(method, &mut || {
                 score_all(
                     &mut critic,
@@ -616,16 +837,16 @@ fn score_method(
 
 /// Scores `test` with `adgan` and/or `prior` (as `methods` lists) from one latent search.
 fn score_search(
-    config: &ExperimentConfig,
-    gan: &TrainedGan,
+    chosen: &ChosenGan,
     test: &Dataset,
     methods: &[Method],
     device: Device,
     on_progress: &mut dyn FnMut(Method, usize, usize),
 ) -> Result<Vec<Scored>> {
     let first = *methods.first().context("no search method asked for")?;
-    let adgan = Adgan::new(&gan.generator, config.search, device)?;
-    let batch = auto_batch(&gan.generator, &config.search, device);
+    let generator = &chosen.gan.generator;
+    let adgan = Adgan::new(generator, chosen.search, device)?;
+    let batch = auto_batch(generator, &chosen.search, device);
     let start = Instant::now();
     let mut columns = score_columns(
         &mut { &test.images },

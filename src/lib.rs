@@ -21,5 +21,6 @@ pub mod report;
 pub mod report_html;
 pub mod rng;
 pub mod score;
+pub mod selection;
 pub mod train;
 pub mod visual;

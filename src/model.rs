@@ -61,25 +61,79 @@ impl ModelConfig {
     }
 }
 
-/// The DCGAN initialisation, drawn from `rng` so that it does not depend on libtorch's
-/// process-wide generator: convolution weights N(0, 0.02^2), BatchNorm scales N(1, 0.02^2),
-/// biases 0. Variables are visited in name order, so the same seed gives the same network.
-pub fn dcgan_init(vs: &nn::VarStore, rng: &mut rand_chacha::ChaCha8Rng) {
+/// How the networks' weights are initialised before training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// DCGAN's (Radford et al. 2016): convolution weights N(0, 0.02^2), BatchNorm scales
+    /// N(1, 0.02^2), biases 0.
+    #[default]
+    Dcgan,
+    /// PyTorch's defaults for its layers: convolution weights and biases U(-b, b) with
+    /// b = 1 / sqrt(fan_in) (kaiming_uniform with a = sqrt(5)), BatchNorm scales 1 and shifts 0.
+    /// fan_in counts dimension 1 of the weight times the kernel area, as PyTorch does, which
+    /// for a transposed convolution is its output channels.
+    Uniform,
+}
+
+impl std::str::FromStr for Init {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "dcgan" => Ok(Init::Dcgan),
+            "uniform" => Ok(Init::Uniform),
+            _ => anyhow::bail!("unknown initialisation {text:?}: use dcgan or uniform"),
+        }
+    }
+}
+
+/// Initialises the trainable variables of `vs` with `init`, drawn from `rng` so that it does
+/// not depend on libtorch's process-wide generator. Variables are visited in name order, so
+/// the same seed gives the same network.
+pub fn initialise(vs: &nn::VarStore, init: Init, rng: &mut rand_chacha::ChaCha8Rng) {
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
         .filter(|(_, t)| t.requires_grad())
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, mut var) in vars {
-        let value = if name.ends_with(".bias") {
-            var.zeros_like()
-        } else {
-            let mean = if name.starts_with("norm") { 1.0 } else { 0.0 };
-            crate::rng::normal(rng, &var.size(), mean, 0.02, var.device())
+    // The weight of a layer comes before its bias in name order only for some names, so the
+    // fan-in of every layer is read off its weight first.
+    let fan_in = |layer: &str| {
+        vars.iter()
+            .find(|(n, _)| n.strip_suffix(".weight") == Some(layer))
+            .map(|(_, w)| w.size().iter().skip(1).product::<i64>())
+            .unwrap_or(1)
+    };
+    let fans: Vec<i64> = vars
+        .iter()
+        .map(|(name, _)| fan_in(name.rsplit_once('.').map_or("", |(l, _)| l)))
+        .collect();
+    for ((name, mut var), fan) in vars.into_iter().zip(fans) {
+        let norm = name.starts_with("norm");
+        let bias = name.ends_with(".bias");
+        let shape = var.size();
+        let device = var.device();
+        let value = match init {
+            Init::Dcgan if bias => var.zeros_like(),
+            Init::Dcgan => {
+                crate::rng::normal(rng, &shape, if norm { 1.0 } else { 0.0 }, 0.02, device)
+            }
+            Init::Uniform if norm && bias => var.zeros_like(),
+            Init::Uniform if norm => var.ones_like(),
+            Init::Uniform => {
+                let bound = 1.0 / (fan as f64).sqrt();
+                crate::rng::uniform(rng, &shape, device) * (2.0 * bound) - bound
+            }
         };
         tch::no_grad(|| var.copy_(&value));
     }
+}
+
+/// The DCGAN initialisation ([`Init::Dcgan`]).
+pub fn dcgan_init(vs: &nn::VarStore, rng: &mut rand_chacha::ChaCha8Rng) {
+    initialise(vs, Init::Dcgan, rng)
 }
 
 /// DCGAN generator g_theta: latent z in R^{d'} -> image in [-1, 1].
@@ -93,7 +147,7 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Builds the generator's variables under `vs` (initialise them with [`dcgan_init`]).
+    /// Builds the generator's variables under `vs` (initialise them with [`initialise`]).
     pub fn new(vs: &nn::Path, config: ModelConfig) -> Result<Self> {
         config.validate()?;
         let stages = config.stages();
@@ -207,7 +261,7 @@ fn leaky_relu_02(x: &Tensor) -> Tensor {
 }
 
 impl Critic {
-    /// Builds the critic's variables under `vs` (initialise them with [`dcgan_init`]).
+    /// Builds the critic's variables under `vs` (initialise them with [`initialise`]).
     pub fn new(vs: &nn::Path, config: ModelConfig) -> Result<Self> {
         config.validate()?;
         let stages = config.stages();
@@ -279,6 +333,64 @@ mod tests {
             assert!(gap < 1e-5, "train {train}: largest difference {gap}");
             assert_eq!(x.kind(), Kind::Float);
         }
+    }
+
+    /// PyTorch's default initialisation: every weight and bias within 1 / sqrt(fan_in) of 0
+    /// (fan_in from dimension 1 of the weight, as PyTorch counts it) and filling that range,
+    /// BatchNorm at scale 1 and shift 0; the same seed gives the same networks.
+    #[test]
+    fn uniform_init_follows_pytorch_defaults() {
+        let config = ModelConfig {
+            latent_dim: 16,
+            width: 8,
+            ..ModelConfig::default()
+        };
+        let build = |seed| {
+            let g = nn::VarStore::new(Device::Cpu);
+            let c = nn::VarStore::new(Device::Cpu);
+            Generator::new(&g.root(), config).unwrap();
+            Critic::new(&c.root(), config).unwrap();
+            let mut rng = crate::rng::seeded(seed);
+            initialise(&g, Init::Uniform, &mut rng);
+            initialise(&c, Init::Uniform, &mut rng);
+            (g, c)
+        };
+        let (g, c) = build(3);
+        let vars = |vs: &nn::VarStore| {
+            let mut v = vs.variables().into_iter().collect::<Vec<_>>();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        for vs in [&g, &c] {
+            let all = vars(vs);
+            let weight_of = |layer: &str| {
+                let weights = all.iter().filter(|(n, _)| n == &format!("{layer}.weight"));
+                weights.map(|(_, w)| w.size()).next().unwrap()
+            };
+            for (name, t) in all.iter().filter(|(_, t)| t.requires_grad()) {
+                let (layer, _) = name.rsplit_once('.').unwrap();
+                let values: Vec<f32> = Vec::try_from(t.flatten(0, -1)).unwrap();
+                if layer.starts_with("norm") {
+                    let want = if name.ends_with("weight") { 1.0 } else { 0.0 };
+                    assert!(values.iter().all(|&v| v == want), "{name}");
+                    continue;
+                }
+                let shape = weight_of(layer);
+                let fan_in: i64 = shape[1..].iter().product();
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                let largest = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(largest <= bound, "{name}: {largest} > {bound}");
+                if values.len() >= 64 {
+                    assert!(largest > 0.8 * bound, "{name} does not fill its range");
+                }
+            }
+        }
+        let (g2, _) = build(3);
+        let same = vars(&g)
+            .iter()
+            .zip(vars(&g2))
+            .all(|((_, a), (_, b))| a.equal(&b));
+        assert!(same, "the same seed gives the same generator");
     }
 
     #[test]

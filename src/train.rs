@@ -12,7 +12,7 @@
 
 use crate::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
 use crate::data::{DataSource, Dataset, Fit, Split};
-use crate::model::{dcgan_init, Critic, Generator, ModelConfig};
+use crate::model::{initialise, Critic, Generator, Init, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
 use crate::visual::save_grid;
@@ -57,6 +57,9 @@ pub struct TrainConfig {
     pub batch_size: i64,
     /// Critic steps per generator step (n_critic).
     pub n_critic: usize,
+    /// Weight initialisation of both networks (runs written before it existed used DCGAN's).
+    #[serde(default)]
+    pub init: Init,
     /// Seed of initialisation and of every draw.
     pub seed: u64,
     /// Write a checkpoint every this many iterations (and at the end).
@@ -74,6 +77,7 @@ impl Default for TrainConfig {
             iterations: 10_000,
             batch_size: 64,
             n_critic: 5,
+            init: Init::Dcgan,
             seed: 0,
             checkpoint_every: 250,
             sample_every: 500,
@@ -219,8 +223,8 @@ impl Trainer {
         let critic_vs = VarStore::new(device);
         let generator = Generator::new(&generator_vs.root(), config.model)?;
         let critic = Critic::new(&critic_vs.root(), config.model)?;
-        dcgan_init(&generator_vs, &mut init_rng);
-        dcgan_init(&critic_vs, &mut init_rng);
+        initialise(&generator_vs, config.train.init, &mut init_rng);
+        initialise(&critic_vs, config.train.init, &mut init_rng);
         let opt_generator = Optimizer::new(config.train.optimizer, &generator_vs);
         let opt_critic = Optimizer::new(config.train.optimizer, &critic_vs);
         let fixed_latents = rng::normal(

@@ -291,23 +291,26 @@ fn random_alexnet(path: &std::path::Path, without: Option<&str>) {
 
 #[test]
 fn alexnet_features_feed_the_classic_baselines() {
-    use adgan::alexnet::AlexNet;
+    use adgan::alexnet::{AlexNet, AlexNetLayer};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alexnet.safetensors");
     random_alexnet(&path, None);
-    let net = AlexNet::load(&path, Device::Cpu).unwrap();
     let (normal, _, test) = demo();
     let images = normal.images.narrow(0, 0, 60);
-    let features = net.features(&images.narrow(0, 0, 3));
-    assert_eq!(features.size(), vec![3, 4096]);
-    assert!(
-        features.min().double_value(&[]) >= 0.0,
-        "fc7 follows a ReLU"
-    );
-    assert!(
-        features.max().double_value(&[]) > 0.0,
-        "the features are not all zero"
-    );
+    for (layer, dim) in [(AlexNetLayer::Conv5, 9216), (AlexNetLayer::Fc7, 4096)] {
+        let net = AlexNet::load(&path, layer, Device::Cpu).unwrap();
+        let features = net.features(&images.narrow(0, 0, 3));
+        assert_eq!(features.size(), vec![3, dim]);
+        assert!(
+            features.min().double_value(&[]) >= 0.0,
+            "{layer:?} follows a ReLU"
+        );
+        assert!(
+            features.max().double_value(&[]) > 0.0,
+            "the features are not all zero"
+        );
+    }
+    let net = AlexNet::load(&path, AlexNetLayer::Conv5, Device::Cpu).unwrap();
     let extractor = FeatureExtractor::AlexNet(std::rc::Rc::new(net));
     let config = PcaConfig {
         fallback_dim: 8,
@@ -336,12 +339,13 @@ fn alexnet_features_feed_the_classic_baselines() {
         assert!((a - b).abs() < 1e-6 * b.abs().max(1.0), "{a} vs {b}");
     }
 
-    // A state dict that is not AlexNet's names what is missing.
+    // A state dict that is not AlexNet's names what is missing; conv5 needs no classifier.
     let broken = dir.path().join("broken.safetensors");
     random_alexnet(&broken, Some("classifier.4.weight"));
-    let text = common::error_text(AlexNet::load(&broken, Device::Cpu));
+    let text = common::error_text(AlexNet::load(&broken, AlexNetLayer::Fc7, Device::Cpu));
     assert!(
         text.contains("classifier.4.weight") && text.contains("broken.safetensors"),
         "{text}"
     );
+    assert!(AlexNet::load(&broken, AlexNetLayer::Conv5, Device::Cpu).is_ok());
 }

@@ -9,6 +9,7 @@ use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::AdganConfig;
 use adgan::score::anogan::AnoganConfig;
 use adgan::score::features::PcaConfig;
+use adgan::selection::SelectionConfig;
 use adgan::train::TrainConfig;
 use tch::Device;
 
@@ -51,6 +52,8 @@ fn config() -> ExperimentConfig {
             ..AutoencoderConfig::default()
         },
         alexnet: None,
+        alexnet_layer: Default::default(),
+        selection: SelectionConfig::default(),
     }
 }
 
@@ -200,4 +203,70 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         &mut |_| {},
     ));
     assert!(err.contains("another experiment"), "{err}");
+}
+
+/// With selection on, the GAN trains on the normal images outside the validation split, the
+/// learning curve has a point per interval and candidate, the cells record the chosen snapshot
+/// and learning rates, and a validation-only run reads no test image and reuses the curve.
+#[test]
+fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
+    let out = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.classes = vec!["disc".into()];
+    config.methods = vec![Method::Adgan, Method::Critic];
+    config.selection = SelectionConfig {
+        every: 10,
+        lr_theta: vec![5e-5, 5e-4],
+        max_per_side: 12,
+        ..SelectionConfig::default()
+    };
+    let mut points = Vec::new();
+    let curves = experiment::run_validation(&config, out.path(), Device::Cpu, &mut |e| {
+        if let Event::Validated { point, .. } = e {
+            points.push(point.clone())
+        }
+    })
+    .unwrap();
+    let (class, curve) = &curves[0];
+    assert_eq!(class, "disc");
+    assert_eq!(
+        points.len(),
+        2 * 2,
+        "iterations 10 and 20, two lr_theta each"
+    );
+    assert_eq!(curve.points, points);
+    assert_eq!(curve.validation_ids.len(), 24);
+    let run = out.path().join("runs/class-disc");
+    for iteration in [10, 20] {
+        assert!(adgan::selection::snapshot_path(&run, iteration).exists());
+    }
+    let saved: adgan::train::RunConfig =
+        adgan::checkpoint::read_json(&run.join("config.json"), "run").unwrap();
+    let normal = adgan::data::demo::TRAIN_PER_CLASS;
+    assert_eq!(
+        saved.data.n_images,
+        normal - (normal as f64 * 0.1).round() as usize,
+        "the held-out tenth is not trained on"
+    );
+    let table = experiment::curve_table(&curves);
+    assert_eq!(table.lines().count(), 2 + 2, "{table}");
+    assert_eq!(table.matches("**").count(), 2, "one best point: {table}");
+
+    // The full run reuses the curve (no training, no validation scoring) and scores the test
+    // images with the best snapshot.
+    let (mut trained, mut validated) = (0, 0);
+    let cells = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| match e {
+        Event::Training { .. } => trained += 1,
+        Event::Validating { .. } => validated += 1,
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!((trained, validated), (0, 0));
+    let best = curve.best().unwrap();
+    for cell in &cells {
+        assert_eq!(cell.chosen["iterations"], best.iteration as f64);
+        assert_eq!(cell.chosen["lr_theta"], best.search.lr_theta);
+        assert_eq!(cell.chosen["validation_auc"], best.auc);
+    }
+    assert!(curve.points.iter().all(|p| p.auc <= best.auc));
 }

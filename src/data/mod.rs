@@ -12,7 +12,9 @@ mod source;
 mod split;
 
 pub use source::{load_folder, DataSource, FolderStream, Split};
-pub use split::{draw_test, normal_class_index, one_vs_all, only_class, other_classes, OneVsAll};
+pub use split::{
+    draw_test, normal_class_index, one_vs_all, only_class, other_classes, OneVsAll, ValidationSplit,
+};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

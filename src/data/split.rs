@@ -3,8 +3,10 @@
 
 use super::Dataset;
 use anyhow::{bail, ensure, Context, Result};
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use tch::Tensor;
 
 /// Resolves a class given by name (a class folder, `cat`) or by index (`3`).
 pub fn normal_class_index(dataset: &Dataset, class: &str) -> Result<i64> {
@@ -109,4 +111,120 @@ pub fn one_vs_all(
         test,
         test_classes,
     })
+}
+
+/// A validation split drawn from the training split only, so that every choice made on it
+/// (the PCA dimension of the classic baselines, the GAN's training length, the search's learning
+/// rates) never sees a test image.
+#[derive(Debug)]
+pub struct ValidationSplit {
+    /// The normal training images that are not held out: what models are fitted on.
+    pub fit: Dataset,
+    /// Held-out normal training images, then as many training images of other classes, labelled
+    /// 0 (normal) and 1 (anomalous).
+    pub validation: Dataset,
+}
+
+impl ValidationSplit {
+    /// Holds out `fraction` of `normal` (at least one image, seeded) and draws as many images of
+    /// `others` as anomalies.
+    pub fn draw(normal: &Dataset, others: &Dataset, fraction: f64, seed: u64) -> Result<Self> {
+        ensure!(
+            fraction > 0.0 && fraction < 1.0,
+            "the validation fraction must lie strictly between 0 and 1, not {fraction}"
+        );
+        let n = normal.len();
+        let n_holdout = ((n as f64 * fraction).round() as usize).max(1);
+        ensure!(
+            n_holdout < n && others.len() >= n_holdout,
+            "a validation split needs at least 2 normal training images and {n_holdout} of other \
+             classes (have {n} and {})",
+            others.len()
+        );
+        let mut rng = crate::rng::seeded(seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let (held, kept) = order.split_at(n_holdout);
+        let mut other_order: Vec<usize> = (0..others.len()).collect();
+        other_order.shuffle(&mut rng);
+        let held = normal.select(held);
+        let anomalies = others.select(&other_order[..n_holdout]);
+        let validation = Dataset {
+            images: Tensor::cat(&[&held.images, &anomalies.images], 0),
+            labels: Some([vec![0; n_holdout], vec![1; n_holdout]].concat()),
+            ids: [held.ids, anomalies.ids].concat(),
+            class_names: normal.class_names.clone(),
+        };
+        Ok(Self {
+            fit: normal.select(kept),
+            validation,
+        })
+    }
+
+    /// Number of held-out normal images (the validation set has as many anomalies).
+    pub fn per_side(&self) -> usize {
+        self.validation.len() / 2
+    }
+
+    /// The first `max` normal and the first `max` anomalous validation images (both already in
+    /// a random order): a smaller validation set for an expensive detector.
+    pub fn capped(&self, max: usize) -> Dataset {
+        let side = self.per_side();
+        let keep = max.min(side);
+        let indices: Vec<usize> = (0..keep).chain(side..side + keep).collect();
+        self.validation.select(&indices)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(n: usize, class: i64, tag: &str) -> Dataset {
+        Dataset {
+            images: Tensor::arange(n as i64, (tch::Kind::Float, tch::Device::Cpu))
+                .view([n as i64, 1, 1, 1]),
+            labels: Some(vec![class; n]),
+            ids: (0..n).map(|i| format!("{tag}{i}")).collect(),
+            class_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn validation_split_holds_out_normals_and_draws_as_many_anomalies() {
+        let normal = labelled(50, 0, "n");
+        let others = labelled(80, 1, "o");
+        let split = ValidationSplit::draw(&normal, &others, 0.2, 7).unwrap();
+        assert_eq!((split.fit.len(), split.per_side()), (40, 10));
+        let labels = split.validation.labels.clone().unwrap();
+        assert_eq!(labels, [vec![0; 10], vec![1; 10]].concat());
+        // Held-out normals are never in the fit set, and together they are the normal class.
+        let mut all: Vec<&String> = split.fit.ids.iter().collect();
+        all.extend(&split.validation.ids[..10]);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 50);
+        assert!(split.validation.ids[10..]
+            .iter()
+            .all(|id| id.starts_with('o')));
+        // Seeded: the same seed draws the same split, another seed another one.
+        let again = ValidationSplit::draw(&normal, &others, 0.2, 7).unwrap();
+        assert_eq!(again.validation.ids, split.validation.ids);
+        let other = ValidationSplit::draw(&normal, &others, 0.2, 8).unwrap();
+        assert_ne!(other.validation.ids, split.validation.ids);
+        // Capping keeps the first normals and the first anomalies, balanced.
+        let capped = split.capped(3);
+        assert_eq!(capped.labels.unwrap(), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(capped.ids[..3], split.validation.ids[..3]);
+        assert_eq!(capped.ids[3..], split.validation.ids[10..13]);
+        assert_eq!(split.capped(100).len(), 20);
+    }
+
+    #[test]
+    fn validation_split_refuses_what_cannot_be_split() {
+        let normal = labelled(5, 0, "n");
+        assert!(ValidationSplit::draw(&normal, &labelled(1, 1, "o"), 0.5, 0).is_err());
+        assert!(ValidationSplit::draw(&normal, &labelled(9, 1, "o"), 0.0, 0).is_err());
+        assert!(ValidationSplit::draw(&labelled(1, 0, "n"), &labelled(9, 1, "o"), 0.5, 0).is_err());
+    }
 }

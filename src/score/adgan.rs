@@ -45,6 +45,22 @@ pub enum ReconstructionLoss {
     L2,
     /// L1 distance summed over pixels.
     L1,
+    /// Laplacian-pyramid L1 distance (Lap1 of Bojanowski et al. 2018, "Optimizing the latent
+    /// space of generative networks", the improvement the ADGAN paper names): the sum over
+    /// pyramid levels j (0 = finest) of 4^j times the L1 distance of the band-pass images, so
+    /// that every level weighs alike although each coarser one has a quarter of the pixels.
+    Laplacian,
+}
+
+/// How the n_seed final losses of an image become its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// Mean over seeds (the paper's).
+    #[default]
+    Mean,
+    /// Minimum over seeds: the best reconstruction any seed reached.
+    Min,
 }
 
 /// Settings of the ADGAN latent search.
@@ -62,6 +78,9 @@ pub struct AdganConfig {
     pub theta: ThetaMode,
     /// Reconstruction loss.
     pub loss: ReconstructionLoss,
+    /// How the seeds' final losses are combined into the score.
+    #[serde(default)]
+    pub aggregate: Aggregate,
     /// Seed of the initial latents.
     pub seed: u64,
     /// Number format of the generator's matrix products during the search.
@@ -97,6 +116,7 @@ impl Default for AdganConfig {
             lr_theta: 5e-4,
             theta: ThetaMode::Shared,
             loss: ReconstructionLoss::L2,
+            aggregate: Aggregate::Mean,
             seed: 0,
             precision: Precision::F32,
         }
@@ -234,18 +254,72 @@ impl StackedGenerator {
     }
 }
 
+/// Per-seed reconstruction losses of `diff` = g(z) - x, [B, n_seed, C, H, W] -> [B, n_seed].
+fn reconstruction_loss(diff: &Tensor, loss: ReconstructionLoss) -> Tensor {
+    let dims = [2i64, 3, 4];
+    let sum = |t: Tensor| t.sum_dim_intlist(dims.as_slice(), false, Kind::Float);
+    match loss {
+        ReconstructionLoss::L2 => sum(diff.square()),
+        ReconstructionLoss::L1 => sum(diff.abs()),
+        ReconstructionLoss::Laplacian => laplacian_l1(diff),
+    }
+}
+
+/// Side of the coarsest level of the Laplacian pyramid (the low-pass residual).
+const PYRAMID_COARSEST: i64 = 4;
+
+/// Lap1 of `diff` [B, n, C, H, W] -> [B, n]: the pyramid is linear, so the pyramid of the
+/// difference is the difference of the pyramids. Level j is G_j - up(G_{j+1}), with G_0 the
+/// image, G_{j+1} the 5x5 binomial blur of G_j taken at every other pixel, and up a bilinear
+/// upsampling; the last level is the low-pass image itself.
+fn laplacian_l1(diff: &Tensor) -> Tensor {
+    let s = diff.size();
+    let (b, n, c, h, w) = (s[0], s[1], s[2], s[3], s[4]);
+    let mut level = diff.reshape([b * n, c, h, w]);
+    let taps = Tensor::from_slice(&[1f32, 4., 6., 4., 1.]).to_device(diff.device()) / 16.0;
+    let kernel = (taps.view([5, 1]) * taps.view([1, 5]))
+        .view([1, 1, 5, 5])
+        .repeat([c, 1, 1, 1])
+        .to_kind(diff.kind());
+    let l1 = |t: &Tensor| {
+        t.abs()
+            .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
+            .view([b, n])
+    };
+    let mut total = Tensor::zeros([b, n], (Kind::Float, diff.device()));
+    let mut weight = 1.0;
+    while level.size()[2] > PYRAMID_COARSEST {
+        let side = level.size()[2];
+        let blurred = level.pad([2, 2, 2, 2], "reflect", None).conv2d(
+            &kernel,
+            None::<Tensor>,
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            c,
+        );
+        let coarse = blurred.slice(2, 0, side, 2).slice(3, 0, side, 2);
+        let up = coarse.upsample_bilinear2d([side, side], false, None, None);
+        total += l1(&(&level - up)) * weight;
+        level = coarse;
+        weight *= 4.0;
+    }
+    total + l1(&level) * weight
+}
+
 /// The outcome of a latent search over a batch of B images.
 #[derive(Debug)]
 pub struct Search {
-    /// Mean loss over seeds before each of the k steps and after the last one, [k + 1, B]:
-    /// row 0 is before any step, row k is the ADGAN score.
+    /// Loss over seeds (their mean, or as [`AdganConfig::aggregate`] says) before each of the
+    /// k steps and after the last one, [k + 1, B]: row 0 is before any step, row k is the ADGAN
+    /// score.
     pub losses: Tensor,
     /// The final latents z_{j,k}, [B, n_seed, d'].
     pub latents: Tensor,
 }
 
 impl Search {
-    /// The ADGAN score of each image: the mean final loss over seeds, [B].
+    /// The ADGAN score of each image: the final loss over seeds (mean by default), [B].
     pub fn final_losses(&self) -> Tensor {
         self.losses.get(self.losses.size()[0] - 1)
     }
@@ -289,26 +363,19 @@ impl SearchState {
             .view([per_copy, copies, c, h, w])
             .permute([1, 0, 2, 3, 4])
             .reshape([b, n_seed, c, h, w]);
-        let diff = generated - images.unsqueeze(1);
-        let dims = [2i64, 3, 4];
-        match loss {
-            ReconstructionLoss::L2 => {
-                diff.square()
-                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
-            }
-            ReconstructionLoss::L1 => {
-                diff.abs()
-                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
-            }
-        }
+        reconstruction_loss(&(generated - images.unsqueeze(1)), loss)
     }
 
     /// The k Adam steps on `images`, then the final losses.
     fn run(mut self, images: &Tensor, config: &AdganConfig) -> Result<Search> {
         let mut history = Vec::with_capacity(config.k + 1);
+        let aggregate = |losses: &Tensor| match config.aggregate {
+            Aggregate::Mean => losses.mean_dim(1, false, Kind::Float),
+            Aggregate::Min => losses.amin(1, false),
+        };
         for _ in 0..config.k {
             let losses = self.losses(images, config.loss);
-            history.push(losses.detach().mean_dim(1, false, Kind::Float));
+            history.push(aggregate(&losses.detach()));
             self.opt_z.zero_grad();
             self.opt_theta.zero_grad();
             losses.sum(Kind::Float).backward();
@@ -316,7 +383,7 @@ impl SearchState {
             self.opt_theta.step();
         }
         let last = tch::no_grad(|| self.losses(images, config.loss));
-        history.push(last.mean_dim(1, false, Kind::Float));
+        history.push(aggregate(&last));
         let history = Tensor::stack(&history, 0);
         ensure!(
             bool::try_from(history.isfinite().all())?,
@@ -503,4 +570,49 @@ pub fn auto_batch(generator: &Generator, config: &AdganConfig, device: Device) -
         + model.channels * model.image_size * model.image_size;
     let per_image = 4 * (6 * params * copies_per_image + 4 * activations * config.n_seed);
     (budget_bytes / per_image.max(1)).clamp(1, 256) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l1(diff: &Tensor) -> Vec<f64> {
+        let loss = reconstruction_loss(diff, ReconstructionLoss::L1);
+        Vec::try_from(loss.flatten(0, -1).to_kind(Kind::Double)).unwrap()
+    }
+
+    fn lap(diff: &Tensor) -> Vec<f64> {
+        let loss = reconstruction_loss(diff, ReconstructionLoss::Laplacian);
+        Vec::try_from(loss.flatten(0, -1).to_kind(Kind::Double)).unwrap()
+    }
+
+    /// A constant difference lives in the coarsest level only, where its weight 4^levels makes
+    /// up for the pixels it lost: Lap1 equals L1 there. The pyramid is linear, so Lap1 scales
+    /// with the difference, and a pixel-to-pixel checkerboard (no low frequencies) weighs at the
+    /// finest level only, where the weight is 1 and blurring leaves little of it.
+    #[test]
+    fn laplacian_loss_weighs_every_level_alike() {
+        let options = (Kind::Float, tch::Device::Cpu);
+        for size in [32i64, 64] {
+            let constant = Tensor::full([2, 3, 3, size, size], 0.5, options);
+            for (a, b) in lap(&constant).iter().zip(l1(&constant)) {
+                assert!((a - b).abs() < 1e-3 * b, "{size}: {a} vs {b}");
+            }
+        }
+        let noise = Tensor::randn([1, 2, 1, 32, 32], options);
+        let (once, twice) = (lap(&noise), lap(&(&noise * 2.0)));
+        for (a, b) in once.iter().zip(&twice) {
+            assert!((2.0 * a - b).abs() < 1e-3 * b);
+        }
+        let ramp = Tensor::arange(32, options);
+        let signs = (&ramp.view([32, 1]) + &ramp.view([1, 32])).remainder(2.0) * 2.0 - 1.0;
+        let checkerboard = signs.view([1, 1, 1, 32, 32]);
+        let (lap, l1) = (lap(&checkerboard)[0], l1(&checkerboard)[0]);
+        assert!(lap > 0.8 * l1 && lap < 1.5 * l1, "{lap} vs {l1}");
+        assert_eq!(
+            reconstruction_loss(&checkerboard.zeros_like(), ReconstructionLoss::Laplacian)
+                .double_value(&[0, 0]),
+            0.0
+        );
+    }
 }

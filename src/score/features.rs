@@ -11,11 +11,10 @@
 //! used instead.
 
 use super::{to_scores, Detector};
-use crate::alexnet::AlexNet;
-use crate::data::Dataset;
+use crate::alexnet::{AlexNet, AlexNetLayer};
+use crate::data::{Dataset, ValidationSplit};
 use crate::eval::roc_auc;
 use anyhow::{ensure, Context, Result};
-use rand::seq::SliceRandom;
 use tch::{Kind, Tensor};
 
 /// Images N x C x H x W flattened to N x (C*H*W) doubles (the precision the linear algebra of
@@ -29,7 +28,8 @@ pub fn flatten(images: &Tensor) -> Tensor {
 pub enum FeatureExtractor {
     /// The pixels, flattened (the paper's main rows).
     Pixels,
-    /// fc7 features of a pretrained AlexNet (the paper's "AlexNet" rows).
+    /// Features of a pretrained AlexNet (the paper's "AlexNet" rows; the layer is the
+    /// network's).
     AlexNet(std::rc::Rc<AlexNet>),
 }
 
@@ -39,6 +39,7 @@ impl FeatureExtractor {
     pub fn choose(
         alexnet: bool,
         weights: Option<&std::path::Path>,
+        layer: AlexNetLayer,
         method: &str,
         device: tch::Device,
     ) -> Result<Self> {
@@ -51,7 +52,7 @@ impl FeatureExtractor {
             )
         })?;
         Ok(FeatureExtractor::AlexNet(std::rc::Rc::new(AlexNet::load(
-            path, device,
+            path, layer, device,
         )?)))
     }
 
@@ -188,28 +189,22 @@ pub struct Validation {
 }
 
 impl Validation {
-    /// Holds out `fraction` of `normal` (seeded) and draws as many images of `others`.
+    /// Holds out `fraction` of `normal` (seeded) and draws as many images of `others`
+    /// ([`ValidationSplit::draw`]).
     pub fn draw(normal: &Dataset, others: &Dataset, fraction: f64, seed: u64) -> Result<Self> {
-        let n = normal.len();
-        let n_holdout = ((n as f64 * fraction).round() as usize).max(1);
-        ensure!(
-            n_holdout < n && others.len() >= n_holdout,
-            "choosing the PCA dimension needs at least 2 normal training images and {n_holdout} \
-             of other classes (have {n} and {})",
-            others.len()
-        );
-        let mut rng = crate::rng::seeded(seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
-        let (held, kept) = order.split_at(n_holdout);
-        let mut other_order: Vec<usize> = (0..others.len()).collect();
-        other_order.shuffle(&mut rng);
-        let anomalies = others.select(&other_order[..n_holdout]);
-        Ok(Validation {
-            fit: normal.select(kept).images,
-            images: Tensor::cat(&[&normal.select(held).images, &anomalies.images], 0),
-            labels: [vec![0; n_holdout], vec![1; n_holdout]].concat(),
-        })
+        Ok(Self::from(ValidationSplit::draw(
+            normal, others, fraction, seed,
+        )?))
+    }
+}
+
+impl From<ValidationSplit> for Validation {
+    fn from(split: ValidationSplit) -> Self {
+        Validation {
+            fit: split.fit.images,
+            images: split.validation.images,
+            labels: split.validation.labels.unwrap_or_default(),
+        }
     }
 }
 

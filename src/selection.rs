@@ -1,0 +1,358 @@
+//! Choosing ADGAN's training length and search learning rates on validation data drawn from
+//! the training split only (never the test images).
+//!
+//! A GAN is trained in stages of `every` generator iterations. After each stage the checkpoint
+//! is kept as a snapshot and ADGAN scores the validation images (held-out normal training
+//! images and as many training images of other classes, [`ValidationSplit`]) once per candidate
+//! pair (lr_z, lr_theta). The points form a learning curve; the chosen configuration is its best
+//! point. The curve is saved after every point, so a stopped run continues where it was.
+
+use crate::checkpoint::{self, read_json, write_json, TrainedGan, CHECKPOINT_FILE};
+use crate::data::Dataset;
+use crate::eval::roc_auc;
+use crate::score::adgan::{auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss};
+use crate::score::score_all;
+use crate::train::{self, Progress, RunConfig};
+use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Device;
+
+/// File of the learning curve inside a run folder.
+pub const CURVE_FILE: &str = "validation.json";
+
+/// How the training length and the search's learning rates are chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SelectionConfig {
+    /// Score the validation images every this many generator iterations (and at the end);
+    /// 0 turns selection off: the GAN trains on every normal image for the configured length
+    /// and the configured search is used.
+    pub every: usize,
+    /// Candidate Adam learning rates of the latents (lr_z).
+    pub lr_z: Vec<f64>,
+    /// Candidate Adam learning rates of theta (lr_theta).
+    pub lr_theta: Vec<f64>,
+    /// Candidate reconstruction losses.
+    pub loss: Vec<ReconstructionLoss>,
+    /// Candidate aggregations of the seeds' losses.
+    pub aggregate: Vec<Aggregate>,
+    /// Fraction of the normal training images held out (the GAN never trains on them).
+    pub holdout_fraction: f64,
+    /// At most this many held-out normal images, and as many anomalous ones, are scored at
+    /// every point (the search is the expensive part).
+    pub max_per_side: usize,
+    /// Seed of the validation draw.
+    pub seed: u64,
+}
+
+impl Default for SelectionConfig {
+    fn default() -> Self {
+        Self {
+            every: 0,
+            lr_z: vec![AdganConfig::default().lr_z],
+            lr_theta: vec![AdganConfig::default().lr_theta],
+            loss: vec![AdganConfig::default().loss],
+            aggregate: vec![AdganConfig::default().aggregate],
+            holdout_fraction: 0.1,
+            max_per_side: 250,
+            seed: 0,
+        }
+    }
+}
+
+impl SelectionConfig {
+    /// Whether selection is on.
+    pub fn enabled(&self) -> bool {
+        self.every > 0
+    }
+
+    /// The search configurations tried at every point: `base` with every combination of the
+    /// candidate learning rates, losses and aggregations.
+    pub fn candidates(&self, base: &AdganConfig) -> Vec<AdganConfig> {
+        let mut all = Vec::new();
+        for &loss in &self.loss {
+            for &aggregate in &self.aggregate {
+                for &lr_z in &self.lr_z {
+                    for &lr_theta in &self.lr_theta {
+                        all.push(AdganConfig {
+                            lr_z,
+                            lr_theta,
+                            loss,
+                            aggregate,
+                            ..*base
+                        });
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// The generator iterations at which the validation images are scored, up to `total`.
+    pub fn points(&self, total: usize) -> Vec<usize> {
+        if !self.enabled() {
+            return vec![total];
+        }
+        let mut points: Vec<usize> = (self.every..=total).step_by(self.every).collect();
+        if points.last() != Some(&total) {
+            points.push(total);
+        }
+        points
+    }
+
+    /// Checks the candidates before any work.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            !self.lr_z.is_empty()
+                && !self.lr_theta.is_empty()
+                && !self.loss.is_empty()
+                && !self.aggregate.is_empty(),
+            "selection needs at least one candidate of each kind (lr_z, lr_theta, loss, aggregate)"
+        );
+        ensure!(
+            self.lr_z.iter().all(|&l| l > 0.0 && l.is_finite())
+                && self.lr_theta.iter().all(|&l| l >= 0.0 && l.is_finite()),
+            "candidate learning rates must be finite, lr_z positive and lr_theta not negative"
+        );
+        ensure!(
+            self.holdout_fraction > 0.0 && self.holdout_fraction < 1.0,
+            "the held-out fraction must lie strictly between 0 and 1"
+        );
+        ensure!(self.max_per_side > 0, "the validation set cannot be empty");
+        Ok(())
+    }
+}
+
+/// One point of the learning curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Generator iterations trained.
+    pub iteration: usize,
+    /// The search scored with.
+    pub search: AdganConfig,
+    /// Validation ROC-AUC of ADGAN.
+    pub auc: f64,
+    /// Seconds spent scoring the validation images.
+    pub seconds: f64,
+}
+
+/// The saved learning curve of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    /// Ids of the validation images, so that a resumed curve is known to use the same ones.
+    pub validation_ids: Vec<String>,
+    /// The points so far.
+    pub points: Vec<CurvePoint>,
+}
+
+impl Curve {
+    /// The best point (highest validation ROC-AUC; on ties the earliest, then the first
+    /// candidate).
+    pub fn best(&self) -> Option<&CurvePoint> {
+        self.points.iter().fold(None, |best, p| match best {
+            Some(b) if b.auc >= p.auc => Some(b),
+            _ => Some(p),
+        })
+    }
+
+    fn find(&self, iteration: usize, search: &AdganConfig) -> Option<&CurvePoint> {
+        self.points
+            .iter()
+            .find(|p| p.iteration == iteration && p.search == *search)
+    }
+}
+
+/// What the learning curve reports while it works.
+#[derive(Debug)]
+pub enum CurveEvent<'a> {
+    /// Training towards the next point.
+    Training(&'a Progress),
+    /// Scoring the validation images: images done and total.
+    Scoring {
+        /// Iteration of the snapshot being scored.
+        iteration: usize,
+        /// Images done.
+        done: usize,
+        /// Images in all.
+        total: usize,
+    },
+    /// A point is finished and saved.
+    Point(&'a CurvePoint),
+}
+
+/// Path of the snapshot of iteration `iteration` in `run_dir`.
+pub fn snapshot_path(run_dir: &Path, iteration: usize) -> PathBuf {
+    run_dir
+        .join("snapshots")
+        .join(format!("iter_{iteration:06}.safetensors"))
+}
+
+/// What a learning curve is drawn from.
+pub struct CurveTask<'a> {
+    /// The run folder (trained in, resumed when it holds a run).
+    pub run_dir: &'a Path,
+    /// The run's configuration; `train.iterations` is the last point.
+    pub run: &'a RunConfig,
+    /// The normal images trained on.
+    pub fit: &'a Dataset,
+    /// Labelled validation images (0 normal, 1 anomalous).
+    pub validation: &'a Dataset,
+    /// The search the candidates vary.
+    pub search: &'a AdganConfig,
+    /// Points and candidates.
+    pub selection: &'a SelectionConfig,
+}
+
+/// Trains the run of `task` (resuming it when it exists), scoring the validation images at
+/// every point of the selection, and returns the curve of this selection's points and
+/// candidates. Points already in the saved curve are not scored again.
+pub fn learning_curve(
+    task: &CurveTask,
+    device: Device,
+    on_event: &mut dyn FnMut(CurveEvent),
+) -> Result<Curve> {
+    let CurveTask {
+        run_dir,
+        run,
+        validation,
+        search,
+        selection,
+        ..
+    } = *task;
+    selection.validate()?;
+    let labels = validation
+        .labels
+        .clone()
+        .context("validation images need labels")?;
+    let curve_path = run_dir.join(CURVE_FILE);
+    let mut saved = if curve_path.exists() {
+        let saved: Curve = read_json(&curve_path, "adgan learning curve")?;
+        ensure!(
+            saved.validation_ids == validation.ids,
+            "{} was drawn on another validation set: delete it (and the run's snapshots) to draw \
+             it again",
+            curve_path.display()
+        );
+        saved
+    } else {
+        Curve {
+            validation_ids: validation.ids.clone(),
+            points: Vec::new(),
+        }
+    };
+    // The curve returned holds this selection's points only; the saved one keeps every point
+    // ever drawn, so that candidates tried earlier are not scored again.
+    let mut curve = Curve {
+        validation_ids: saved.validation_ids.clone(),
+        points: Vec::new(),
+    };
+    let candidates = selection.candidates(search);
+    for iteration in selection.points(run.train.iterations) {
+        let missing: Vec<&AdganConfig> = candidates
+            .iter()
+            .filter(|c| saved.find(iteration, c).is_none())
+            .collect();
+        if !missing.is_empty() {
+            score_point(
+                task, &labels, iteration, &missing, &mut saved, device, on_event,
+            )?;
+        }
+        for candidate in &candidates {
+            let point = saved.find(iteration, candidate).expect("just scored");
+            curve.points.push(point.clone());
+        }
+    }
+    Ok(curve)
+}
+
+/// Trains up to `iteration` (keeping the snapshot) unless its snapshot exists, and scores the
+/// validation images with every search of `missing`, saving the curve after each.
+fn score_point(
+    task: &CurveTask,
+    labels: &[i64],
+    iteration: usize,
+    missing: &[&AdganConfig],
+    curve: &mut Curve,
+    device: Device,
+    on_event: &mut dyn FnMut(CurveEvent),
+) -> Result<()> {
+    let run_dir = task.run_dir;
+    let snapshot = snapshot_path(run_dir, iteration);
+    if !snapshot.exists() {
+        train_to(run_dir, task.run, task.fit, iteration, device, on_event)?;
+        std::fs::create_dir_all(snapshot.parent().expect("snapshots folder"))?;
+        let latest = run_dir.join(CHECKPOINT_FILE);
+        checkpoint::write_atomic(&snapshot, |tmp| {
+            std::fs::copy(&latest, tmp)?;
+            Ok(())
+        })?;
+    }
+    let gan = checkpoint::load_gan_from(run_dir, &snapshot, device)?;
+    ensure!(
+        gan.iteration == iteration as i64,
+        "{} holds iteration {}, not {iteration}: the run was trained past this point; delete \
+         its snapshots and validation.json, or choose another --out",
+        snapshot.display(),
+        gan.iteration
+    );
+    for &candidate in missing {
+        let start = Instant::now();
+        let scores = validation_scores(
+            &gan,
+            candidate,
+            task.validation,
+            device,
+            &mut |done, total| {
+                on_event(CurveEvent::Scoring {
+                    iteration,
+                    done,
+                    total,
+                })
+            },
+        )?;
+        let point = CurvePoint {
+            iteration,
+            search: *candidate,
+            auc: roc_auc(&scores, labels)?,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        curve.points.push(point.clone());
+        write_json(&run_dir.join(CURVE_FILE), curve)?;
+        on_event(CurveEvent::Point(&point));
+    }
+    Ok(())
+}
+
+/// Trains the run in `run_dir` up to `iteration` generator iterations.
+fn train_to(
+    run_dir: &Path,
+    run: &RunConfig,
+    fit: &Dataset,
+    iteration: usize,
+    device: Device,
+    on_event: &mut dyn FnMut(CurveEvent),
+) -> Result<()> {
+    let mut stage = run.clone();
+    stage.train.iterations = iteration;
+    train::train(run_dir, &stage, fit, device, true, &mut |progress| {
+        on_event(CurveEvent::Training(progress));
+        ControlFlow::Continue(())
+    })?;
+    Ok(())
+}
+
+/// ADGAN scores of the validation images with the generator of `gan`.
+fn validation_scores(
+    gan: &TrainedGan,
+    search: &AdganConfig,
+    validation: &Dataset,
+    device: Device,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f64>> {
+    let mut adgan = Adgan::new(&gan.generator, *search, device)?;
+    let batch = auto_batch(&gan.generator, search, device);
+    score_all(&mut adgan, &validation.images, batch, device, on_batch)
+}
