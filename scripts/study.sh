@@ -6,10 +6,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-A=target/release/adgan
+A=${ADGAN:-target/release/adgan}
 mnist=../shared/data/mnist
-common=(--dataset mnist --data "$mnist" --classes 5,8,3 --iterations 2000 --select-every 250
-        --select-lr-theta 5e-5,2e-4,5e-4 --precision bf16 --validation-only)
+common=(--dataset mnist --data "$mnist" --classes 5,8,3 --iterations 2000 --select-every 500
+        --select-lr-theta 5e-5,5e-4 --precision bf16 --validation-only)
 run() {
   local name=$1; shift
   echo "== $name: $*" >&2

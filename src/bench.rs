@@ -27,6 +27,63 @@ pub fn training_iteration(
     steps: usize,
     device: Device,
 ) -> Result<Timing> {
+    let mut trainer = bench_trainer(model, train, device)?;
+    for _ in 0..warmup {
+        trainer.step()?;
+    }
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let start = Instant::now();
+        trainer.step()?;
+        if let Device::Cuda(_) = device {
+            tch::Cuda::synchronize(0);
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Timing {
+        steps,
+        mean_ms: times.iter().sum::<f64>() / steps.max(1) as f64,
+        min_ms: times.iter().copied().fold(f64::INFINITY, f64::min),
+    })
+}
+
+/// Where a WGAN generator iteration spends its time: milliseconds per iteration of each phase
+/// (summed over the n_critic critic steps), averaged over `steps` iterations after `warmup`.
+pub fn training_profile(
+    model: ModelConfig,
+    train: TrainConfig,
+    warmup: usize,
+    steps: usize,
+    device: Device,
+) -> Result<Vec<(String, f64)>> {
+    let mut trainer = bench_trainer(model, train, device)?;
+    for _ in 0..warmup {
+        trainer.step()?;
+    }
+    let mut totals: Vec<(String, f64)> = Vec::new();
+    for _ in 0..steps {
+        let mut clock = Instant::now();
+        trainer.step_observed(&mut |phase| {
+            if let Device::Cuda(_) = device {
+                tch::Cuda::synchronize(0);
+            }
+            let now = Instant::now();
+            let ms = (now - clock).as_secs_f64() * 1e3;
+            clock = now;
+            match totals.iter_mut().find(|(n, _)| n == phase) {
+                Some((_, t)) => *t += ms,
+                None => totals.push((phase.to_string(), ms)),
+            }
+        })?;
+    }
+    Ok(totals
+        .into_iter()
+        .map(|(n, t)| (n, t / steps.max(1) as f64))
+        .collect())
+}
+
+/// A trainer on 1024 random images in [-1, 1] shaped for `model`.
+fn bench_trainer(model: ModelConfig, train: TrainConfig, device: Device) -> Result<Trainer> {
     let n = 1024;
     let data = Dataset {
         images: Tensor::rand(
@@ -51,26 +108,7 @@ pub fn training_iteration(
             fingerprint: String::new(),
         },
     };
-    let mut trainer = Trainer::new(config, &data, device)?;
-    for _ in 0..warmup {
-        trainer.step()?;
-    }
-    let mut times = Vec::with_capacity(steps);
-    for _ in 0..steps {
-        let start = Instant::now();
-        trainer.step()?;
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    let mean_ms = times.iter().sum::<f64>() / steps.max(1) as f64;
-    let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
-    Ok(Timing {
-        steps,
-        mean_ms,
-        min_ms,
-    })
+    Trainer::new(config, &data, device)
 }
 
 /// Multiply-adds of one generator forward pass for one latent: each transposed convolution's

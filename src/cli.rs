@@ -410,6 +410,9 @@ struct BenchTrainArgs {
     /// Use WGAN-GP instead of weight clipping.
     #[arg(long)]
     gp: bool,
+    /// Print where an iteration spends its time, phase by phase, instead of the total.
+    #[arg(long)]
+    profile: bool,
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -1005,6 +1008,25 @@ fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
         n_critic: args.n_critic,
         ..base
     };
+    if args.profile {
+        let phases = adgan::bench::training_profile(model, train, args.warmup, args.steps, device)?;
+        println!(
+            "train iteration profile ({}, batch {}, {}, n_critic {}, {} threads, {}), ms per iteration over {} iterations:",
+            if args.gp { "wgan-gp" } else { "wgan-clip" },
+            args.batch_size,
+            args.shape.describe(),
+            args.n_critic,
+            tch::get_num_threads(),
+            device::name(device),
+            args.steps
+        );
+        let total: f64 = phases.iter().map(|(_, ms)| ms).sum();
+        for (phase, ms) in &phases {
+            println!("  {phase:58} {ms:8.1}  {:5.1}%", 100.0 * ms / total);
+        }
+        println!("  {:58} {total:8.1}", "total");
+        return Ok(());
+    }
     let timing = adgan::bench::training_iteration(model, train, args.warmup, args.steps, device)?;
     println!(
         "train iteration ({}, batch {}, {}, n_critic {}, {} threads, {}): mean {:.1} ms, min {:.1} ms over {} iterations",
@@ -1420,9 +1442,21 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
         .expect("valid template"),
     );
     let mut stage = String::new();
+    // Without a terminal the bar draws nothing: each stage and each result is printed as a
+    // line instead, so a log shows where a long run is.
+    let say = |bar: &ProgressBar, line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     // Points the bar at a stage (resetting length and ETA when the stage changes) and moves it.
     let mut show = |bar: &ProgressBar, name: String, done: usize, total: usize| {
         if stage != name {
+            if bar.is_hidden() {
+                eprintln!("{name} ({total})");
+            }
             bar.set_prefix(name.clone());
             bar.set_length(total as u64);
             bar.set_message("");
@@ -1470,24 +1504,30 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
             done,
             total,
         ),
-        Event::Validated { class, point } => bar.println(format!(
-            "class {class} iteration {}: validation ROC-AUC {:.4} ({}; {:.0} s)",
-            point.iteration,
-            point.auc,
-            experiment::candidate_label(&point.search),
-            point.seconds
-        )),
-        Event::Skipped { class, method } => bar.println(format!(
-            "class {class} {}: finished earlier, kept",
-            method.name()
-        )),
-        Event::Finished { cell } => bar.println(format!(
-            "class {} {}: ROC-AUC {:.4} ({:.0} s)",
-            cell.class,
-            cell.method.name(),
-            cell.auc,
-            cell.seconds
-        )),
+        Event::Validated { class, point } => say(
+            &bar,
+            format!(
+                "class {class} iteration {}: validation ROC-AUC {:.4} ({}; {:.0} s)",
+                point.iteration,
+                point.auc,
+                experiment::candidate_label(&point.search),
+                point.seconds
+            ),
+        ),
+        Event::Skipped { class, method } => say(
+            &bar,
+            format!("class {class} {}: finished earlier, kept", method.name()),
+        ),
+        Event::Finished { cell } => say(
+            &bar,
+            format!(
+                "class {} {}: ROC-AUC {:.4} ({:.0} s)",
+                cell.class,
+                cell.method.name(),
+                cell.auc,
+                cell.seconds
+            ),
+        ),
     };
     if args.selection.validation_only {
         let curves = experiment::run_validation(&config, &args.out, device, &mut on_event)?;

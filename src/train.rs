@@ -323,18 +323,23 @@ impl Trainer {
     }
 
     /// One critic update; returns the critic loss and the Wasserstein estimate as tensors, so
-    /// that on a GPU only the last of the n_critic steps waits for their values.
-    fn critic_step(&mut self, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
+    /// that on a GPU only the last of the n_critic steps waits for their values. `lap(phase)` is
+    /// called after each phase (the profiler times them this way).
+    fn critic_step(&mut self, rng: &mut ChaCha8Rng, lap: &mut dyn FnMut(&str)) -> (Tensor, Tensor) {
         let real = self.real_batch(rng);
         let fake = tch::no_grad(|| self.generator.forward(&self.latents(rng), true));
+        lap("critic step: generator forward (no grad)");
         let wasserstein = self.critic.forward(&real).mean(Kind::Float)
             - self.critic.forward(&fake).mean(Kind::Float);
         let mut loss = -&wasserstein;
+        lap("critic step: critic forward, real and fake");
         if let Objective::GradientPenalty { lambda } = self.config.train.objective {
             loss += self.gradient_penalty(&real, &fake, lambda, rng);
+            lap("critic step: gradient penalty (forward, input gradient)");
         }
         self.opt_critic.zero_grad();
         loss.backward();
+        lap("critic step: backward");
         self.opt_critic.step();
         if let Objective::WeightClipping { clip } = self.config.train.objective {
             tch::no_grad(|| {
@@ -343,25 +348,34 @@ impl Trainer {
                 }
             });
         }
+        lap("critic step: optimiser (and clipping)");
         (loss.detach(), wasserstein.detach())
     }
 
     /// One generator iteration: n_critic critic steps, then one generator step.
     /// Fails, changing nothing on disk, when a loss is not finite.
     pub fn step(&mut self) -> Result<Losses> {
+        self.step_observed(&mut |_| {})
+    }
+
+    /// [`Trainer::step`], calling `lap(phase)` after each phase of it.
+    pub fn step_observed(&mut self, lap: &mut dyn FnMut(&str)) -> Result<Losses> {
         let t = self.iteration + 1;
         let mut rng = rng::seeded(rng::mix(self.config.train.seed, t as u64));
         let (mut critic_loss, mut wasserstein) = (Tensor::new(), Tensor::new());
         for _ in 0..self.config.train.n_critic {
-            (critic_loss, wasserstein) = self.critic_step(&mut rng);
+            (critic_loss, wasserstein) = self.critic_step(&mut rng, lap);
         }
         self.critic_vs.freeze();
         let fake = self.generator.forward(&self.latents(&mut rng), true);
         let generator_loss = -self.critic.forward(&fake).mean(Kind::Float);
+        lap("generator step: forward");
         self.opt_generator.zero_grad();
         generator_loss.backward();
+        lap("generator step: backward");
         self.opt_generator.step();
         self.critic_vs.unfreeze();
+        lap("generator step: optimiser");
         let losses = Losses {
             critic: critic_loss.double_value(&[]),
             generator: generator_loss.double_value(&[]),
