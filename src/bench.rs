@@ -94,6 +94,7 @@ fn bench_trainer(model: ModelConfig, train: TrainConfig, device: Device) -> Resu
         labels: None,
         ids: (0..n).map(|i| i.to_string()).collect(),
         class_names: Vec::new(),
+        skipped: Vec::new(),
     };
     let config = RunConfig {
         format_version: FORMAT_VERSION,
@@ -291,7 +292,7 @@ pub fn streaming_scoring(
     batch: usize,
     device: Device,
 ) -> Result<StreamingFigures> {
-    use crate::data::{demo, FolderStream, ImageSpec};
+    use crate::data::{demo, FolderStream, ImageSpec, OnBadFile};
     use anyhow::Context;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let existing = std::fs::read_dir(dir)?.count();
@@ -318,7 +319,7 @@ pub fn streaming_scoring(
         size: 32,
         channels: 3,
     };
-    let mut stream = FolderStream::open(dir, spec, Fit::Pad)?;
+    let mut stream = FolderStream::open(dir, spec, Fit::Pad, OnBadFile::Fail)?;
     let start = Instant::now();
     let scores =
         crate::score::score_source(&mut detector, &mut stream, batch, device, &mut |_, _| {})?;

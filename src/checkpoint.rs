@@ -21,9 +21,17 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
     let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    write(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))
+    let written = write(&tmp)
+        .with_context(|| format!("cannot write {}", path.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot move {} into place", path.display()))
+        });
+    if written.is_err() {
+        // A failed write leaves nothing behind; the file it was to replace is untouched.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Writes `value` as pretty JSON, atomically.
@@ -42,6 +50,43 @@ pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
             path.display()
         )
     })
+}
+
+/// The settings in which two serialisable values differ, one `path: old -> new` per leaf
+/// (`train.optimizer.lr: 0.0001 -> 0.0002`), for errors that say what differs.
+pub fn differences<T: Serialize>(old: &T, new: &T) -> Vec<String> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let sub = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    let missing = Value::Null;
+                    walk(
+                        &sub,
+                        x.get(key).unwrap_or(&missing),
+                        y.get(key).unwrap_or(&missing),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(format!("{path}: {a} -> {b}")),
+            _ => {}
+        }
+    }
+    let (a, b) = (serde_json::to_value(old), serde_json::to_value(new));
+    let mut out = Vec::new();
+    if let (Ok(a), Ok(b)) = (a, b) {
+        walk("", &a, &b, &mut out);
+    }
+    out
 }
 
 /// Writes named tensors as safetensors, atomically.
@@ -110,6 +155,41 @@ pub fn fill_variables(
     Ok(())
 }
 
+/// Compares the first layers of the checkpoint with the configuration before any network is
+/// built, so that a configuration that claims a huge model fails at once instead of allocating
+/// it first.
+fn check_first_layers(
+    tensors: &HashMap<String, Tensor>,
+    config: &RunConfig,
+    path: &Path,
+) -> Result<()> {
+    let m = config.model;
+    let top = m.width << (m.stages() - 1);
+    for (key, want) in [
+        ("generator/conv0.weight", vec![m.latent_dim, top, 4, 4]),
+        ("critic/conv0.weight", vec![m.width, m.channels, 4, 4]),
+    ] {
+        let Some(saved) = tensors.get(key) else {
+            bail!(
+                "{} lacks {key}: it is not an adgan checkpoint",
+                path.display()
+            );
+        };
+        ensure!(
+            saved.size() == want,
+            "{} has {key} of shape {:?} where its config.json (width {}, latent dimension {}, \
+             {} channels) needs {want:?}: the checkpoint and its configuration do not belong \
+             together",
+            path.display(),
+            saved.size(),
+            m.width,
+            m.latent_dim,
+            m.channels
+        );
+    }
+    Ok(())
+}
+
 /// A trained generator and critic, loaded from a run folder.
 pub struct TrainedGan {
     /// The run's configuration.
@@ -143,7 +223,14 @@ pub fn load_gan_from(run_dir: &Path, path: &Path, device: Device) -> Result<Trai
                 run_dir.display()
             )
         })?;
+    config.model.validate().with_context(|| {
+        format!(
+            "{} describes a model that cannot be built",
+            run_dir.join(CONFIG_FILE).display()
+        )
+    })?;
     let tensors = load_tensors(path)?;
+    check_first_layers(&tensors, &config, path)?;
     let generator_vs = VarStore::new(device);
     let critic_vs = VarStore::new(device);
     let generator = Generator::new(&generator_vs.root(), config.model)?;

@@ -3,11 +3,14 @@
 use adgan::alexnet::AlexNetLayer;
 use adgan::autoencoder::{Autoencoder, AutoencoderConfig};
 use adgan::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
-use adgan::data::{demo, DataSource, Dataset, Fit, FolderStream, ImageSpec, Split};
+use adgan::data::{
+    demo, DataSource, Dataset, Fit, FolderStream, ImageSpec, OnBadFile, SkippedImage, Split,
+};
 use adgan::device::{self, DeviceChoice};
 use adgan::experiment::{self, Event, ExperimentConfig, Method};
 use adgan::model::{Init, ModelConfig};
 use adgan::optim::OptimizerConfig;
+use adgan::output::{Destination, ScoreJournal};
 use adgan::score::adgan::{
     Adgan, AdganConfig, Aggregate, Precision, ReconstructionLoss, ThetaMode,
 };
@@ -67,9 +70,17 @@ struct RankArgs {
     /// Images in each gallery.
     #[arg(long, default_value_t = 24)]
     top: usize,
-    /// Output folder (scores.csv, most_anomalous.png, least_anomalous.png).
+    /// Output folder (scores.csv, most_anomalous.png, least_anomalous.png); files of an
+    /// earlier ranking there are replaced only with --force.
     #[arg(long, short)]
     out: PathBuf,
+    /// Replace the files of an earlier ranking in --out.
+    #[arg(long)]
+    force: bool,
+    /// Stop at the first image file that cannot be read (default: skip it, warn, and list it
+    /// in OUT/skipped.txt).
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     search: SearchArgs,
     /// Device.
@@ -458,6 +469,14 @@ struct SearchArgs {
 }
 
 impl SearchArgs {
+    /// Images per batched search, when given: at least one.
+    fn batch_images(&self) -> Result<Option<usize>> {
+        if self.batch_images == Some(0) {
+            bail!("--batch-images must be at least 1");
+        }
+        Ok(self.batch_images)
+    }
+
     fn config(&self) -> AdganConfig {
         AdganConfig {
             n_seed: self.n_seed,
@@ -507,9 +526,17 @@ struct ScoreArgs {
     /// Seed of the --n-test draw.
     #[arg(long, default_value_t = 0)]
     draw_seed: u64,
-    /// Output file: CSV, or JSON when it ends in .json.
+    /// Output file: CSV, or JSON when it ends in .json; `-` writes CSV to standard output.
+    /// An existing file is replaced only with --force; a run's own files never.
     #[arg(long, short)]
     out: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Stop at the first image file that cannot be read (default: skip it, warn, and list it
+    /// in OUT.skipped.txt).
+    #[arg(long)]
+    strict: bool,
     /// Scoring method: ADGAN, the critic or latent prior of the GAN, AnoGAN, or a baseline
     /// fitted on the GAN's training images (or on --train): dcae and vae (trained once into
     /// RUN/baselines/), kde, ocsvm, iforest, gmm.
@@ -566,25 +593,19 @@ struct DataArgs {
     /// How images of another size are fitted to --image-size.
     #[arg(long, value_enum, default_value_t = Fit::Pad)]
     fit: Fit,
+    /// Stop at the first image file that cannot be read (default: skip it and warn).
+    #[arg(long)]
+    strict: bool,
 }
 
 impl DataArgs {
     fn source(&self, seed: u64) -> Result<DataSource> {
-        let path = || {
-            self.data
-                .clone()
-                .with_context(|| format!("--dataset {:?} needs --data PATH", self.dataset))
-        };
-        Ok(match self.dataset {
-            DatasetKind::Mnist => DataSource::Mnist { dir: path()? },
-            DatasetKind::Cifar10 => DataSource::Cifar10 { path: path()? },
-            DatasetKind::Idx => DataSource::Idx {
-                images: path()?,
-                labels: self.labels.clone(),
-            },
-            DatasetKind::Folder => DataSource::Folder { root: path()? },
-            DatasetKind::Demo => DataSource::Demo { seed },
-        })
+        data_source(
+            self.dataset,
+            self.data.as_deref(),
+            self.labels.as_deref(),
+            seed,
+        )
     }
 
     fn default_channels(&self) -> i64 {
@@ -685,7 +706,11 @@ impl GanArgs {
         Ok(model)
     }
 
-    fn train_config(&self) -> TrainConfig {
+    /// The training configuration, checked before any data is read.
+    fn train_config(&self) -> Result<TrainConfig> {
+        if self.beta1.is_some() && self.objective == ObjectiveKind::Clip {
+            bail!("--beta1 sets Adam's beta1, which only --objective gp uses (clip uses RMSprop)");
+        }
         let base = match self.objective {
             ObjectiveKind::Clip => TrainConfig {
                 objective: Objective::WeightClipping { clip: self.clip },
@@ -710,7 +735,7 @@ impl GanArgs {
             },
             (optimizer, None) => optimizer,
         };
-        TrainConfig {
+        let config = TrainConfig {
             optimizer,
             iterations: self.iterations,
             batch_size: self.batch_size,
@@ -720,7 +745,11 @@ impl GanArgs {
             checkpoint_every: self.checkpoint_every,
             sample_every: self.sample_every,
             ..base
-        }
+        };
+        config
+            .validate()
+            .context("check --lr, --beta1, --clip, --lambda, --batch-size and --n-critic")?;
+        Ok(config)
     }
 }
 
@@ -745,23 +774,27 @@ struct DemoArgs {
     device: DeviceChoice,
 }
 
-/// The data source named by `--dataset`, `--data` and `--labels`.
+/// The data source named by `--dataset`, `--data` and `--labels`, with absolute paths (a run
+/// records them, and is used later from other folders).
 fn data_source(
     kind: DatasetKind,
     data: Option<&Path>,
     labels: Option<&Path>,
     seed: u64,
 ) -> Result<DataSource> {
+    let absolute = |p: &Path| {
+        std::path::absolute(p).with_context(|| format!("cannot resolve the path {}", p.display()))
+    };
     let path = || {
-        data.map(Path::to_path_buf)
-            .with_context(|| format!("--dataset {kind:?} needs --data PATH"))
+        let p = data.with_context(|| format!("--dataset {kind:?} needs --data PATH"))?;
+        absolute(p)
     };
     Ok(match kind {
         DatasetKind::Mnist => DataSource::Mnist { dir: path()? },
         DatasetKind::Cifar10 => DataSource::Cifar10 { path: path()? },
         DatasetKind::Idx => DataSource::Idx {
             images: path()?,
-            labels: labels.map(Path::to_path_buf),
+            labels: labels.map(absolute).transpose()?,
         },
         DatasetKind::Folder => DataSource::Folder { root: path()? },
         DatasetKind::Demo => DataSource::Demo { seed },
@@ -850,16 +883,48 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         size: model.image_size,
         channels: model.channels,
     };
+    let mut train = args.gan.train_config()?;
+    let checkpoint_path = args.out.join(CHECKPOINT_FILE);
+    if args.resume && !checkpoint_path.exists() {
+        if args.out.join(CONFIG_FILE).exists() {
+            eprintln!(
+                "note: {} holds no checkpoint yet (the run stopped before its first one): \
+                 training starts from iteration 0",
+                args.out.display()
+            );
+        } else {
+            bail!(
+                "--resume: {} holds no training run to continue; leave out --resume to start one",
+                args.out.display()
+            );
+        }
+    }
     let (data, provenance) = train::load_training_data(
         &source,
         args.data.normal_class.as_deref(),
         spec,
         args.data.fit,
     )?;
+    report_skipped(&data.skipped, None)?;
+    if args.data.strict && !data.skipped.is_empty() {
+        bail!(
+            "--strict: {} image files could not be read (listed above)",
+            data.skipped.len()
+        );
+    }
+    if train.batch_size as usize > data.len() {
+        eprintln!(
+            "note: --batch-size {} is more than the {} training images: batches of {} are used",
+            train.batch_size,
+            data.len(),
+            data.len()
+        );
+        train.batch_size = data.len() as i64;
+    }
     let config = RunConfig {
         format_version: FORMAT_VERSION,
         model,
-        train: args.gan.train_config(),
+        train,
         data: provenance,
     };
     let device = device::select(args.device)?;
@@ -919,10 +984,10 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
     if args.search.lr_theta.is_none() {
         search.lr_theta = DEMO_LR_THETA;
     }
-    let (mut detector, batch) = adgan_detector(&gan, search, args.search.batch_images, device)?;
-    let scores = score_with_progress(&mut detector, &mut { &test.images }, batch, device)?;
+    let (mut detector, batch) = adgan_detector(&gan, search, args.search.batch_images()?, device)?;
+    let scores = score_with_progress(&mut detector, &mut { &test.images }, batch, device, None)?;
     let scores_path = args.out.join("scores.csv");
-    adgan::report::write_scores(&scores_path, &test, &scores)?;
+    adgan::report::write_scores(&Destination::File(scores_path.clone()), &test, &scores)?;
     let labels = test.labels.as_deref().unwrap_or_default();
     let auc = adgan::eval::roc_auc(&scores, labels)?;
     let mean_of = |wanted: i64| {
@@ -1043,12 +1108,14 @@ fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Scores `data` with ADGAN, with a progress bar; returns the scores.
+/// Scores `images`, with a progress bar (a line every 10% without a terminal); with a
+/// journal, images it already holds are not scored again and every batch is recorded.
 fn score_with_progress(
     detector: &mut dyn adgan::score::Detector,
     images: &mut dyn ImageSource,
     batch: usize,
     device: tch::Device,
+    journal: Option<&mut ScoreJournal>,
 ) -> Result<Vec<f64>> {
     let bar = ProgressBar::new(images.len() as u64);
     bar.set_style(
@@ -1059,18 +1126,54 @@ fn score_with_progress(
     );
     let start = std::time::Instant::now();
     let mut next_log = 0;
+    let mut first = None;
     let mut on_batch = |done: usize, total: usize| {
-        // Without a terminal the bar is hidden: log a line every 10% instead.
+        let earlier = *first.get_or_insert(done);
         if bar.is_hidden() && done >= next_log {
-            let rate = done as f64 / start.elapsed().as_secs_f64();
+            let rate = (done - earlier) as f64 / start.elapsed().as_secs_f64().max(1e-9);
             eprintln!("scored {done}/{total} images ({rate:.2} images/s)");
             next_log = done + (total / 10).max(1);
         }
         bar.set_position(done as u64)
     };
-    let scores = adgan::score::score_source(detector, images, batch, device, &mut on_batch);
+    let scores = match journal {
+        Some(journal) => {
+            adgan::score::score_resumable(detector, images, batch, device, journal, &mut on_batch)
+        }
+        None => adgan::score::score_source(detector, images, batch, device, &mut on_batch),
+    };
     bar.finish();
     scores
+}
+
+/// Prints a warning for each file that could not be read, and lists them in `list` (a text
+/// file, one `id<TAB>reason` per line) when given and there are any.
+fn report_skipped(skipped: &[SkippedImage], list: Option<&Path>) -> Result<()> {
+    for s in skipped {
+        eprintln!("warning: skipped {}: {}", s.id, s.reason);
+    }
+    if let (Some(path), false) = (list, skipped.is_empty()) {
+        let text: String = skipped
+            .iter()
+            .map(|s| format!("{}\t{}\n", s.id, s.reason.replace(['\n', '\t'], " ")))
+            .collect();
+        checkpoint::write_atomic(path, |tmp| Ok(std::fs::write(tmp, text)?))?;
+        eprintln!(
+            "{} unreadable files are listed in {}",
+            skipped.len(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// How unreadable image files are handled: skipped, or an error with --strict.
+fn on_bad_file(strict: bool) -> OnBadFile {
+    if strict {
+        OnBadFile::Fail
+    } else {
+        OnBadFile::Skip
+    }
 }
 
 /// ADGAN over a trained GAN, announcing its settings.
@@ -1100,7 +1203,12 @@ fn baseline_training_images(
     spec: ImageSpec,
 ) -> Result<Dataset> {
     Ok(match &args.train {
-        Some(dir) => adgan::data::load_folder(dir, spec, gan.config.data.fit)?,
+        Some(dir) => {
+            let data =
+                adgan::data::load_folder(dir, spec, gan.config.data.fit, on_bad_file(args.strict))?;
+            report_skipped(&data.skipped, None)?;
+            data
+        }
         None => {
             let data = &gan.config.data;
             train::load_training_data(&data.source, data.normal_class.as_deref(), spec, data.fit)?.0
@@ -1119,11 +1227,11 @@ fn detector_for<'a>(
     let search = args.search.config();
     Ok(match args.method {
         Method::Adgan => {
-            let (adgan, batch) = adgan_detector(gan, search, args.search.batch_images, device)?;
+            let (adgan, batch) = adgan_detector(gan, search, args.search.batch_images()?, device)?;
             (Box::new(adgan), batch)
         }
         Method::Prior => {
-            let (adgan, batch) = adgan_detector(gan, search, args.search.batch_images, device)?;
+            let (adgan, batch) = adgan_detector(gan, search, args.search.batch_images()?, device)?;
             (Box::new(PriorScore::new(adgan)), batch)
         }
         Method::Critic => (Box::new(CriticScore::new(&gan.critic)), 256),
@@ -1197,34 +1305,79 @@ fn detector_for<'a>(
 }
 
 fn run_score(args: &ScoreArgs) -> Result<()> {
+    let dest = Destination::check(&args.out, args.force).map_err(|e| {
+        e.context(format!(
+            "--out {}: pass --force to replace an existing file, or choose another path",
+            args.out.display()
+        ))
+    })?;
     let device = device::select(args.device)?;
     let gan = checkpoint::load_gan(&args.model, device)?;
     let spec = ImageSpec {
         size: gan.config.model.image_size,
         channels: gan.config.model.channels,
     };
-    let (mut detector, batch) = detector_for(args, &gan, spec, device)?;
     if let Some(dir) = &args.images {
-        // A folder is streamed: only a batch of images is in memory at a time.
-        let mut stream = FolderStream::open(dir, spec, gan.config.data.fit)?;
+        // A folder is streamed: only a batch of images is in memory at a time. Its files are
+        // listed and their headers read before any work.
+        let mut stream =
+            FolderStream::open(dir, spec, gan.config.data.fit, on_bad_file(args.strict))?;
+        let (mut detector, batch) = detector_for(args, &gan, spec, device)?;
         eprintln!(
             "scoring {} images with {}",
             stream.len(),
             args.method.name()
         );
-        let scores = score_with_progress(detector.as_mut(), &mut stream, batch, device)?;
-        let order: Vec<usize> = (0..scores.len()).collect();
-        let labels = stream.labels();
-        adgan::report::write_score_table(
-            &args.out,
-            &stream.ids(),
-            labels.as_deref(),
-            &scores,
-            &order,
-        )?;
-        println!("wrote {} scores to {}", scores.len(), args.out.display());
+        let scores = match &dest {
+            Destination::File(path) => {
+                let method = serde_json::json!({
+                    "name": args.method.name(),
+                    "search": args.search.config(),
+                    "pca_dim": args.pca_dim,
+                    "train": args.train.as_deref().map(std::path::absolute).transpose()?,
+                    "alexnet_layer": format!("{:?}", args.alexnet_layer),
+                });
+                let job = score_job(&args.model, &gan, method, &stream.ids())?;
+                let mut journal = ScoreJournal::open(path, &job)?;
+                if !journal.done().is_empty() {
+                    eprintln!(
+                        "continuing: {} of {} images were scored by an earlier run of this command",
+                        journal.done().len(),
+                        stream.len()
+                    );
+                }
+                let scores = score_with_progress(
+                    detector.as_mut(),
+                    &mut stream,
+                    batch,
+                    device,
+                    Some(&mut journal),
+                )?;
+                write_stream_scores(&dest, &stream, &scores)?;
+                journal.finish()?;
+                scores
+            }
+            Destination::Stdout => {
+                let scores =
+                    score_with_progress(detector.as_mut(), &mut stream, batch, device, None)?;
+                write_stream_scores(&dest, &stream, &scores)?;
+                scores
+            }
+        };
+        let skipped = stream.skipped();
+        eprintln!(
+            "wrote {} scores to {}{}",
+            scores.len() - skipped.len(),
+            dest.describe(),
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; {} unreadable files skipped", skipped.len())
+            }
+        );
         return Ok(());
     }
+    let (mut detector, batch) = detector_for(args, &gan, spec, device)?;
     let Some(kind) = args.dataset else {
         bail!("give the images to score: --images DIR, or --dataset KIND --data PATH")
     };
@@ -1235,12 +1388,27 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
     )?;
     if let Some(class) = &args.normal_class {
         let normal = adgan::data::normal_class_index(&data, class)?;
+        if args.n_test > data.len() {
+            eprintln!(
+                "note: the {} split has {} images, fewer than --n-test {}: all of them are scored",
+                value_name(&args.split),
+                data.len(),
+                args.n_test
+            );
+        }
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
+    report_skipped(&data.skipped, None)?;
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
-    let scores = score_with_progress(detector.as_mut(), &mut { &data.images }, batch, device)?;
-    adgan::report::write_scores(&args.out, &data, &scores)?;
-    println!("wrote {} scores to {}", scores.len(), args.out.display());
+    let scores = score_with_progress(
+        detector.as_mut(),
+        &mut { &data.images },
+        batch,
+        device,
+        None,
+    )?;
+    adgan::report::write_scores(&dest, &data, &scores)?;
+    eprintln!("wrote {} scores to {}", scores.len(), dest.describe());
     if let (Some(class), Some(labels)) = (&args.normal_class, &data.labels) {
         let auc = adgan::eval::roc_auc(&scores, labels)?;
         println!(
@@ -1249,6 +1417,45 @@ fn run_score(args: &ScoreArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What identifies a scoring job in its journal: the model and checkpoint, the method and its
+/// settings (`method`: any JSON), and the images (a digest of their ids).
+fn score_job(
+    model: &Path,
+    gan: &checkpoint::TrainedGan,
+    method: serde_json::Value,
+    ids: &[String],
+) -> Result<serde_json::Value> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(ids.join("\n").as_bytes());
+    Ok(serde_json::json!({
+        "model": std::path::absolute(model)?,
+        "iteration": gan.iteration,
+        "method": method,
+        "images": format!("{digest:x}"),
+    }))
+}
+
+/// Writes the scores of a streamed folder, leaving out (and listing beside a result file) the
+/// files that could not be read.
+fn write_stream_scores(dest: &Destination, stream: &FolderStream, scores: &[f64]) -> Result<()> {
+    let skipped = stream.skipped();
+    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+    let order: Vec<usize> = (0..scores.len())
+        .filter(|i| !left_out.contains(i))
+        .collect();
+    let labels = stream.labels();
+    adgan::report::write_score_table(dest, &stream.ids(), labels.as_deref(), scores, &order)?;
+    let list = match dest {
+        Destination::File(path) => Some(path.with_file_name(format!(
+            "{}.skipped.txt",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ))),
+        Destination::Stdout => None,
+    };
+    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
+    report_skipped(&skipped, list.as_deref())
 }
 
 fn run_bench_stream(args: &BenchStreamArgs) -> Result<()> {
@@ -1420,7 +1627,7 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
         seed: args.draw_seed,
         fit: args.fit,
         model: args.gan.model_config(default_channels)?,
-        train: args.gan.train_config(),
+        train: args.gan.train_config()?,
         search: args.search.config(),
         selection: args.selection.config(&args.search.config()),
         baselines: PcaConfig {
@@ -1514,6 +1721,7 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
                 point.seconds
             ),
         ),
+        Event::Note(note) => say(&bar, format!("note: {note}")),
         Event::Skipped { class, method } => say(
             &bar,
             format!("class {class} {}: finished earlier, kept", method.name()),
@@ -1557,25 +1765,71 @@ fn run_one_vs_all(args: &OneVsAllArgs) -> Result<()> {
 }
 
 fn run_rank(args: &RankArgs) -> Result<()> {
+    adgan::output::check_folder(&args.out, &adgan::report::RANKING_FILES, args.force).map_err(
+        |e| {
+            e.context(format!(
+                "--out {}: pass --force to replace an earlier ranking, or choose another folder",
+                args.out.display()
+            ))
+        },
+    )?;
     let device = device::select(args.device)?;
     let gan = checkpoint::load_gan(&args.model, device)?;
     let spec = ImageSpec {
         size: gan.config.model.image_size,
         channels: gan.config.model.channels,
     };
-    let mut stream = FolderStream::open(&args.images, spec, gan.config.data.fit)?;
-    let (mut detector, batch) =
-        adgan_detector(&gan, args.search.config(), args.search.batch_images, device)?;
-    let scores = score_with_progress(&mut detector, &mut stream, batch, device)?;
-    let (ids, labels) = (stream.ids(), stream.labels());
+    let mut stream = FolderStream::open(
+        &args.images,
+        spec,
+        gan.config.data.fit,
+        on_bad_file(args.strict),
+    )?;
+    let (mut detector, batch) = adgan_detector(
+        &gan,
+        args.search.config(),
+        args.search.batch_images()?,
+        device,
+    )?;
+    let table = args.out.join(adgan::report::RANKING_FILES[0]);
+    let method = serde_json::json!({"name": "adgan", "search": args.search.config()});
+    let mut journal = ScoreJournal::open(
+        &table,
+        &score_job(&args.model, &gan, method, &stream.ids())?,
+    )?;
+    let all_scores = score_with_progress(
+        &mut detector,
+        &mut stream,
+        batch,
+        device,
+        Some(&mut journal),
+    )?;
+    // Unreadable files are left out of the ranking and listed beside it.
+    let skipped = stream.skipped();
+    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+    let kept: Vec<usize> = (0..all_scores.len())
+        .filter(|i| !left_out.contains(i))
+        .collect();
+    let all_ids = stream.ids();
+    let ids: Vec<String> = kept.iter().map(|&i| all_ids[i].clone()).collect();
+    let labels: Option<Vec<i64>> = stream
+        .labels()
+        .map(|l| kept.iter().map(|&i| l[i]).collect());
+    let scores: Vec<f64> = kept.iter().map(|&i| all_scores[i]).collect();
     let files = adgan::report::write_ranking(
         &args.out,
         &ids,
         labels.as_deref(),
         &scores,
         args.top,
-        &mut |indices| stream.images(indices),
+        &mut |indices| {
+            let original: Vec<usize> = indices.iter().map(|&i| kept[i]).collect();
+            stream.images(&original)
+        },
     )?;
+    journal.finish()?;
+    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
+    report_skipped(&skipped, Some(&args.out.join("skipped.txt")))?;
     let order = adgan::score::ranking(&scores);
     println!("ranked {} images; most anomalous:", ids.len());
     for &i in order.iter().take(5) {

@@ -84,3 +84,13 @@ pub fn name(device: Device) -> String {
         _ => "cpu".to_string(),
     }
 }
+
+/// Bytes of host memory free for new work (MemAvailable of /proc/meminfo), where the system
+/// says; used to refuse, with an estimate, work that could not fit instead of aborting on a
+/// failed allocation.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -159,6 +159,26 @@ pub struct ExperimentConfig {
     pub selection: SelectionConfig,
 }
 
+impl ExperimentConfig {
+    /// Checks every setting before any data is read or any network trained.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(!self.classes.is_empty(), "no normal class given");
+        ensure!(!self.methods.is_empty(), "no method given");
+        ensure!(
+            self.n_test > 0,
+            "the number of test images must be at least 1"
+        );
+        self.model.validate()?;
+        self.train.validate()?;
+        self.search.validate(&self.model)?;
+        self.baselines.validate()?;
+        if self.selection.enabled() {
+            self.selection.validate()?;
+        }
+        Ok(())
+    }
+}
+
 /// One finished (class, method) cell: its figures and per-image scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
@@ -219,6 +239,8 @@ pub enum Event<'a> {
         class: &'a str,
         point: &'a CurvePoint,
     },
+    /// Something the user should know about the run (a setting that was adjusted).
+    Note(String),
     /// A cell was already finished and is skipped.
     Skipped { class: &'a str, method: Method },
     /// A cell is finished and saved.
@@ -250,6 +272,8 @@ fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<
 /// Creates the experiment folder `out`, or checks that it holds this experiment (methods may be
 /// added to it), and saves the configuration.
 fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> {
+    config.validate()?;
+    crate::output::check_experiment_folder(out)?;
     std::fs::create_dir_all(out.join("cells"))
         .with_context(|| format!("cannot create {}", out.display()))?;
     let config_path = out.join("experiment.json");
@@ -260,13 +284,17 @@ fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> 
         let same = ExperimentConfig {
             methods: config.methods.clone(),
             classes: config.classes.clone(),
-            ..saved
+            ..saved.clone()
         } == *config;
         if !same {
+            let mut ours = config.clone();
+            ours.methods.clone_from(&saved.methods);
+            ours.classes.clone_from(&saved.classes);
             bail!(
-                "{} holds another experiment (its experiment.json differs): choose another --out, \
-                 or repeat that experiment's settings",
-                out.display()
+                "{} holds another experiment ({}): choose another folder, or repeat that \
+                 experiment's settings",
+                out.display(),
+                checkpoint::differences(&saved, &ours).join("; ")
             );
         }
     }
@@ -287,8 +315,22 @@ pub fn run_one_vs_all(
     };
     let train_all = config.source.load(Split::Train, spec, config.fit)?;
     let test_all = config.source.load(Split::Test, spec, config.fit)?;
+    // Every class is resolved before the first one is trained.
+    let normals = config
+        .classes
+        .iter()
+        .map(|class| data::normal_class_index(&train_all, class))
+        .collect::<Result<Vec<i64>>>()?;
+    let n_test = config.n_test.min(test_all.len());
+    if n_test < config.n_test {
+        on_event(Event::Note(format!(
+            "the test split has {} images, fewer than the {} asked for: all of them are scored",
+            test_all.len(),
+            config.n_test
+        )));
+    }
     let mut cells = Vec::new();
-    for class in &config.classes {
+    for (class, &normal) in config.classes.iter().zip(&normals) {
         let pending: Vec<Method> = config
             .methods
             .iter()
@@ -300,15 +342,14 @@ pub fn run_one_vs_all(
                 &cell_path(out, class, method),
                 class,
                 method,
-                config.n_test,
+                n_test,
             )?);
             on_event(Event::Skipped { class, method });
         }
         if pending.is_empty() {
             continue;
         }
-        let normal = data::normal_class_index(&train_all, class)?;
-        let task = data::one_vs_all(&train_all, &test_all, normal, config.n_test, config.seed)?;
+        let task = data::one_vs_all(&train_all, &test_all, normal, n_test, config.seed)?;
         let needs_gan = pending.iter().any(|m| m.needs_gan());
         let chosen = if needs_gan {
             let images = ClassImages {
@@ -558,6 +599,8 @@ pub fn run_validation(
     );
     // No experiment.json is checked or written: a validation run may try other searches and
     // points on the same trained GANs, whose own configurations and curves guard them.
+    config.validate()?;
+    crate::output::check_experiment_folder(out)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let spec = ImageSpec {
         size: config.model.image_size,

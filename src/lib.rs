@@ -17,6 +17,7 @@ pub mod eval;
 pub mod experiment;
 pub mod model;
 pub mod optim;
+pub mod output;
 pub mod report;
 pub mod report_html;
 pub mod rng;

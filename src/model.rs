@@ -11,6 +11,11 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+/// Largest base width accepted (16 times DCGAN's): a wider network would not fit in memory.
+pub const MAX_WIDTH: i64 = 1024;
+/// Largest latent dimension accepted (64 times the paper's).
+pub const MAX_LATENT_DIM: i64 = 16384;
+
 /// Architecture of a generator/critic pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -49,10 +54,29 @@ impl ModelConfig {
             self.channels
         );
         ensure!(
-            self.latent_dim > 0 && self.width > 0,
-            "latent dimension and width must be positive"
+            (1..=MAX_WIDTH).contains(&self.width),
+            "width {} is out of range: use 1 to {MAX_WIDTH} (DCGAN's is 64)",
+            self.width
+        );
+        ensure!(
+            (1..=MAX_LATENT_DIM).contains(&self.latent_dim),
+            "latent dimension {} is out of range: use 1 to {MAX_LATENT_DIM} (the paper's is 256)",
+            self.latent_dim
         );
         Ok(())
+    }
+
+    /// Number of generator parameters (weights of the transposed convolutions and BatchNorm
+    /// scales and shifts), computed without building the network.
+    pub fn generator_parameters(&self) -> i64 {
+        let stages = self.stages();
+        let top = self.width << (stages - 1);
+        let mut widths = vec![self.latent_dim];
+        widths.extend((0..stages).map(|i| top >> i));
+        widths.push(self.channels);
+        let convs: i64 = widths.windows(2).map(|p| p[0] * p[1] * 16).sum();
+        let norms: i64 = widths[1..widths.len() - 1].iter().map(|c| 2 * c).sum();
+        convs + norms
     }
 
     /// Number of stride-2 stages between 4x4 and the image size (3 for 32, 4 for 64).

@@ -55,6 +55,35 @@ impl OptimizerConfig {
         }
     }
 
+    /// Checks the hyperparameters: a positive finite learning rate, decays in [0, 1), a
+    /// positive eps.
+    pub fn validate(&self) -> Result<()> {
+        let (lr, decays, eps) = match *self {
+            Self::Rmsprop { lr, alpha, eps } => (lr, vec![("alpha", alpha)], eps),
+            Self::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => (lr, vec![("beta1", beta1), ("beta2", beta2)], eps),
+        };
+        anyhow::ensure!(
+            lr > 0.0 && lr.is_finite(),
+            "the learning rate must be positive and finite, not {lr}"
+        );
+        for (name, value) in decays {
+            anyhow::ensure!(
+                (0.0..1.0).contains(&value),
+                "{name} must lie in [0, 1), not {value}"
+            );
+        }
+        anyhow::ensure!(
+            eps > 0.0 && eps.is_finite(),
+            "eps must be positive, not {eps}"
+        );
+        Ok(())
+    }
+
     fn slots(&self) -> &'static [&'static str] {
         match self {
             Self::Rmsprop { .. } => &["square_avg"],

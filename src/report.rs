@@ -1,7 +1,7 @@
 //! Writing results: per-image score tables.
 
-use crate::checkpoint::write_atomic;
 use crate::data::Dataset;
+use crate::output::Destination;
 use crate::visual::save_gallery;
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
@@ -26,27 +26,16 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// Writes one row per image (id, score, label when known) as CSV, or JSON when `path` ends in
-/// `.json`; atomically.
-pub fn write_scores(path: &Path, data: &Dataset, scores: &[f64]) -> Result<()> {
+/// Writes one row per image (id, score, label when known) as CSV, or JSON for a `.json` file.
+pub fn write_scores(dest: &Destination, data: &Dataset, scores: &[f64]) -> Result<()> {
     let order: Vec<usize> = (0..data.len()).collect();
-    write_scores_in_order(path, data, scores, &order)
-}
-
-/// As [`write_scores`], with the rows in the order of the image indices `order`.
-pub fn write_scores_in_order(
-    path: &Path,
-    data: &Dataset,
-    scores: &[f64],
-    order: &[usize],
-) -> Result<()> {
-    write_score_table(path, &data.ids, data.labels.as_deref(), scores, order)
+    write_score_table(dest, &data.ids, data.labels.as_deref(), scores, &order)
 }
 
 /// Writes a score table from ids, optional labels and scores (images that were streamed and
-/// are no longer in memory), rows in the order of `order`; CSV, or JSON for a `.json` path.
+/// are no longer in memory), rows in the order of `order`; CSV, or JSON for a `.json` file.
 pub fn write_score_table(
-    path: &Path,
+    dest: &Destination,
     ids: &[String],
     labels: Option<&[i64]>,
     scores: &[f64],
@@ -66,10 +55,7 @@ pub fn write_score_table(
             label: labels.map(|l| l[i]),
         })
         .collect();
-    let json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let text = if json {
+    let text = if dest.is_json() {
         serde_json::to_string_pretty(&rows)? + "\n"
     } else {
         let mut text = String::from(if labels.is_some() {
@@ -87,11 +73,12 @@ pub fn write_score_table(
         }
         text
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    write_atomic(path, |tmp| Ok(std::fs::write(tmp, text)?))
+    dest.write(&text)
 }
+
+/// Names of the files [`write_ranking`] writes into its folder: the score table, then the
+/// galleries of the most and the least anomalous images.
+pub const RANKING_FILES: [&str; 3] = ["scores.csv", "most_anomalous.png", "least_anomalous.png"];
 
 /// The files [`write_ranking`] writes.
 #[derive(Debug, Clone)]
@@ -118,11 +105,17 @@ pub fn write_ranking(
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let order = crate::score::ranking(scores);
     let files = RankingFiles {
-        scores: out.join("scores.csv"),
-        most_anomalous: out.join("most_anomalous.png"),
-        least_anomalous: out.join("least_anomalous.png"),
+        scores: out.join(RANKING_FILES[0]),
+        most_anomalous: out.join(RANKING_FILES[1]),
+        least_anomalous: out.join(RANKING_FILES[2]),
     };
-    write_score_table(&files.scores, ids, labels, scores, &order)?;
+    write_score_table(
+        &Destination::File(files.scores.clone()),
+        ids,
+        labels,
+        scores,
+        &order,
+    )?;
     let top = top.clamp(1, order.len());
     let least: Vec<usize> = order.iter().rev().take(top).copied().collect();
     for (indices, path) in [

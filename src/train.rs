@@ -95,6 +95,28 @@ impl TrainConfig {
         }
     }
 
+    /// Checks the hyperparameters before any work: positive finite learning rates, betas and
+    /// decays in [0, 1), a positive clipping bound, a penalty weight not negative, batches and
+    /// n_critic of at least one.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate()?;
+        match self.objective {
+            Objective::WeightClipping { clip } => ensure!(
+                clip > 0.0 && clip.is_finite(),
+                "the clipping bound must be positive and finite, not {clip}"
+            ),
+            Objective::GradientPenalty { lambda } => ensure!(
+                lambda >= 0.0 && lambda.is_finite(),
+                "the gradient penalty weight must be finite and not negative, not {lambda}"
+            ),
+        }
+        ensure!(
+            self.batch_size > 0 && self.n_critic > 0,
+            "the batch size and n_critic must be at least 1"
+        );
+        Ok(())
+    }
+
     /// The settings a resumed run must share with the run it continues: all but the length
     /// and the checkpoint and sample intervals.
     fn trajectory(&self) -> Self {
@@ -147,27 +169,23 @@ impl RunConfig {
             path.display(),
             saved.format_version
         );
-        let fix = "train into a new --out folder, or resume with the settings of that run";
-        ensure!(
-            saved.model == self.model,
-            "{} was trained with model {:?}, not {:?}: {fix}",
-            path.display(),
-            saved.model,
-            self.model
+        let fix = "train into a new folder, or resume with the settings of that run";
+        let mut differ = checkpoint::differences(&saved.model, &self.model);
+        differ.extend(
+            checkpoint::differences(&saved.train.trajectory(), &self.train.trajectory())
+                .into_iter()
+                .map(|d| format!("train.{d}")),
+        );
+        differ.extend(
+            checkpoint::differences(&saved.data, &self.data)
+                .into_iter()
+                .map(|d| format!("data.{d}")),
         );
         ensure!(
-            saved.train.trajectory() == self.train.trajectory(),
-            "{} was trained with other hyperparameters ({:?}): {fix}",
+            differ.is_empty(),
+            "{} was trained with other settings ({}): {fix}",
             path.display(),
-            saved.train
-        );
-        ensure!(
-            saved.data == self.data,
-            "{} was trained on other data ({} images from {}, fingerprint {}): {fix}",
-            path.display(),
-            saved.data.n_images,
-            saved.data.source.describe(),
-            &saved.data.fingerprint[..12.min(saved.data.fingerprint.len())]
+            differ.join("; ")
         );
         Ok(())
     }
@@ -203,10 +221,7 @@ impl Trainer {
     /// A fresh run: networks initialised from the configured seed.
     pub fn new(config: RunConfig, data: &Dataset, device: Device) -> Result<Self> {
         ensure!(!data.is_empty(), "no training images");
-        ensure!(
-            config.train.n_critic > 0 && config.train.batch_size > 0,
-            "n_critic and the batch size must be at least 1"
-        );
+        config.train.validate()?;
         let size = data.images.size();
         ensure!(
             size[1] == config.model.channels
@@ -526,13 +541,9 @@ pub fn train(
     let start = Instant::now();
     let mut last_losses = None;
     while trainer.iteration() < total {
-        let losses = trainer.step().map_err(|e| {
-            e.context(format!(
-                "the last good checkpoint is kept in {}; lower the learning rate, or use \
-                 --objective clip, and train again",
-                checkpoint_path.display()
-            ))
-        })?;
+        let losses = trainer
+            .step()
+            .map_err(|e| e.context(divergence_advice(config, &checkpoint_path)))?;
         let t = trainer.iteration();
         log.push(t, &losses)?;
         last_losses = Some(losses);
@@ -571,6 +582,26 @@ pub fn train(
         last_losses,
         run_dir: run_dir.to_path_buf(),
     })
+}
+
+/// What to tell after training diverged: where the last good checkpoint is (if there is one)
+/// and what to change, true for the configuration at hand.
+fn divergence_advice(config: &RunConfig, checkpoint_path: &Path) -> String {
+    let kept = if checkpoint_path.exists() {
+        format!(
+            "the last good checkpoint is kept in {}",
+            checkpoint_path.display()
+        )
+    } else {
+        "no checkpoint was written yet".to_string()
+    };
+    let change = match config.train.objective {
+        Objective::GradientPenalty { .. } => {
+            "lower the learning rate, or use the weight-clipping objective"
+        }
+        Objective::WeightClipping { .. } => "lower the learning rate or the clipping bound",
+    };
+    format!("{kept}; {change}, and train again")
 }
 
 /// Loads the training images of `source` (one class of it when `normal_class` is given), fitted

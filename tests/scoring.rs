@@ -278,11 +278,14 @@ fn score_command_writes_one_row_per_image() {
     assert_eq!(json[0]["score"].as_f64().unwrap(), score);
     // The other methods: the critic, and a classic baseline fitted on the run's own training
     // images (the demo discs), which the command finds through the run's data provenance.
-    for extra in [
+    for (i, extra) in [
         &["--method", "critic"][..],
         &["--method", "gmm", "--pca-dim", "8"],
-    ] {
-        let path = dir.path().join("other.csv");
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("other-{i}.csv"));
         let output = run_with(&path, extra);
         assert!(
             output.status.success(),
@@ -293,7 +296,45 @@ fn score_command_writes_one_row_per_image() {
         assert_eq!(text.lines().count(), 4, "{extra:?}: {text}");
         assert_ne!(text, std::fs::read_to_string(&out).unwrap());
     }
-    let _ = checkpoint::CHECKPOINT_FILE;
+
+    // What --out may not replace is refused before any scoring, and nothing is left behind:
+    // an existing file (unless --force), the run's own checkpoint and a folder (even with it).
+    let checkpoint_path = trained_run().join(checkpoint::CHECKPOINT_FILE);
+    let checkpoint_bytes = std::fs::read(&checkpoint_path).unwrap();
+    let no_flag: &[&str] = &[];
+    for (target, flags, wanted) in [
+        (&out, no_flag, "--force"),
+        (
+            &checkpoint_path,
+            &["--force"],
+            "belongs to the training run",
+        ),
+        (&images, &["--force"], "is a folder"),
+    ] {
+        let output = run_with(target, flags);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(wanted),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("scoring") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&checkpoint_path).unwrap(), checkpoint_bytes);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // --force replaces; `-` writes the table to standard output.
+    assert!(run_with(&out, &["--force"]).status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+    let output = run(Path::new("-"));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), text);
 }
 
 #[test]

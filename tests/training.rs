@@ -240,8 +240,8 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
         &mut keep_going,
     ));
     assert!(
-        err.contains("config.json") && err.contains("hyperparameters"),
-        "{err}"
+        err.contains("config.json") && err.contains("train.seed: 11 -> 12"),
+        "the differing setting is named: {err}"
     );
 
     let mut wider = config.clone();
@@ -254,13 +254,22 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
         true,
         &mut keep_going,
     ));
-    assert!(err.contains("model"), "{err}");
+    assert!(err.contains("width: 8 -> 16"), "{err}");
 
     // A config.json edited to another architecture: loading names the checkpoint and the cause.
     checkpoint::write_json(&dir.path().join(CONFIG_FILE), &wider).unwrap();
     let err = common::error_text(load_gan(dir.path(), Device::Cpu));
     assert!(
-        err.contains(CHECKPOINT_FILE) && err.contains("another model configuration"),
+        err.contains(CHECKPOINT_FILE) && err.contains("do not belong together"),
+        "{err}"
+    );
+    // One that claims a network too large to build is refused before anything is allocated.
+    let mut huge = config.clone();
+    huge.model.width = 1_000_000;
+    checkpoint::write_json(&dir.path().join(CONFIG_FILE), &huge).unwrap();
+    let err = common::error_text(load_gan(dir.path(), Device::Cpu));
+    assert!(
+        err.contains(CONFIG_FILE) && err.contains("width 1000000 is out of range"),
         "{err}"
     );
 
@@ -297,9 +306,27 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
         saved
     );
 
-    // Through `train`: a learning rate that explodes is reported with the checkpoint to keep.
+    // Through `train`: a learning rate that explodes is reported with the checkpoint to keep
+    // and advice that fits the objective; one that is not a number is refused before training.
     let (data, provenance) = demo_training_data();
     let mut config = tiny_run(quick_gp(3), provenance);
+    config.train.checkpoint_every = 1;
+    config.train.optimizer = OptimizerConfig::adam(1e30, 0.5, 0.9);
+    let run = tempfile::tempdir().unwrap();
+    let err = common::error_text(train::train(
+        run.path(),
+        &config,
+        &data,
+        Device::Cpu,
+        false,
+        &mut keep_going,
+    ));
+    assert!(
+        err.contains("diverged at iteration 1")
+            && err.contains("no checkpoint was written yet")
+            && err.contains("weight-clipping objective"),
+        "the advice is true for the case: {err}"
+    );
     config.train.optimizer = OptimizerConfig::adam(f64::INFINITY, 0.5, 0.9);
     let run = tempfile::tempdir().unwrap();
     let err = common::error_text(train::train(
@@ -311,9 +338,10 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
         &mut keep_going,
     ));
     assert!(
-        err.contains("diverged") && err.contains("last good checkpoint"),
+        err.contains("learning rate must be positive and finite"),
         "{err}"
     );
+    assert!(!run.path().join(CHECKPOINT_FILE).exists());
 }
 
 #[test]

@@ -176,3 +176,40 @@ pub fn read_files(
         pixels,
     })
 }
+
+/// Whether a file that cannot be read stops the work or is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBadFile {
+    /// Leave it out and report it (the default: one bad file must not throw away a job).
+    #[default]
+    Skip,
+    /// Stop with an error naming it.
+    Fail,
+}
+
+/// Reads the header of an image file (format and size) without decoding it: a cheap check
+/// made before any expensive work.
+pub fn probe(path: &Path) -> Result<()> {
+    image::ImageReader::open(path)
+        .with_context(|| format!("cannot open image {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read image {}", path.display()))?
+        .into_dimensions()
+        .with_context(|| format!("{} is not a readable PNG or JPEG", path.display()))?;
+    Ok(())
+}
+
+/// Decodes one image file and fits it to the model (`spec`, `fit`: see
+/// [`RawImages::to_model_input`]), so that images of different sizes can share a batch:
+/// 1 x C x H x W in [-1, 1].
+pub fn read_fitted(path: &Path, spec: super::ImageSpec, fit: super::Fit) -> Result<tch::Tensor> {
+    let (height, width, pixels) = decode(path, spec.channels as usize)?;
+    let raw = RawImages {
+        count: 1,
+        height,
+        width,
+        channels: spec.channels as usize,
+        pixels,
+    };
+    raw.to_model_input(spec, fit)
+}

@@ -11,6 +11,7 @@ pub mod idx;
 mod source;
 mod split;
 
+pub use folder::OnBadFile;
 pub use source::{load_folder, DataSource, FolderStream, Split};
 pub use split::{
     draw_test, normal_class_index, one_vs_all, only_class, other_classes, OneVsAll, ValidationSplit,
@@ -115,6 +116,32 @@ pub struct Dataset {
     pub ids: Vec<String>,
     /// Name of each class index (may be empty for unlabelled data).
     pub class_names: Vec<String>,
+    /// Files of the source that could not be read and were left out (image folders only).
+    pub skipped: Vec<SkippedImage>,
+}
+
+/// An image file that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedImage {
+    /// Its id (the path, see [`id_of_path`]).
+    pub id: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The id of an image file: its path, with every byte that is not UTF-8 written as `\xNN`
+/// (and a backslash as `\\`), so that the id is lossless and leads back to the file.
+pub fn id_of_path(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let mut id = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        id.push_str(&chunk.valid().replace('\\', "\\\\"));
+        for byte in chunk.invalid() {
+            id.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    id
 }
 
 impl Dataset {
@@ -139,6 +166,7 @@ impl Dataset {
                 .map(|l| indices.iter().map(|&i| l[i]).collect()),
             ids: indices.iter().map(|&i| self.ids[i].clone()).collect(),
             class_names: self.class_names.clone(),
+            skipped: self.skipped.clone(),
         }
     }
 

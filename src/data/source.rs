@@ -1,6 +1,9 @@
 //! Where images come from, recorded in every run's configuration as data provenance.
 
-use super::{cifar, demo, folder, idx, Dataset, Fit, ImageSpec, RawImages};
+use super::folder::OnBadFile;
+use super::{
+    cifar, demo, folder, id_of_path, idx, Dataset, Fit, ImageSpec, RawImages, SkippedImage,
+};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -83,6 +86,7 @@ impl DataSource {
                 labels: Some(labels),
                 ids,
                 class_names,
+                skipped: Vec::new(),
             })
         };
         let digits = || (0..10).map(|d| d.to_string()).collect::<Vec<_>>();
@@ -119,9 +123,12 @@ impl DataSource {
                     labels,
                     ids,
                     class_names: Vec::new(),
+                    skipped: Vec::new(),
                 })
             }
-            DataSource::Folder { root } => load_folder(&folder_for_split(root, split), spec, fit),
+            DataSource::Folder { root } => {
+                load_folder(&folder_for_split(root, split), spec, fit, OnBadFile::Skip)
+            }
             DataSource::Demo { seed } => {
                 let (raw, labels) = demo::generate(split, *seed);
                 let names = demo::CLASS_NAMES.iter().map(|s| s.to_string()).collect();
@@ -143,40 +150,93 @@ impl DataSource {
 }
 
 /// Reads every image under `root` (flat, or class subfolders: see [`folder::list`]), without
-/// looking for train/test splits, fitted to `spec`.
-pub fn load_folder(root: &Path, spec: ImageSpec, fit: Fit) -> Result<Dataset> {
-    let read = folder::read(root, spec.channels as usize)?;
+/// looking for train/test splits, each fitted to `spec` (so sizes may differ). A file that
+/// cannot be read is left out and listed in [`Dataset::skipped`], or stops the load with
+/// [`OnBadFile::Fail`]; no readable image at all is an error.
+pub fn load_folder(root: &Path, spec: ImageSpec, fit: Fit, on_bad: OnBadFile) -> Result<Dataset> {
+    let listing = folder::list(root)?;
+    let (mut images, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, path) in listing.paths.iter().enumerate() {
+        match folder::read_fitted(path, spec, fit) {
+            Ok(image) => {
+                images.push(image);
+                kept.push(i);
+            }
+            Err(e) if on_bad == OnBadFile::Skip => skipped.push(SkippedImage {
+                id: id_of_path(path),
+                reason: format!("{e:#}"),
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    ensure!(
+        !images.is_empty(),
+        "none of the {} image files under {} could be read (the first: {})",
+        listing.paths.len(),
+        root.display(),
+        skipped.first().map_or("", |s| s.reason.as_str())
+    );
     Ok(Dataset {
-        images: read.images.to_model_input(spec, fit)?,
-        labels: read.labels.as_deref().map(labels_to_i64),
-        ids: read.paths.iter().map(|p| p.display().to_string()).collect(),
-        class_names: read.class_names,
+        images: Tensor::cat(&images, 0),
+        labels: listing
+            .labels
+            .as_deref()
+            .map(|l| kept.iter().map(|&i| i64::from(l[i])).collect()),
+        ids: kept
+            .iter()
+            .map(|&i| id_of_path(&listing.paths[i]))
+            .collect(),
+        class_names: listing.class_names,
+        skipped,
     })
 }
 
 /// A folder of images read a chunk at a time, so that scoring a large collection keeps only
 /// the chunk in memory (issue 6: memory grows with the batch, not with the data).
+///
+/// Files whose header cannot be read are found when the folder is opened, before any work; a
+/// file that fails later, while it is decoded, is replaced by a black image so that the batch
+/// keeps its rows. Either way the file is listed by [`FolderStream::skipped`], and its score
+/// must not be reported (or, with [`OnBadFile::Fail`], the first such file is an error).
 pub struct FolderStream {
-    root: PathBuf,
     listing: folder::Listing,
     spec: ImageSpec,
     fit: Fit,
-    size: Option<(usize, usize)>,
+    on_bad: OnBadFile,
+    /// Index of each unreadable file, and why.
+    skipped: std::collections::BTreeMap<usize, String>,
 }
 
 impl FolderStream {
-    /// Lists the images of `root` (see [`folder::list`]); nothing is decoded yet.
-    pub fn open(root: &Path, spec: ImageSpec, fit: Fit) -> Result<Self> {
+    /// Lists the images of `root` (see [`folder::list`]) and reads the header of each; no image
+    /// is decoded yet.
+    pub fn open(root: &Path, spec: ImageSpec, fit: Fit, on_bad: OnBadFile) -> Result<Self> {
+        let listing = folder::list(root)?;
+        let mut skipped = std::collections::BTreeMap::new();
+        for (i, path) in listing.paths.iter().enumerate() {
+            if let Err(e) = folder::probe(path) {
+                if on_bad == OnBadFile::Fail {
+                    return Err(e);
+                }
+                skipped.insert(i, format!("{e:#}"));
+            }
+        }
+        ensure!(
+            skipped.len() < listing.paths.len(),
+            "none of the {} image files under {} can be read",
+            listing.paths.len(),
+            root.display()
+        );
         Ok(Self {
-            root: root.to_path_buf(),
-            listing: folder::list(root)?,
+            listing,
             spec,
             fit,
-            size: None,
+            on_bad,
+            skipped,
         })
     }
 
-    /// Number of images.
+    /// Number of images (unreadable ones included: they keep their rows).
     pub fn len(&self) -> usize {
         self.listing.paths.len()
     }
@@ -186,13 +246,9 @@ impl FolderStream {
         self.listing.paths.is_empty()
     }
 
-    /// The path of each image, as ids.
+    /// The path of each image, as ids ([`id_of_path`]).
     pub fn ids(&self) -> Vec<String> {
-        self.listing
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect()
+        self.listing.paths.iter().map(|p| id_of_path(p)).collect()
     }
 
     /// The class index of each image, for a folder with class subfolders.
@@ -200,19 +256,40 @@ impl FolderStream {
         self.listing.labels.as_deref().map(labels_to_i64)
     }
 
-    /// The images at `indices`, as model input.
-    pub fn images(&mut self, indices: &[usize]) -> Result<Tensor> {
-        let paths: Vec<PathBuf> = indices
+    /// The files found unreadable so far (at opening, and while decoding), by index.
+    pub fn skipped(&self) -> Vec<(usize, SkippedImage)> {
+        self.skipped
             .iter()
-            .map(|&i| self.listing.paths[i].clone())
-            .collect();
-        let raw = folder::read_files(
-            &paths,
-            self.spec.channels as usize,
-            &self.root,
-            &mut self.size,
-        )?;
-        raw.to_model_input(self.spec, self.fit)
+            .map(|(&i, reason)| {
+                let id = id_of_path(&self.listing.paths[i]);
+                let reason = reason.clone();
+                (i, SkippedImage { id, reason })
+            })
+            .collect()
+    }
+
+    /// The images at `indices`, as model input (a black image for an unreadable file).
+    pub fn images(&mut self, indices: &[usize]) -> Result<Tensor> {
+        let mut images = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let read = if self.skipped.contains_key(&i) {
+                None
+            } else {
+                match folder::read_fitted(&self.listing.paths[i], self.spec, self.fit) {
+                    Ok(image) => Some(image),
+                    Err(e) if self.on_bad == OnBadFile::Skip => {
+                        self.skipped.insert(i, format!("{e:#}"));
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            let (c, s) = (self.spec.channels, self.spec.size);
+            images.push(read.unwrap_or_else(|| {
+                Tensor::full([1, c, s, s], -1.0, (tch::Kind::Float, tch::Device::Cpu))
+            }));
+        }
+        Ok(Tensor::cat(&images, 0))
     }
 }
 
@@ -224,5 +301,9 @@ impl crate::score::ImageSource for FolderStream {
     fn images(&mut self, start: usize, len: usize) -> Result<Tensor> {
         let indices: Vec<usize> = (start..start + len).collect();
         FolderStream::images(self, &indices)
+    }
+
+    fn images_at(&mut self, indices: &[usize]) -> Result<Tensor> {
+        FolderStream::images(self, indices)
     }
 }

@@ -70,9 +70,9 @@ pub struct OneVsAll {
     pub test_classes: Vec<i64>,
 }
 
-/// Draws `n_test` images of `test` without replacement with `seed` (kept in their original
-/// order) and labels them 1 (anomalous: another class than `normal`) or 0; returns the draw
-/// and the original class of each drawn image.
+/// Draws `n_test` images of `test` (all of them when there are fewer) without replacement with
+/// `seed` (kept in their original order) and labels them 1 (anomalous: another class than
+/// `normal`) or 0; returns the draw and the original class of each drawn image.
 pub fn draw_test(
     test: &Dataset,
     normal: i64,
@@ -82,11 +82,7 @@ pub fn draw_test(
     let Some(test_labels) = &test.labels else {
         bail!("one-vs-all needs labelled test images");
     };
-    ensure!(
-        n_test <= test.len(),
-        "--n-test {n_test} is more than the {} test images there are",
-        test.len()
-    );
+    let n_test = n_test.min(test.len());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut indices = rand::seq::index::sample(&mut rng, test.len(), n_test).into_vec();
     indices.sort_unstable();
@@ -154,6 +150,7 @@ impl ValidationSplit {
             labels: Some([vec![0; n_holdout], vec![1; n_holdout]].concat()),
             ids: [held.ids, anomalies.ids].concat(),
             class_names: normal.class_names.clone(),
+            skipped: Vec::new(),
         };
         Ok(Self {
             fit: normal.select(kept),
@@ -187,6 +184,7 @@ mod tests {
             labels: Some(vec![class; n]),
             ids: (0..n).map(|i| format!("{tag}{i}")).collect(),
             class_names: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 

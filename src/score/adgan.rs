@@ -16,7 +16,7 @@
 //!   is exactly one Adam per image. B = 1 is the plain per-image loop.
 
 use super::Detector;
-use crate::model::Generator;
+use crate::model::{Generator, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
 use anyhow::{ensure, Result};
@@ -121,6 +121,61 @@ impl Default for AdganConfig {
             precision: Precision::F32,
         }
     }
+}
+
+impl AdganConfig {
+    /// Checks the search before any work: n_seed and k of at least one, positive finite
+    /// learning rates, and a memory need per image (see [`search_bytes_per_image`]) that fits
+    /// in the memory this machine has free.
+    pub fn validate(&self, model: &ModelConfig) -> Result<()> {
+        ensure!(
+            self.n_seed > 0 && self.k > 0,
+            "n_seed and k must be at least 1 (the paper's are 64 and 5)"
+        );
+        ensure!(
+            self.lr_z > 0.0 && self.lr_z.is_finite(),
+            "lr_z must be positive and finite, not {}",
+            self.lr_z
+        );
+        ensure!(
+            self.theta == ThetaMode::Fixed || (self.lr_theta > 0.0 && self.lr_theta.is_finite()),
+            "lr_theta must be positive and finite, not {} (to keep theta fixed, say so instead)",
+            self.lr_theta
+        );
+        let need = search_bytes_per_image(model, self);
+        if let Some(free) = crate::device::available_memory() {
+            ensure!(
+                need < free,
+                "the search needs about {:.1} GiB per image (n_seed {}), more than the {:.1} GiB \
+                 of memory free here: lower n_seed",
+                need as f64 / GIB,
+                self.n_seed,
+                free as f64 / GIB
+            );
+        }
+        Ok(())
+    }
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Estimated bytes a search needs per image: six copies of theta per copy of it (values,
+/// gradients, two Adam moments, temporaries), and forward plus backward activations of the
+/// n_seed latents.
+pub fn search_bytes_per_image(model: &ModelConfig, config: &AdganConfig) -> u64 {
+    let copies_per_image = match config.theta {
+        ThetaMode::Shared => 1,
+        ThetaMode::PerSeed => config.n_seed as u64,
+        ThetaMode::Fixed => 0,
+    };
+    let stages = model.stages();
+    let top = model.width << (stages - 1);
+    let activations: i64 = (0..stages)
+        .map(|i| (top >> i) * (4 << i) * (4 << i))
+        .sum::<i64>()
+        + model.channels * model.image_size * model.image_size;
+    let params = model.generator_parameters() as u64;
+    4 * (6 * params * copies_per_image + 4 * activations as u64 * config.n_seed as u64)
 }
 
 /// The generator's parameters, stacked for `copies` independent copies.
@@ -406,10 +461,7 @@ pub struct Adgan<'a> {
 impl<'a> Adgan<'a> {
     /// A detector searching the latent space of `generator` with `config`.
     pub fn new(generator: &'a Generator, config: AdganConfig, device: Device) -> Result<Self> {
-        ensure!(
-            config.n_seed > 0 && config.k > 0,
-            "n_seed and k must be positive"
-        );
+        config.validate(&generator.config())?;
         let d = generator.config().latent_dim;
         let initial_latents = rng::normal(
             &mut rng::seeded(config.seed),
@@ -554,21 +606,8 @@ pub fn auto_batch(generator: &Generator, config: &AdganConfig, device: Device) -
     if !device.is_cuda() {
         return 1;
     }
-    let budget_bytes: i64 = 16 << 30;
-    let model = generator.config();
-    let params: i64 = generator.convs.iter().map(|c| c.ws.numel() as i64).sum();
-    let copies_per_image = match config.theta {
-        ThetaMode::Shared => 1,
-        ThetaMode::PerSeed => config.n_seed,
-        ThetaMode::Fixed => 0,
-    };
-    let stages = model.stages();
-    let top = model.width << (stages - 1);
-    let activations: i64 = (0..stages)
-        .map(|i| (top >> i) * (4 << i) * (4 << i))
-        .sum::<i64>()
-        + model.channels * model.image_size * model.image_size;
-    let per_image = 4 * (6 * params * copies_per_image + 4 * activations * config.n_seed);
+    let budget_bytes: u64 = 16 << 30;
+    let per_image = search_bytes_per_image(&generator.config(), config);
     (budget_bytes / per_image.max(1)).clamp(1, 256) as usize
 }
 

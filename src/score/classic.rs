@@ -126,6 +126,7 @@ pub fn fit_classic(
     validation: Option<&Validation>,
     config: &PcaConfig,
 ) -> Result<FittedClassic> {
+    config.validate()?;
     let mut chosen = BTreeMap::new();
     let dim = match validation {
         Some(validation) => {

@@ -166,6 +166,21 @@ pub struct PcaConfig {
     pub seed: u64,
 }
 
+impl PcaConfig {
+    /// Checks the candidate dimensions (at least one, none zero) and the hold-out fraction.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            !self.dims.is_empty() && self.dims.iter().all(|&d| d > 0) && self.fallback_dim > 0,
+            "PCA dimensions must be at least 1 (the paper's are 20 to 100)"
+        );
+        ensure!(
+            self.holdout_fraction > 0.0 && self.holdout_fraction < 1.0,
+            "the hold-out fraction must lie strictly between 0 and 1"
+        );
+        Ok(())
+    }
+}
+
 impl Default for PcaConfig {
     fn default() -> Self {
         Self {

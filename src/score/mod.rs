@@ -46,6 +46,9 @@ pub trait ImageSource {
 
     /// Images `start..start + len` as model input (N x C x H x W in [-1, 1]).
     fn images(&mut self, start: usize, len: usize) -> Result<Tensor>;
+
+    /// The images at `indices`, in that order.
+    fn images_at(&mut self, indices: &[usize]) -> Result<Tensor>;
 }
 
 impl ImageSource for &Tensor {
@@ -55,6 +58,11 @@ impl ImageSource for &Tensor {
 
     fn images(&mut self, start: usize, len: usize) -> Result<Tensor> {
         Ok(self.narrow(0, start as i64, len as i64))
+    }
+
+    fn images_at(&mut self, indices: &[usize]) -> Result<Tensor> {
+        let index: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        Ok(self.index_select(0, &Tensor::from_slice(&index)))
     }
 }
 
@@ -118,6 +126,46 @@ pub fn score_columns(
         on_batch(start + len, n);
     }
     Ok(columns)
+}
+
+/// As [`score_source`], resumable: images whose score `journal` holds (from an earlier,
+/// stopped run of the same job) are not scored again, and every batch is recorded in the
+/// journal as soon as it is scored.
+pub fn score_resumable(
+    detector: &mut dyn Detector,
+    source: &mut dyn ImageSource,
+    batch: usize,
+    device: tch::Device,
+    journal: &mut crate::output::ScoreJournal,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f64>> {
+    let n = source.len();
+    let todo: Vec<usize> = (0..n).filter(|i| !journal.done().contains_key(i)).collect();
+    let mut finished = n - todo.len();
+    on_batch(finished, n);
+    for chunk in todo.chunks(batch.max(1)) {
+        let images = source.images_at(chunk)?.to_device(device);
+        let scores = detector.score_batch(&images)?;
+        anyhow::ensure!(
+            scores.len() == chunk.len(),
+            "{} returned {} scores for {} images",
+            detector.name(),
+            scores.len(),
+            chunk.len()
+        );
+        journal.record(chunk, &scores)?;
+        finished += chunk.len();
+        on_batch(finished, n);
+    }
+    (0..n)
+        .map(|i| {
+            journal
+                .done()
+                .get(&i)
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("image {i} has no score"))
+        })
+        .collect()
 }
 
 /// Indices of `scores` from the most to the least anomalous (ties keep their order).

@@ -1,0 +1,287 @@
+//! Where commands write their results, checked before any work is done: a command never
+//! replaces what it does not own (a device, a run's checkpoint, a file it was not asked to
+//! replace), and never finds out only after hours of scoring that it cannot write.
+
+use crate::checkpoint::{write_atomic, CHECKPOINT_FILE, CONFIG_FILE};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Files a training run owns inside its folder; no result file may replace them.
+pub const RUN_FILES: [&str; 4] = [
+    CONFIG_FILE,
+    CHECKPOINT_FILE,
+    "losses.csv",
+    "validation.json",
+];
+
+/// Where a result file goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Standard output (the path `-`).
+    Stdout,
+    /// A file, written atomically.
+    File(PathBuf),
+}
+
+impl Destination {
+    /// Checks `path` as the destination of a result file, before any work: `-` is standard
+    /// output; a path must not be a folder, a device, a fifo or a socket (nor a link to one),
+    /// nor a file a training run owns; an existing file is replaced only when `replace` is set.
+    /// The folder it goes in is created if missing.
+    pub fn check(path: &Path, replace: bool) -> Result<Self> {
+        if path.as_os_str() == "-" {
+            return Ok(Destination::Stdout);
+        }
+        let target = resolve_link(path)?;
+        if let Ok(meta) = std::fs::metadata(&target) {
+            if meta.is_dir() {
+                bail!(
+                    "{} is a folder: give the path of a file (inside it, for example)",
+                    path.display()
+                );
+            }
+            if !meta.is_file() {
+                bail!(
+                    "{} is not a regular file (a device, fifo or socket): results are written \
+                     only to regular files",
+                    path.display()
+                );
+            }
+            if !replace {
+                bail!("{} exists and would be replaced", path.display());
+            }
+        }
+        refuse_run_file(&target)?;
+        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+        }
+        Ok(Destination::File(target))
+    }
+
+    /// Writes `text` to the destination (atomically for a file).
+    pub fn write(&self, text: &str) -> Result<()> {
+        match self {
+            Destination::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                Ok(out.flush()?)
+            }
+            Destination::File(path) => write_atomic(path, |tmp| Ok(std::fs::write(tmp, text)?)),
+        }
+    }
+
+    /// A name for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Destination::Stdout => "standard output".to_string(),
+            Destination::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// Whether the rows should be JSON (a `.json` file) rather than CSV.
+    pub fn is_json(&self) -> bool {
+        matches!(self, Destination::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")))
+    }
+}
+
+/// Checks `dir` as the output folder of a command that writes the files `ours` into it: it must
+/// not be a file, nor hold any of `ours` already unless `replace` is set. Created if missing.
+pub fn check_folder(dir: &Path, ours: &[&str], replace: bool) -> Result<()> {
+    let target = resolve_link(dir)?;
+    if let Ok(meta) = std::fs::metadata(&target) {
+        if !meta.is_dir() {
+            bail!("{} exists and is not a folder", dir.display());
+        }
+        let present: Vec<&str> = ours
+            .iter()
+            .copied()
+            .filter(|name| std::fs::symlink_metadata(target.join(name)).is_ok())
+            .collect();
+        if !present.is_empty() && !replace {
+            bail!(
+                "{} already holds {} and would be replaced",
+                dir.display(),
+                present.join(", ")
+            );
+        }
+        for name in present {
+            let meta = std::fs::metadata(target.join(name));
+            if meta.map(|m| !m.is_file()).unwrap_or(true) {
+                bail!(
+                    "{} is not a regular file: results are written only to regular files",
+                    target.join(name).display()
+                );
+            }
+        }
+    }
+    std::fs::create_dir_all(&target).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Checks `dir` as the results folder of an experiment, which a re-run continues: it must be
+/// missing, empty, or hold what an experiment writes (`experiment.json`, `cells/`, `runs/`,
+/// `validation.md`); a file, a training run's folder or a folder of other files is refused.
+pub fn check_experiment_folder(dir: &Path) -> Result<()> {
+    let target = resolve_link(dir)?;
+    let Ok(meta) = std::fs::metadata(&target) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        bail!("{} exists and is not a folder", dir.display());
+    }
+    if target.join(CHECKPOINT_FILE).exists() {
+        bail!(
+            "{} is the folder of a training run: give the experiment a folder of its own",
+            dir.display()
+        );
+    }
+    let ours = ["experiment.json", "cells", "runs", "validation.md"];
+    let entries: Vec<String> = std::fs::read_dir(&target)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if !entries.is_empty() && !entries.iter().any(|e| ours.contains(&e.as_str())) {
+        bail!(
+            "{} holds other files ({}...) and no experiment: give the experiment a new or empty \
+             folder",
+            dir.display(),
+            entries[0]
+        );
+    }
+    Ok(())
+}
+
+/// `path`, or what it links to (a link whose target is missing is refused).
+fn resolve_link(path: &Path) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path)
+            .with_context(|| format!("{} is a link to nothing", path.display())),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// Refuses a path that is one of a training run's own files, or any file in its snapshots.
+fn refuse_run_file(path: &Path) -> Result<()> {
+    let Some(folder) = path.parent() else {
+        return Ok(());
+    };
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    let is_run =
+        |dir: &Path| dir.join(CONFIG_FILE).is_file() && dir.join(CHECKPOINT_FILE).is_file();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if is_run(folder) && RUN_FILES.contains(&name) {
+        bail!(
+            "{} belongs to the training run in {}: write results elsewhere",
+            path.display(),
+            folder.display()
+        );
+    }
+    if folder.file_name().is_some_and(|n| n == "snapshots") && folder.parent().is_some_and(is_run) {
+        bail!(
+            "{} is inside the snapshots of a training run: write results elsewhere",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Scores written as they are computed, one JSON line per image after a header line that
+/// identifies the job, so that a stopped scoring job continues where it stopped instead of
+/// starting over. Kept beside the result file as `<out>.partial` until the result is written.
+pub struct ScoreJournal {
+    path: PathBuf,
+    file: std::fs::File,
+    done: std::collections::BTreeMap<usize, f64>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JournalEntry {
+    i: usize,
+    s: f64,
+}
+
+impl ScoreJournal {
+    /// The journal of the result file `result`.
+    pub fn path_for(result: &Path) -> PathBuf {
+        let mut name = result.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        result.with_file_name(name)
+    }
+
+    /// Opens the journal of `result` for the job described by `job` (any JSON value that
+    /// changes when the scores would: model, method, settings, the images): the scores of an
+    /// earlier run of the same job are kept, a journal of another job is an error.
+    pub fn open(result: &Path, job: &serde_json::Value) -> Result<Self> {
+        let path = Self::path_for(result);
+        let mut done = std::collections::BTreeMap::new();
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut lines = text.lines();
+            let header: serde_json::Value = lines
+                .next()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .with_context(|| format!("{} is not a scoring journal", path.display()))?;
+            if header != *job {
+                bail!(
+                    "{} was left by scoring with other settings or images: delete it to start \
+                     over, or repeat that command to finish it",
+                    path.display()
+                );
+            }
+            // A line cut short by a crash is the last one; it and anything after it is dropped.
+            for line in lines {
+                match serde_json::from_str::<JournalEntry>(line) {
+                    Ok(entry) => {
+                        done.insert(entry.i, entry.s);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // Rewrite it whole, so that a cut line is not followed by new ones.
+            let mut text = serde_json::to_string(job)? + "\n";
+            for (&i, &s) in &done {
+                text += &(serde_json::to_string(&JournalEntry { i, s })? + "\n");
+            }
+            write_atomic(&path, |tmp| Ok(std::fs::write(tmp, &text)?))?;
+        } else {
+            write_atomic(&path, |tmp| {
+                Ok(std::fs::write(tmp, serde_json::to_string(job)? + "\n")?)
+            })?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot append to {}", path.display()))?;
+        Ok(Self { path, file, done })
+    }
+
+    /// Scores already computed, by image index.
+    pub fn done(&self) -> &std::collections::BTreeMap<usize, f64> {
+        &self.done
+    }
+
+    /// Records the scores of a batch and flushes them to disk.
+    pub fn record(&mut self, indices: &[usize], scores: &[f64]) -> Result<()> {
+        let mut text = String::new();
+        for (&i, &s) in indices.iter().zip(scores) {
+            text += &(serde_json::to_string(&JournalEntry { i, s })? + "\n");
+            self.done.insert(i, s);
+        }
+        self.file.write_all(text.as_bytes())?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// Removes the journal once the result is written.
+    pub fn finish(self) -> Result<()> {
+        std::fs::remove_file(&self.path)
+            .with_context(|| format!("cannot remove {}", self.path.display()))
+    }
+}
