@@ -337,6 +337,70 @@ fn score_command_writes_one_row_per_image() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), text);
 }
 
+/// A scoring job killed in the middle continues where it stopped when the same command runs
+/// again, and ends with the same table as a run that was never stopped.
+#[test]
+fn a_killed_score_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    let (raw, _) = adgan::data::demo::generate(Split::Test, 6);
+    for i in 0..12 {
+        let pixels = &raw.pixels[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
+        let path = images.join(format!("{i:02}.png"));
+        image::save_buffer(path, pixels, 32, 32, image::ExtendedColorType::Rgb8).unwrap();
+    }
+    let command = |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"));
+        c.args(["score", "--model", trained_run().to_str().unwrap()])
+            .args([
+                "--images",
+                images.to_str().unwrap(),
+                "--n-seed",
+                "32",
+                "--k",
+                "20",
+            ])
+            .args(["--device", "cpu", "--out", out.to_str().unwrap()])
+            .env("OMP_NUM_THREADS", "1");
+        c
+    };
+    let whole = dir.path().join("whole.csv");
+    assert!(command(&whole).output().unwrap().status.success());
+    let out = dir.path().join("stopped.csv");
+    let journal = adgan::output::ScoreJournal::path_for(&out);
+    let mut child = command(&out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scored =
+        || std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count().saturating_sub(1));
+    let start = std::time::Instant::now();
+    while scored() < 3 && start.elapsed().as_secs() < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = scored();
+    assert!((3..12).contains(&before), "stopped after {before} images");
+    assert!(!out.exists(), "no table before the job is finished");
+    let output = command(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("continuing: {before} of 12 images")),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&whole).unwrap()
+    );
+    assert!(
+        !journal.exists(),
+        "the journal is removed once the table is written"
+    );
+}
+
 #[test]
 fn critic_and_prior_scores() {
     use adgan::score::{

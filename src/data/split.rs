@@ -2,7 +2,7 @@
 //! in which every other class is anomalous.
 
 use super::Dataset;
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -13,12 +13,16 @@ pub fn normal_class_index(dataset: &Dataset, class: &str) -> Result<i64> {
     if let Some(i) = dataset.class_names.iter().position(|n| n == class) {
         return Ok(i as i64);
     }
-    let index: i64 = class.parse().with_context(|| {
-        format!(
+    let Ok(index) = class.parse::<i64>() else {
+        bail!(
             "unknown class {class:?}; the classes are: {}",
-            dataset.class_names.join(", ")
-        )
-    })?;
+            if dataset.class_names.is_empty() {
+                "numbered (give an index)".to_string()
+            } else {
+                dataset.class_names.join(", ")
+            }
+        );
+    };
     let known = dataset
         .labels
         .as_ref()
