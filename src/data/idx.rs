@@ -60,7 +60,14 @@ fn parse_idx<'a>(bytes: &'a [u8], ndims: usize, path: &Path) -> Result<(Vec<usiz
         .chunks(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
-    let expected: usize = dims.iter().product();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .with_context(|| format!("{name} has an impossible IDX header: dimensions {dims:?}"))?;
+    ensure!(
+        dims.iter().skip(1).all(|&d| d > 0),
+        "{name} has an IDX header with an empty dimension ({dims:?}): the file is corrupt"
+    );
     let data = &bytes[header_len..];
     ensure!(
         data.len() >= expected,
