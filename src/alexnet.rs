@@ -14,7 +14,7 @@
 //! the second fully connected layer ([`AlexNetLayer::Fc7`], after its ReLU); both computed on
 //! the image resized to 224 x 224 and normalised as in ImageNet training.
 
-use crate::checkpoint::load_tensors;
+use crate::io::load_tensors;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;

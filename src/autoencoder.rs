@@ -1,10 +1,11 @@
 //! The paper's deep baselines that are not GANs: a deep convolutional autoencoder (DCAE) and a
 //! variational autoencoder (VAE), both DCGAN-like. The encoder mirrors the critic (strided 4x4
 //! convolutions, here with BatchNorm and ReLU) and the decoder is the DCGAN generator with the
-//! code as its latent. Scores live in `score::dcae` and `score::vae`.
+//! code as its latent. Their scores are `score::dcae` and `score::vae`, built by
+//! `score::method`.
 
-use crate::checkpoint::{fill_variables, load_tensors, read_json, save_tensors, write_json};
 use crate::data::Dataset;
+use crate::io::{fill_variables, load_tensors, read_json, save_tensors, write_json};
 use crate::model::{dcgan_init, Generator, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
@@ -219,16 +220,6 @@ impl Autoencoder {
             + (&self.log_noise + (2.0 * std::f64::consts::PI).ln()) * pixels)
             * 0.5;
         nll + kl
-    }
-
-    /// The score of this network: reconstruction error (DCAE) or negative ELBO (VAE, z noise
-    /// seeded by `config.seed`).
-    pub fn into_detector(self) -> Result<Box<dyn crate::score::Detector>> {
-        let seed = self.config.seed;
-        Ok(match self.kind {
-            AutoencoderKind::Dcae => Box::new(crate::score::dcae::DcaeScore::new(self)?),
-            AutoencoderKind::Vae => Box::new(crate::score::vae::VaeScore::new(self, seed)?),
-        })
     }
 
     /// The per-image training loss on a batch.

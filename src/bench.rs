@@ -144,7 +144,7 @@ pub fn search_flops(
 /// 1.13x faster than a fresh one of the same architecture (BENCHMARKS.md).
 pub enum BenchGenerator {
     /// A run's trained generator.
-    Trained(Box<crate::checkpoint::TrainedGan>),
+    Trained(Box<crate::run::TrainedGan>),
     /// A fresh generator and the variables that hold its weights.
     Fresh(tch::nn::VarStore, crate::model::Generator),
 }
@@ -153,9 +153,7 @@ impl BenchGenerator {
     /// Loads the generator of the run folder `run`, or initialises one of architecture `model`.
     pub fn new(run: Option<&std::path::Path>, model: ModelConfig, device: Device) -> Result<Self> {
         if let Some(dir) = run {
-            return Ok(Self::Trained(Box::new(crate::checkpoint::load_gan(
-                dir, device,
-            )?)));
+            return Ok(Self::Trained(Box::new(crate::run::load_gan(dir, device)?)));
         }
         let vs = tch::nn::VarStore::new(device);
         let generator = crate::model::Generator::new(&vs.root(), model)?;

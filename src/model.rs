@@ -79,6 +79,14 @@ impl ModelConfig {
         convs + norms
     }
 
+    /// The size and channels of the images the model takes.
+    pub fn image_spec(&self) -> crate::data::ImageSpec {
+        crate::data::ImageSpec {
+            size: self.image_size,
+            channels: self.channels,
+        }
+    }
+
     /// Number of stride-2 stages between 4x4 and the image size (3 for 32, 4 for 64).
     pub fn stages(&self) -> i64 {
         (self.image_size / 4).trailing_zeros() as i64

@@ -2,7 +2,8 @@
 //! replaces what it does not own (a device, a run's checkpoint, a file it was not asked to
 //! replace), and never finds out only after hours of scoring that it cannot write.
 
-use crate::checkpoint::{write_atomic, CHECKPOINT_FILE, CONFIG_FILE};
+use crate::io::write_atomic;
+use crate::train::{CHECKPOINT_FILE, CONFIG_FILE};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -7,11 +7,13 @@
 //! pair (lr_z, lr_theta). The points form a learning curve; the chosen configuration is its best
 //! point. The curve is saved after every point, so a stopped run continues where it was.
 
-use crate::checkpoint::{self, read_json, write_json, TrainedGan, CHECKPOINT_FILE};
 use crate::data::Dataset;
 use crate::eval::roc_auc;
+use crate::io::{self, read_json, write_json};
+use crate::run::{self, TrainedGan};
 use crate::score::adgan::{auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss};
 use crate::score::score_all;
+use crate::train::CHECKPOINT_FILE;
 use crate::train::{self, Progress, RunConfig};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -285,12 +287,12 @@ fn score_point(
         train_to(run_dir, task.run, task.fit, iteration, device, on_event)?;
         std::fs::create_dir_all(snapshot.parent().expect("snapshots folder"))?;
         let latest = run_dir.join(CHECKPOINT_FILE);
-        checkpoint::write_atomic(&snapshot, |tmp| {
+        io::write_atomic(&snapshot, |tmp| {
             std::fs::copy(&latest, tmp)?;
             Ok(())
         })?;
     }
-    let gan = checkpoint::load_gan_from(run_dir, &snapshot, device)?;
+    let gan = run::load_gan_from(run_dir, &snapshot, device)?;
     ensure!(
         gan.iteration == iteration as i64,
         "{} holds iteration {}, not {iteration}: the run was trained past this point; delete \

@@ -10,8 +10,8 @@
 //! uninterrupted run would have drawn, and (on the CPU) ends with bit-identical weights.
 //! Real batches are drawn with replacement, independently at every critic step.
 
-use crate::checkpoint::{self, CHECKPOINT_FILE, CONFIG_FILE};
 use crate::data::{DataSource, Dataset, Fit, Split};
+use crate::io;
 use crate::model::{initialise, Critic, Generator, Init, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
@@ -24,6 +24,11 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// File name of the run configuration inside a run folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// File name of the latest checkpoint inside a run folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 /// Version of the run-folder layout; a run folder of another version is refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -170,14 +175,14 @@ impl RunConfig {
             saved.format_version
         );
         let fix = "train into a new folder, or resume with the settings of that run";
-        let mut differ = checkpoint::differences(&saved.model, &self.model);
+        let mut differ = io::differences(&saved.model, &self.model);
         differ.extend(
-            checkpoint::differences(&saved.train.trajectory(), &self.train.trajectory())
+            io::differences(&saved.train.trajectory(), &self.train.trajectory())
                 .into_iter()
                 .map(|d| format!("train.{d}")),
         );
         differ.extend(
-            checkpoint::differences(&saved.data, &self.data)
+            io::differences(&saved.data, &self.data)
                 .into_iter()
                 .map(|d| format!("data.{d}")),
         );
@@ -273,9 +278,9 @@ impl Trainer {
     ) -> Result<Self> {
         let mut trainer = Self::new(config, data, device)?;
         let path = run_dir.join(CHECKPOINT_FILE);
-        let tensors = checkpoint::load_tensors(&path)?;
-        checkpoint::fill_variables(&trainer.generator_vs, &tensors, "generator", &path)?;
-        checkpoint::fill_variables(&trainer.critic_vs, &tensors, "critic", &path)?;
+        let tensors = io::load_tensors(&path)?;
+        io::fill_variables(&trainer.generator_vs, &tensors, "generator", &path)?;
+        io::fill_variables(&trainer.critic_vs, &tensors, "critic", &path)?;
         trainer
             .opt_generator
             .load_state(&tensors, "opt_generator")?;
@@ -412,15 +417,15 @@ impl Trainer {
 
     /// Writes the checkpoint (networks, optimiser state, iteration) into `run_dir`, atomically.
     pub fn save_checkpoint(&self, run_dir: &Path) -> Result<()> {
-        let mut tensors = checkpoint::named_variables(&self.generator_vs, "generator");
-        tensors.extend(checkpoint::named_variables(&self.critic_vs, "critic"));
+        let mut tensors = io::named_variables(&self.generator_vs, "generator");
+        tensors.extend(io::named_variables(&self.critic_vs, "critic"));
         tensors.extend(self.opt_generator.state("opt_generator"));
         tensors.extend(self.opt_critic.state("opt_critic"));
         tensors.push((
             "meta/iteration".to_string(),
             Tensor::from(self.iteration as i64),
         ));
-        checkpoint::save_tensors(&run_dir.join(CHECKPOINT_FILE), &tensors)
+        io::save_tensors(&run_dir.join(CHECKPOINT_FILE), &tensors)
     }
 
     /// Writes g(z) for 64 fixed latents as an 8x8 PNG grid (BatchNorm in eval mode, as in
@@ -483,7 +488,7 @@ impl LossLog {
                 );
             }
         }
-        checkpoint::write_atomic(path, |tmp| Ok(std::fs::write(tmp, kept.join("\n") + "\n")?))?;
+        io::write_atomic(path, |tmp| Ok(std::fs::write(tmp, kept.join("\n") + "\n")?))?;
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
         Ok(Self {
             file: std::io::BufWriter::new(file),
@@ -519,7 +524,7 @@ pub fn train(
     let checkpoint_path = run_dir.join(CHECKPOINT_FILE);
     let mut trainer = if resume && checkpoint_path.exists() {
         let saved: RunConfig =
-            checkpoint::read_json(&run_dir.join(CONFIG_FILE), "adgan run configuration")?;
+            io::read_json(&run_dir.join(CONFIG_FILE), "adgan run configuration")?;
         config.check_resumable(&saved, run_dir)?;
         Trainer::resume(config.clone(), data, device, run_dir)?
     } else {
@@ -531,7 +536,7 @@ pub fn train(
         }
         Trainer::new(config.clone(), data, device)?
     };
-    checkpoint::write_json(&run_dir.join(CONFIG_FILE), config)?;
+    io::write_json(&run_dir.join(CONFIG_FILE), config)?;
     let mut log = LossLog::open(&run_dir.join("losses.csv"), trainer.iteration())?;
     let started_at = trainer.iteration();
     let (total, every) = (

@@ -1,6 +1,6 @@
 //! Image grids: generator samples and galleries, written as PNG.
 
-use crate::checkpoint::write_atomic;
+use crate::io::write_atomic;
 use anyhow::{ensure, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};

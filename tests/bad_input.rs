@@ -369,9 +369,9 @@ fn readers_survive_mutated_files() {
     // A checkpoint: its safetensors header and tensors.
     let ckpt = d.join("checkpoint.safetensors");
     let t = tch::Tensor::arange(64, (tch::Kind::Float, tch::Device::Cpu)).view([4, 16]);
-    adgan::checkpoint::save_tensors(&ckpt, &[("generator/conv0.weight".into(), t)]).unwrap();
+    adgan::io::save_tensors(&ckpt, &[("generator/conv0.weight".into(), t)]).unwrap();
     let valid = std::fs::read(&ckpt).unwrap();
     fuzz(&valid, &ckpt, cases, 5, &|p| {
-        adgan::checkpoint::load_tensors(p).map(|_| ())
+        adgan::io::load_tensors(p).map(|_| ())
     });
 }

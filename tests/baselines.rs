@@ -286,7 +286,7 @@ fn random_alexnet(path: &std::path::Path, without: Option<&str>) {
         ));
     }
     tensors.retain(|(name, _)| Some(name.as_str()) != without);
-    adgan::checkpoint::save_tensors(path, &tensors).unwrap();
+    adgan::io::save_tensors(path, &tensors).unwrap();
 }
 
 #[test]

@@ -4,11 +4,12 @@ mod common;
 
 use adgan::autoencoder::AutoencoderConfig;
 use adgan::data::{DataSource, Fit};
-use adgan::experiment::{self, Event, ExperimentConfig, Method};
+use adgan::experiment::{self, Event, ExperimentConfig};
 use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::AdganConfig;
 use adgan::score::anogan::AnoganConfig;
 use adgan::score::features::PcaConfig;
+use adgan::score::method::Method;
 use adgan::selection::SelectionConfig;
 use adgan::train::TrainConfig;
 use tch::Device;
@@ -53,6 +54,7 @@ fn config() -> ExperimentConfig {
         },
         alexnet: None,
         alexnet_layer: Default::default(),
+        batch_images: None,
         selection: SelectionConfig::default(),
     }
 }
@@ -85,7 +87,7 @@ fn runner_writes_everything_and_continues_after_a_stop() {
     assert_eq!(finished, 6);
     assert_eq!(cells.len(), 6);
     experiment::write_summary(&config, &cells, out.path()).unwrap();
-    adgan::report_html::write_report(&config, &cells, out.path()).unwrap();
+    adgan::experiment::report::write_report(&config, &cells, out.path()).unwrap();
     for file in [
         "experiment.json",
         "results.json",
@@ -241,7 +243,7 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
         assert!(adgan::selection::snapshot_path(&run, iteration).exists());
     }
     let saved: adgan::train::RunConfig =
-        adgan::checkpoint::read_json(&run.join("config.json"), "run").unwrap();
+        adgan::io::read_json(&run.join("config.json"), "run").unwrap();
     let normal = adgan::data::demo::TRAIN_PER_CLASS;
     assert_eq!(
         saved.data.n_images,
@@ -269,4 +271,23 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
         assert_eq!(cell.chosen["validation_auc"], best.auc);
     }
     assert!(curve.points.iter().all(|p| p.auc <= best.auc));
+}
+
+/// `batch_images` reaches the experiment's search: images are scored that many at a time.
+#[test]
+fn the_experiment_scores_batch_images_at_a_time() {
+    let out = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.classes = vec!["disc".into()];
+    config.methods = vec![Method::Adgan];
+    config.n_test = 12;
+    config.batch_images = Some(4);
+    let mut steps = Vec::new();
+    experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| {
+        if let Event::Scoring { done, .. } = e {
+            steps.push(done)
+        }
+    })
+    .unwrap();
+    assert_eq!(steps, vec![4, 8, 12]);
 }

@@ -3,14 +3,15 @@
 
 mod common;
 
-use adgan::checkpoint::{self, load_gan, TrainedGan, CONFIG_FILE};
 use adgan::data::{one_vs_all, DataSource, Fit, ImageSpec, Split};
 use adgan::eval::roc_auc;
 use adgan::optim::OptimizerConfig;
+use adgan::run::{load_gan, TrainedGan};
 use adgan::score::adgan::{
     Adgan, AdganConfig, Aggregate, Precision, ReconstructionLoss, ThetaMode,
 };
 use adgan::score::{score_all, Detector};
+use adgan::train::CONFIG_FILE;
 use adgan::train::{self, TrainConfig};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -299,7 +300,7 @@ fn score_command_writes_one_row_per_image() {
 
     // What --out may not replace is refused before any scoring, and nothing is left behind:
     // an existing file (unless --force), the run's own checkpoint and a folder (even with it).
-    let checkpoint_path = trained_run().join(checkpoint::CHECKPOINT_FILE);
+    let checkpoint_path = trained_run().join(train::CHECKPOINT_FILE);
     let checkpoint_bytes = std::fs::read(&checkpoint_path).unwrap();
     let no_flag: &[&str] = &[];
     for (target, flags, wanted) in [

@@ -2,10 +2,12 @@
 
 mod common;
 
-use adgan::checkpoint::{self, load_gan, CHECKPOINT_FILE, CONFIG_FILE};
 use adgan::data::Dataset;
+use adgan::io;
 use adgan::optim::OptimizerConfig;
+use adgan::run::load_gan;
 use adgan::train::{self, Progress, TrainConfig, Trainer};
+use adgan::train::{CHECKPOINT_FILE, CONFIG_FILE};
 use common::{demo_training_data, tiny_run};
 use std::ops::ControlFlow;
 use tch::{Device, Kind, Tensor};
@@ -102,7 +104,7 @@ fn checkpoint_round_trip_reproduces_generator_outputs() {
         trainer.step().unwrap();
     }
     trainer.save_checkpoint(dir.path()).unwrap();
-    checkpoint::write_json(&dir.path().join(CONFIG_FILE), &config).unwrap();
+    io::write_json(&dir.path().join(CONFIG_FILE), &config).unwrap();
     let z = Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
     let original = tch::no_grad(|| trainer.generator().forward(&z, false));
     let loaded = load_gan(dir.path(), Device::Cpu).unwrap();
@@ -120,7 +122,7 @@ fn checkpoint_round_trip_reproduces_generator_outputs() {
 }
 
 fn checkpoint_tensors(dir: &std::path::Path) -> Vec<(String, Tensor)> {
-    let mut tensors: Vec<_> = checkpoint::load_tensors(&dir.join(CHECKPOINT_FILE))
+    let mut tensors: Vec<_> = io::load_tensors(&dir.join(CHECKPOINT_FILE))
         .unwrap()
         .into_iter()
         .collect();
@@ -257,7 +259,7 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
     assert!(err.contains("width: 8 -> 16"), "{err}");
 
     // A config.json edited to another architecture: loading names the checkpoint and the cause.
-    checkpoint::write_json(&dir.path().join(CONFIG_FILE), &wider).unwrap();
+    io::write_json(&dir.path().join(CONFIG_FILE), &wider).unwrap();
     let err = common::error_text(load_gan(dir.path(), Device::Cpu));
     assert!(
         err.contains(CHECKPOINT_FILE) && err.contains("do not belong together"),
@@ -266,7 +268,7 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
     // One that claims a network too large to build is refused before anything is allocated.
     let mut huge = config.clone();
     huge.model.width = 1_000_000;
-    checkpoint::write_json(&dir.path().join(CONFIG_FILE), &huge).unwrap();
+    io::write_json(&dir.path().join(CONFIG_FILE), &huge).unwrap();
     let err = common::error_text(load_gan(dir.path(), Device::Cpu));
     assert!(
         err.contains(CONFIG_FILE) && err.contains("width 1000000 is out of range"),
@@ -274,7 +276,7 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
     );
 
     // A truncated checkpoint.
-    checkpoint::write_json(&dir.path().join(CONFIG_FILE), &config).unwrap();
+    io::write_json(&dir.path().join(CONFIG_FILE), &config).unwrap();
     let path = dir.path().join(CHECKPOINT_FILE);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();

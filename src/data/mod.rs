@@ -21,6 +21,39 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+/// Where the images to score come from: a tensor in memory, or a folder read a batch at a time
+/// ([`FolderStream`]), so memory grows with the batch and not with the data.
+pub trait ImageSource {
+    /// Number of images.
+    fn len(&self) -> usize;
+
+    /// Whether there are no images.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Images `start..start + len` as model input (N x C x H x W in [-1, 1]).
+    fn images(&mut self, start: usize, len: usize) -> Result<Tensor>;
+
+    /// The images at `indices`, in that order.
+    fn images_at(&mut self, indices: &[usize]) -> Result<Tensor>;
+}
+
+impl ImageSource for &Tensor {
+    fn len(&self) -> usize {
+        self.size()[0] as usize
+    }
+
+    fn images(&mut self, start: usize, len: usize) -> Result<Tensor> {
+        Ok(self.narrow(0, start as i64, len as i64))
+    }
+
+    fn images_at(&mut self, indices: &[usize]) -> Result<Tensor> {
+        let index: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        Ok(self.index_select(0, &Tensor::from_slice(&index)))
+    }
+}
+
 /// Images as stored on disk: 8-bit pixels in N x H x W x C order (channels interleaved).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawImages {

@@ -293,7 +293,7 @@ impl FolderStream {
     }
 }
 
-impl crate::score::ImageSource for FolderStream {
+impl super::ImageSource for FolderStream {
     fn len(&self) -> usize {
         FolderStream::len(self)
     }

@@ -9,10 +9,12 @@ pub mod features;
 pub mod gmm;
 pub mod iforest;
 pub mod kde;
+pub mod method;
 pub mod ocsvm;
 pub mod prior;
 pub mod vae;
 
+use crate::data::ImageSource;
 use anyhow::Result;
 use tch::Tensor;
 
@@ -31,39 +33,6 @@ pub fn to_scores(values: &Tensor) -> Result<Vec<f64>> {
         .to_device(tch::Device::Cpu)
         .to_kind(tch::Kind::Double);
     Ok(Vec::<f64>::try_from(&host)?)
-}
-
-/// Where the images to score come from: a tensor in memory, or a folder read a batch at a time
-/// ([`crate::data::FolderStream`]), so memory grows with the batch and not with the data.
-pub trait ImageSource {
-    /// Number of images.
-    fn len(&self) -> usize;
-
-    /// Whether there are no images.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Images `start..start + len` as model input (N x C x H x W in [-1, 1]).
-    fn images(&mut self, start: usize, len: usize) -> Result<Tensor>;
-
-    /// The images at `indices`, in that order.
-    fn images_at(&mut self, indices: &[usize]) -> Result<Tensor>;
-}
-
-impl ImageSource for &Tensor {
-    fn len(&self) -> usize {
-        self.size()[0] as usize
-    }
-
-    fn images(&mut self, start: usize, len: usize) -> Result<Tensor> {
-        Ok(self.narrow(0, start as i64, len as i64))
-    }
-
-    fn images_at(&mut self, indices: &[usize]) -> Result<Tensor> {
-        let index: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-        Ok(self.index_select(0, &Tensor::from_slice(&index)))
-    }
 }
 
 /// Scores every image of `images` (N x C x H x W, on any device) in batches of `batch`

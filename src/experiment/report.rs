@@ -2,10 +2,11 @@
 //! least anomalous test images per class (like the paper's Figs. 4-6), and a self-contained
 //! `report.html` holding the table, the plot and the galleries.
 
-use crate::checkpoint::write_atomic;
-use crate::data::{Dataset, ImageSpec, Split};
+use crate::data::{Dataset, Split};
 use crate::eval::{mean_roc, roc_curve};
-use crate::experiment::{auc_table, Cell, ExperimentConfig, Method};
+use crate::experiment::{auc_table, Cell, ExperimentConfig};
+use crate::io::write_atomic;
+use crate::score::method::Method;
 use crate::visual::save_gallery;
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -124,10 +125,7 @@ fn escape(text: &str) -> String {
 pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Result<()> {
     let svg = roc_svg(config, cells)?;
     write_atomic(&out.join("roc.svg"), |tmp| Ok(std::fs::write(tmp, &svg)?))?;
-    let spec = ImageSpec {
-        size: config.model.image_size,
-        channels: config.model.channels,
-    };
+    let spec = config.model.image_spec();
     let test: Dataset = config.source.load(Split::Test, spec, config.fit)?;
     let test_index: HashMap<&str, usize> = test
         .ids

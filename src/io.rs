@@ -1,19 +1,11 @@
-//! Run folders: the configuration (`config.json`) and the latest checkpoint
-//! (`checkpoint.safetensors`: generator, critic, optimiser state, iteration), always written
-//! atomically (to a temporary file, then renamed), so a crash never loses the previous one.
+//! Files: atomic writes (to a temporary file, then renamed, so a crash never loses the previous
+//! version), JSON documents, and named tensors in safetensors files.
 
-use crate::model::{Critic, Generator};
-use crate::train::RunConfig;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use tch::{nn::VarStore, Device, Kind, Tensor};
-
-/// File name of the run configuration inside a run folder.
-pub const CONFIG_FILE: &str = "config.json";
-/// File name of the latest checkpoint inside a run folder.
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+use std::path::Path;
+use tch::{nn::VarStore, Device, Tensor};
 
 /// Writes `path` by calling `write` on a temporary path beside it, then renaming it into place.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -153,102 +145,4 @@ pub fn fill_variables(
         tch::no_grad(|| var.copy_(&saved.to_kind(var.kind())));
     }
     Ok(())
-}
-
-/// Compares the first layers of the checkpoint with the configuration before any network is
-/// built, so that a configuration that claims a huge model fails at once instead of allocating
-/// it first.
-fn check_first_layers(
-    tensors: &HashMap<String, Tensor>,
-    config: &RunConfig,
-    path: &Path,
-) -> Result<()> {
-    let m = config.model;
-    let top = m.width << (m.stages() - 1);
-    for (key, want) in [
-        ("generator/conv0.weight", vec![m.latent_dim, top, 4, 4]),
-        ("critic/conv0.weight", vec![m.width, m.channels, 4, 4]),
-    ] {
-        let Some(saved) = tensors.get(key) else {
-            bail!(
-                "{} lacks {key}: it is not an adgan checkpoint",
-                path.display()
-            );
-        };
-        ensure!(
-            saved.size() == want,
-            "{} has {key} of shape {:?} where its config.json (width {}, latent dimension {}, \
-             {} channels) needs {want:?}: the checkpoint and its configuration do not belong \
-             together",
-            path.display(),
-            saved.size(),
-            m.width,
-            m.latent_dim,
-            m.channels
-        );
-    }
-    Ok(())
-}
-
-/// A trained generator and critic, loaded from a run folder.
-pub struct TrainedGan {
-    /// The run's configuration.
-    pub config: RunConfig,
-    /// Generator variables.
-    pub generator_vs: VarStore,
-    /// Critic variables.
-    pub critic_vs: VarStore,
-    /// g_theta.
-    pub generator: Generator,
-    /// The critic.
-    pub critic: Critic,
-    /// Generator iterations the checkpoint was trained for.
-    pub iteration: i64,
-    /// The run folder.
-    pub run_dir: PathBuf,
-}
-
-/// Loads the configuration and latest checkpoint of a run folder onto `device`.
-pub fn load_gan(run_dir: &Path, device: Device) -> Result<TrainedGan> {
-    load_gan_from(run_dir, &run_dir.join(CHECKPOINT_FILE), device)
-}
-
-/// Loads the configuration of a run folder and the checkpoint at `path` (the latest one or
-/// a snapshot kept by model selection) onto `device`.
-pub fn load_gan_from(run_dir: &Path, path: &Path, device: Device) -> Result<TrainedGan> {
-    let config: RunConfig = read_json(&run_dir.join(CONFIG_FILE), "adgan run configuration")
-        .with_context(|| {
-            format!(
-                "{} is not an adgan run folder (made by `adgan train`)",
-                run_dir.display()
-            )
-        })?;
-    config.model.validate().with_context(|| {
-        format!(
-            "{} describes a model that cannot be built",
-            run_dir.join(CONFIG_FILE).display()
-        )
-    })?;
-    let tensors = load_tensors(path)?;
-    check_first_layers(&tensors, &config, path)?;
-    let generator_vs = VarStore::new(device);
-    let critic_vs = VarStore::new(device);
-    let generator = Generator::new(&generator_vs.root(), config.model)?;
-    let critic = Critic::new(&critic_vs.root(), config.model)?;
-    fill_variables(&generator_vs, &tensors, "generator", path)?;
-    fill_variables(&critic_vs, &tensors, "critic", path)?;
-    let iteration = tensors
-        .get("meta/iteration")
-        .with_context(|| format!("{} lacks meta/iteration", path.display()))?
-        .to_kind(Kind::Int64)
-        .int64_value(&[]);
-    Ok(TrainedGan {
-        config,
-        generator_vs,
-        critic_vs,
-        generator,
-        critic,
-        iteration,
-        run_dir: run_dir.to_path_buf(),
-    })
 }

@@ -1,0 +1,366 @@
+//! Flags shared by several commands, each group turned into its library object in one place.
+
+use adgan::data::{DataSource, Fit};
+use adgan::device::{self, DeviceChoice};
+use adgan::model::{Init, ModelConfig};
+use adgan::optim::OptimizerConfig;
+use adgan::score::adgan::{AdganConfig, Aggregate, Precision, ReconstructionLoss, ThetaMode};
+use adgan::selection::SelectionConfig;
+use adgan::train::{Objective, TrainConfig};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+/// Where the work runs.
+#[derive(Args, Debug)]
+pub(crate) struct DeviceArgs {
+    /// Device: auto uses CUDA when libtorch_cuda loads and a GPU is visible, else the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub(crate) device: DeviceChoice,
+}
+
+impl DeviceArgs {
+    /// The device asked for.
+    pub(crate) fn select(&self) -> Result<tch::Device> {
+        device::select(self.device)
+    }
+}
+
+/// The command-line spelling of an option value (`per-seed`, `bf16`).
+pub(crate) fn value_name(value: &impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
+}
+
+/// Kinds of data set `--dataset` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DatasetKind {
+    /// Folder with MNIST-layout IDX files (also Fashion-MNIST), raw or .gz.
+    Mnist,
+    /// CIFAR-10 binary version: folder of .bin batches or cifar-10-binary.tar.gz.
+    Cifar10,
+    /// One IDX image file (--data) with an optional IDX label file (--labels).
+    Idx,
+    /// PNG/JPEG folder: root/<class>/* or flat; root/train and root/test pick splits.
+    Folder,
+    /// The embedded demo shapes.
+    Demo,
+}
+
+/// Which data set, where, and how its images are fitted to the model.
+#[derive(Args, Debug)]
+pub(crate) struct SourceArgs {
+    /// Kind of data set.
+    #[arg(long, value_enum)]
+    pub(crate) dataset: DatasetKind,
+    /// Path of the data (folder, archive or IDX file); not needed for --dataset demo.
+    #[arg(long)]
+    pub(crate) data: Option<PathBuf>,
+    /// IDX label file, with --dataset idx.
+    #[arg(long)]
+    pub(crate) labels: Option<PathBuf>,
+    /// How images of another size are fitted to --image-size.
+    #[arg(long, value_enum, default_value_t = Fit::Pad)]
+    pub(crate) fit: Fit,
+}
+
+impl SourceArgs {
+    /// The data source (the demo's shapes drawn with `seed`).
+    pub(crate) fn source(&self, seed: u64) -> Result<DataSource> {
+        data_source(
+            self.dataset,
+            self.data.as_deref(),
+            self.labels.as_deref(),
+            seed,
+        )
+    }
+
+    /// Channels of the model by default: grey for MNIST-like data, RGB otherwise.
+    pub(crate) fn default_channels(&self) -> i64 {
+        match self.dataset {
+            DatasetKind::Mnist | DatasetKind::Idx => 1,
+            _ => 3,
+        }
+    }
+}
+
+/// Training data: a data source and, optionally, its normal class.
+#[derive(Args, Debug)]
+pub(crate) struct DataArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    /// The normal class to train on (index, or class folder name); all images when omitted.
+    #[arg(long)]
+    pub(crate) normal_class: Option<String>,
+    /// Stop at the first image file that cannot be read (default: skip it and warn).
+    #[arg(long)]
+    pub(crate) strict: bool,
+}
+
+/// The data source named by `--dataset`, `--data` and `--labels`, with absolute paths (a run
+/// records them, and is used later from other folders).
+pub(crate) fn data_source(
+    kind: DatasetKind,
+    data: Option<&Path>,
+    labels: Option<&Path>,
+    seed: u64,
+) -> Result<DataSource> {
+    let absolute = |p: &Path| {
+        std::path::absolute(p).with_context(|| format!("cannot resolve the path {}", p.display()))
+    };
+    let path = || {
+        let p = data.with_context(|| format!("--dataset {kind:?} needs --data PATH"))?;
+        absolute(p)
+    };
+    Ok(match kind {
+        DatasetKind::Mnist => DataSource::Mnist { dir: path()? },
+        DatasetKind::Cifar10 => DataSource::Cifar10 { path: path()? },
+        DatasetKind::Idx => DataSource::Idx {
+            images: path()?,
+            labels: labels.map(absolute).transpose()?,
+        },
+        DatasetKind::Folder => DataSource::Folder { root: path()? },
+        DatasetKind::Demo => DataSource::Demo { seed },
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ObjectiveKind {
+    /// WGAN with weight clipping and RMSprop (the paper's choice).
+    Clip,
+    /// WGAN-GP: gradient penalty and Adam.
+    Gp,
+}
+
+/// Architecture and training of the GAN.
+#[derive(Args, Debug)]
+pub(crate) struct GanArgs {
+    /// Image side the model works at (32 or 64).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) image_size: i64,
+    /// Image channels (1 or 3); default 1 for mnist/idx, 3 otherwise.
+    #[arg(long)]
+    pub(crate) channels: Option<i64>,
+    /// Latent dimension d'.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) latent_dim: i64,
+    /// Base width of the DCGAN networks.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) width: i64,
+    /// Generator iterations.
+    #[arg(long, default_value_t = TrainConfig::default().iterations)]
+    pub(crate) iterations: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) batch_size: i64,
+    /// Critic constraint and optimiser.
+    #[arg(long, value_enum, default_value_t = ObjectiveKind::Clip)]
+    pub(crate) objective: ObjectiveKind,
+    /// Learning rate (default: 5e-5 for clip, 1e-4 for gp).
+    #[arg(long)]
+    pub(crate) lr: Option<f64>,
+    /// Critic steps per generator step.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) n_critic: usize,
+    /// Weight initialisation: dcgan (N(0, 0.02)) or uniform (PyTorch's layer defaults).
+    #[arg(long, default_value = "dcgan")]
+    pub(crate) init: Init,
+    /// Adam's beta1 with --objective gp [default: 0, as in WGAN-GP].
+    #[arg(long)]
+    pub(crate) beta1: Option<f64>,
+    /// Weight clipping bound (clip).
+    #[arg(long, default_value_t = 0.01)]
+    pub(crate) clip: f64,
+    /// Gradient penalty weight (gp).
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) lambda: f64,
+    /// Seed of initialisation and sampling.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Checkpoint interval in iterations.
+    #[arg(long, default_value_t = TrainConfig::default().checkpoint_every)]
+    pub(crate) checkpoint_every: usize,
+    /// Sample-grid interval in iterations.
+    #[arg(long, default_value_t = TrainConfig::default().sample_every)]
+    pub(crate) sample_every: usize,
+}
+
+impl GanArgs {
+    pub(crate) fn model_config(&self, default_channels: i64) -> Result<ModelConfig> {
+        let model = ModelConfig {
+            image_size: self.image_size,
+            channels: self.channels.unwrap_or(default_channels),
+            latent_dim: self.latent_dim,
+            width: self.width,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// The training configuration, checked before any data is read.
+    pub(crate) fn train_config(&self) -> Result<TrainConfig> {
+        if self.beta1.is_some() && self.objective == ObjectiveKind::Clip {
+            bail!("--beta1 sets Adam's beta1, which only --objective gp uses (clip uses RMSprop)");
+        }
+        let base = match self.objective {
+            ObjectiveKind::Clip => TrainConfig {
+                objective: Objective::WeightClipping { clip: self.clip },
+                ..TrainConfig::default()
+            },
+            ObjectiveKind::Gp => TrainConfig {
+                objective: Objective::GradientPenalty {
+                    lambda: self.lambda,
+                },
+                ..TrainConfig::gradient_penalty()
+            },
+        };
+        let optimizer = match (base.optimizer, self.lr) {
+            (OptimizerConfig::Rmsprop { alpha, eps, .. }, Some(lr)) => {
+                OptimizerConfig::Rmsprop { lr, alpha, eps }
+            }
+            (OptimizerConfig::Adam { lr, beta2, eps, .. }, new_lr) => OptimizerConfig::Adam {
+                lr: new_lr.unwrap_or(lr),
+                beta1: self.beta1.unwrap_or(0.0),
+                beta2,
+                eps,
+            },
+            (optimizer, None) => optimizer,
+        };
+        let config = TrainConfig {
+            optimizer,
+            iterations: self.iterations,
+            batch_size: self.batch_size,
+            n_critic: self.n_critic,
+            init: self.init,
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every,
+            sample_every: self.sample_every,
+            ..base
+        };
+        config
+            .validate()
+            .context("check --lr, --beta1, --clip, --lambda, --batch-size and --n-critic")?;
+        Ok(config)
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SearchArgs {
+    /// Latent seeds per image (n_seed).
+    #[arg(long, default_value_t = AdganConfig::default().n_seed)]
+    pub(crate) n_seed: i64,
+    /// Adam steps (k).
+    #[arg(long, default_value_t = AdganConfig::default().k)]
+    pub(crate) k: usize,
+    /// Adam learning rate of the latents.
+    #[arg(long, default_value_t = AdganConfig::default().lr_z)]
+    pub(crate) lr_z: f64,
+    /// Adam learning rate of the generator parameters theta [default: 5e-4; demo: 5e-5].
+    #[arg(long)]
+    pub(crate) lr_theta: Option<f64>,
+    /// theta per image shared by its seeds, one theta per seed, or fixed.
+    #[arg(long, value_enum, default_value_t = ThetaMode::Shared)]
+    pub(crate) theta: ThetaMode,
+    /// Adapt only the latents (same as --theta fixed).
+    #[arg(long)]
+    pub(crate) no_theta: bool,
+    /// Reconstruction loss: l2 (the paper's), l1, or laplacian (Lap1: L1 over a Laplacian
+    /// pyramid, an improvement the paper names).
+    #[arg(long, value_enum, default_value_t = ReconstructionLoss::L2)]
+    pub(crate) loss: ReconstructionLoss,
+    /// How the seeds' final losses make the score: mean (the paper's) or min.
+    #[arg(long, value_enum, default_value_t = Aggregate::Mean)]
+    pub(crate) aggregate: Aggregate,
+    /// Seed of the initial latents.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) search_seed: u64,
+    /// Number format of the generator's transposed convolutions during the search (bf16: 1.3x
+    /// to 1.7x faster on a CPU with AVX512-BF16, ROC-AUC within 0.001 on MNIST; BENCHMARKS.md).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub(crate) precision: Precision,
+    /// Images per batched search (default: chosen from memory).
+    #[arg(long)]
+    pub(crate) batch_images: Option<usize>,
+}
+
+impl SearchArgs {
+    /// Images per batched search, when given: at least one.
+    pub(crate) fn batch_images(&self) -> Result<Option<usize>> {
+        if self.batch_images == Some(0) {
+            bail!("--batch-images must be at least 1");
+        }
+        Ok(self.batch_images)
+    }
+
+    pub(crate) fn config(&self) -> AdganConfig {
+        AdganConfig {
+            n_seed: self.n_seed,
+            k: self.k,
+            lr_z: self.lr_z,
+            lr_theta: self.lr_theta.unwrap_or(AdganConfig::default().lr_theta),
+            theta: if self.no_theta {
+                ThetaMode::Fixed
+            } else {
+                self.theta
+            },
+            loss: self.loss,
+            aggregate: self.aggregate,
+            seed: self.search_seed,
+            precision: self.precision,
+        }
+    }
+}
+
+/// Choice of the training length and the search's learning rates on validation data.
+#[derive(Args, Debug)]
+pub(crate) struct SelectionArgs {
+    /// Score a validation split (held-out normal training images and training images of other
+    /// classes) with ADGAN every this many generator iterations, and use the best snapshot and
+    /// learning rates for the test images; 0: train for --iterations and use the search as given.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) select_every: usize,
+    /// Candidate lr_z values for the selection [default: --lr-z].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) select_lr_z: Vec<f64>,
+    /// Candidate lr_theta values for the selection [default: --lr-theta].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) select_lr_theta: Vec<f64>,
+    /// Candidate reconstruction losses for the selection [default: --loss].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) select_loss: Vec<ReconstructionLoss>,
+    /// Candidate aggregations over seeds for the selection [default: --aggregate].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) select_aggregate: Vec<Aggregate>,
+    /// Fraction of the normal training images held out for validation (never trained on).
+    #[arg(long, default_value_t = SelectionConfig::default().holdout_fraction)]
+    pub(crate) validation_fraction: f64,
+    /// At most this many held-out normal images, and as many anomalous ones, are scored.
+    #[arg(long, default_value_t = SelectionConfig::default().max_per_side)]
+    pub(crate) validation_max: usize,
+    /// Only draw the validation learning curves (no test image is read) and tabulate them.
+    #[arg(long)]
+    pub(crate) validation_only: bool,
+}
+
+impl SelectionArgs {
+    pub(crate) fn config(&self, search: &AdganConfig) -> SelectionConfig {
+        fn or<T: Clone>(list: &[T], default: T) -> Vec<T> {
+            if list.is_empty() {
+                vec![default]
+            } else {
+                list.to_vec()
+            }
+        }
+        SelectionConfig {
+            every: self.select_every,
+            lr_z: or(&self.select_lr_z, search.lr_z),
+            lr_theta: or(&self.select_lr_theta, search.lr_theta),
+            loss: or(&self.select_loss, search.loss),
+            aggregate: or(&self.select_aggregate, search.aggregate),
+            holdout_fraction: self.validation_fraction,
+            max_per_side: self.validation_max,
+            ..SelectionConfig::default()
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `adgan experiment one-vs-all`: the paper's one-vs-all table, and the validation study that
+//! chooses ADGAN's training length and learning rates.
+
+use super::args::{DeviceArgs, GanArgs, SearchArgs, SelectionArgs, SourceArgs};
+use super::progress::ExperimentProgress;
+use adgan::alexnet::AlexNetLayer;
+use adgan::autoencoder::AutoencoderConfig;
+use adgan::experiment::{self, Event, ExperimentConfig};
+use adgan::io;
+use adgan::score::anogan::AnoganConfig;
+use adgan::score::features::PcaConfig;
+use adgan::score::method::Method;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub(crate) struct OneVsAllArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Normal classes: a list and ranges, e.g. 0-9, 0,5 or cat,dog.
+    #[arg(long, default_value = "0-9")]
+    classes: String,
+    /// Methods, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "adgan,critic,prior"
+    )]
+    methods: Vec<Method>,
+    /// Test images drawn per class.
+    #[arg(long, default_value_t = 5000)]
+    n_test: usize,
+    /// Seed of the test draws.
+    #[arg(long, default_value_t = 0)]
+    draw_seed: u64,
+    /// PCA dimensions the classic baselines (kde, ocsvm, iforest, gmm) choose from, on a
+    /// validation set drawn from the train split.
+    #[arg(long, value_delimiter = ',', default_value = "20,40,60,80,100")]
+    pca_dims: Vec<usize>,
+    /// AlexNet weights for kde-alexnet and ocsvm-alexnet: torchvision's state dict saved as
+    /// safetensors (not shipped; see the README).
+    #[arg(long)]
+    alexnet: Option<PathBuf>,
+    /// AlexNet layer of the features: conv5 (the final convolutional layer, the paper's) or fc7.
+    #[arg(long, default_value = "conv5")]
+    alexnet_layer: AlexNetLayer,
+    /// Results folder.
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    gan: GanArgs,
+    #[command(flatten)]
+    search: SearchArgs,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
+    let source = args.source.source(args.gan.seed)?;
+    let default_channels = args.source.default_channels();
+    let config = ExperimentConfig {
+        source,
+        classes: experiment::parse_classes(&args.classes)?,
+        methods: args.methods.clone(),
+        n_test: args.n_test,
+        seed: args.draw_seed,
+        fit: args.source.fit,
+        model: args.gan.model_config(default_channels)?,
+        train: args.gan.train_config()?,
+        search: args.search.config(),
+        selection: args.selection.config(&args.search.config()),
+        baselines: PcaConfig {
+            dims: args.pca_dims.clone(),
+            ..PcaConfig::default()
+        },
+        anogan: AnoganConfig::default(),
+        autoencoder: AutoencoderConfig::default(),
+        alexnet: args.alexnet.clone(),
+        alexnet_layer: args.alexnet_layer,
+        batch_images: args.search.batch_images()?,
+    };
+    let device = args.device.select()?;
+    let start = std::time::Instant::now();
+    let mut progress = ExperimentProgress::new();
+    let mut on_event = |event: Event| progress.on_event(event);
+    if args.selection.validation_only {
+        let curves = experiment::run_validation(&config, &args.out, device, &mut on_event)?;
+        progress.finish();
+        let table = experiment::curve_table(&curves);
+        let path = args.out.join("validation.md");
+        io::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, &table)?))?;
+        println!("{table}");
+        println!(
+            "validation ROC-AUC of ADGAN in {}; {:.0} s",
+            path.display(),
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let cells = experiment::run_one_vs_all(&config, &args.out, device, &mut on_event)?;
+    progress.finish();
+    experiment::write_summary(&config, &cells, &args.out)?;
+    adgan::experiment::report::write_report(&config, &cells, &args.out)?;
+    println!("{}", experiment::auc_table(&config, &cells));
+    println!(
+        "results in {} (results.json, table.md, roc.svg, galleries/, report.html); {:.0} s",
+        args.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

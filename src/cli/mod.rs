@@ -1,0 +1,68 @@
+//! The command line: each subcommand's flags and a short function that turns them into library
+//! objects (in `args`), calls one library entry point, and prints. Library errors speak of
+//! settings; the functions here add the names of the flags that set them.
+
+mod args;
+mod bench;
+mod demo;
+mod experiment;
+mod info;
+mod progress;
+mod rank;
+mod score;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Image anomaly detection with generative adversarial networks (ADGAN, Deecke et al. 2018).
+#[derive(Parser, Debug)]
+#[command(name = "adgan", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a Wasserstein GAN on normal images into a run folder.
+    Train(train::TrainArgs),
+    /// Train a small GAN on embedded shapes (no download), score held-out shapes, print ROC-AUC.
+    Demo(demo::DemoArgs),
+    /// Score images with a trained run (ADGAN latent search); writes one row per image.
+    Score(score::ScoreArgs),
+    /// Rank a folder of images from most to least anomalous, with galleries of both ends.
+    Rank(rank::RankArgs),
+    /// Run the paper's experiments (one-vs-all ROC-AUC tables).
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
+    /// Time the work of training or scoring (figures for BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Show the configuration and state of a run folder or checkpoint.
+    Info {
+        /// A run folder (made by `adgan train`) or its checkpoint.safetensors.
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExperimentCommand {
+    /// Train on each normal class, score a seeded test draw with every method, tabulate
+    /// ROC-AUC. Finished cells are kept: re-run the same command to continue after a stop.
+    OneVsAll(Box<experiment::OneVsAllArgs>),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Score(args) => score::run(&args),
+        Command::Rank(args) => rank::run(&args),
+        Command::Experiment(ExperimentCommand::OneVsAll(args)) => experiment::run(&args),
+        Command::Bench(command) => bench::run(&command),
+        Command::Info { path } => info::run(&path),
+    }
+}

@@ -1,0 +1,118 @@
+//! `adgan rank`: a folder of images from the most to the least anomalous (the paper's LSUN
+//! experiment), with galleries of both ends.
+
+use super::args::{DeviceArgs, SearchArgs};
+use super::progress::{on_bad_file, report_skipped, score_with_progress};
+use super::score::score_job;
+use adgan::data::{FolderStream, SkippedImage};
+use adgan::output::ScoreJournal;
+use adgan::run;
+use adgan::score::method::{self, Inputs, Method};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub(crate) struct RankArgs {
+    /// Run folder of a trained GAN (made by `adgan train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The folder of images to rank (flat or with subfolders; no labels needed).
+    #[arg(long)]
+    images: PathBuf,
+    /// Images in each gallery.
+    #[arg(long, default_value_t = 24)]
+    top: usize,
+    /// Output folder (scores.csv, most_anomalous.png, least_anomalous.png); files of an
+    /// earlier ranking there are replaced only with --force.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Replace the files of an earlier ranking in --out.
+    #[arg(long)]
+    force: bool,
+    /// Stop at the first image file that cannot be read (default: skip it, warn, and list it
+    /// in OUT/skipped.txt).
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    search: SearchArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+pub(crate) fn run(args: &RankArgs) -> Result<()> {
+    adgan::output::check_folder(&args.out, &adgan::report::RANKING_FILES, args.force).map_err(
+        |e| {
+            e.context(format!(
+                "--out {}: pass --force to replace an earlier ranking, or choose another folder",
+                args.out.display()
+            ))
+        },
+    )?;
+    let device = args.device.select()?;
+    let gan = run::load_gan(&args.model, device)?;
+    let spec = gan.config.model.image_spec();
+    let mut stream = FolderStream::open(
+        &args.images,
+        spec,
+        gan.config.data.fit,
+        on_bad_file(args.strict),
+    )?;
+    let inputs = Inputs::for_gan(
+        device,
+        &gan,
+        args.search.config(),
+        args.search.batch_images()?,
+    );
+    let built = method::build(Method::Adgan, &inputs, &mut |_, _| {})?;
+    eprintln!("{} on {}", built.summary, adgan::device::name(device));
+    let (mut detector, batch) = (built.detector, built.batch);
+    let table = args.out.join(adgan::report::RANKING_FILES[0]);
+    let method = serde_json::json!({"name": "adgan", "search": args.search.config()});
+    let mut journal = ScoreJournal::open(
+        &table,
+        &score_job(&args.model, &gan, method, &stream.ids())?,
+    )?;
+    let all_scores = score_with_progress(
+        detector.as_mut(),
+        &mut stream,
+        batch,
+        device,
+        Some(&mut journal),
+    )?;
+    // Unreadable files are left out of the ranking and listed beside it.
+    let skipped = stream.skipped();
+    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+    let kept: Vec<usize> = (0..all_scores.len())
+        .filter(|i| !left_out.contains(i))
+        .collect();
+    let all_ids = stream.ids();
+    let ids: Vec<String> = kept.iter().map(|&i| all_ids[i].clone()).collect();
+    let labels: Option<Vec<i64>> = stream
+        .labels()
+        .map(|l| kept.iter().map(|&i| l[i]).collect());
+    let scores: Vec<f64> = kept.iter().map(|&i| all_scores[i]).collect();
+    let files = adgan::report::write_ranking(
+        &args.out,
+        &ids,
+        labels.as_deref(),
+        &scores,
+        args.top,
+        &mut |indices| {
+            let original: Vec<usize> = indices.iter().map(|&i| kept[i]).collect();
+            stream.images(&original)
+        },
+    )?;
+    journal.finish()?;
+    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
+    report_skipped(&skipped, Some(&args.out.join("skipped.txt")))?;
+    let order = adgan::score::ranking(&scores);
+    println!("ranked {} images; most anomalous:", ids.len());
+    for &i in order.iter().take(5) {
+        println!("  {:>10.2}  {}", scores[i], ids[i]);
+    }
+    println!("  scores:          {}", files.scores.display());
+    println!("  most anomalous:  {}", files.most_anomalous.display());
+    println!("  least anomalous: {}", files.least_anomalous.display());
+    Ok(())
+}

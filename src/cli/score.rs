@@ -1,0 +1,306 @@
+//! `adgan score`: one score per image (ADGAN, or any other method), from a folder (streamed
+//! and resumable) or a data set.
+
+use super::args::{data_source, value_name, DatasetKind, DeviceArgs, SearchArgs};
+use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
+use adgan::alexnet::AlexNetLayer;
+use adgan::data::{Dataset, FolderStream, SkippedImage, Split};
+use adgan::output::{Destination, ScoreJournal};
+use adgan::run::{self, TrainedGan};
+use adgan::score::features::PcaConfig;
+use adgan::score::method::{self, Inputs, Method};
+use adgan::train;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub(crate) struct ScoreArgs {
+    /// Run folder of a trained GAN (made by `adgan train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// A folder of images to score (flat or with class subfolders).
+    #[arg(long, conflicts_with = "dataset")]
+    images: Option<PathBuf>,
+    /// Kind of data set to score instead of --images.
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
+    /// Path of the data set.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// IDX label file, with --dataset idx.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Split of the data set to score.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
+    /// One-vs-all evaluation: the normal class; scores a seeded draw of --n-test images, labels
+    /// them 1 (other class) or 0, and prints the ROC-AUC.
+    #[arg(long, requires = "dataset")]
+    normal_class: Option<String>,
+    /// Test images drawn for --normal-class.
+    #[arg(long, default_value_t = 5000)]
+    n_test: usize,
+    /// Seed of the --n-test draw.
+    #[arg(long, default_value_t = 0)]
+    draw_seed: u64,
+    /// Output file: CSV, or JSON when it ends in .json; `-` writes CSV to standard output.
+    /// An existing file is replaced only with --force; a run's own files never.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Stop at the first image file that cannot be read (default: skip it, warn, and list it
+    /// in OUT.skipped.txt).
+    #[arg(long)]
+    strict: bool,
+    /// Scoring method: ADGAN, the critic or latent prior of the GAN, AnoGAN, or a baseline
+    /// fitted on the GAN's training images (or on --train): dcae and vae (trained once into
+    /// RUN/baselines/), kde, ocsvm, iforest, gmm.
+    #[arg(long, value_enum, default_value_t = Method::Adgan)]
+    method: Method,
+    /// Normal images to fit a classic baseline on (default: the run's training images).
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// PCA dimension d' of a classic baseline (no labelled anomalies here to choose it with).
+    #[arg(long, default_value_t = PcaConfig::default().fallback_dim)]
+    pca_dim: usize,
+    /// AlexNet weights for kde-alexnet and ocsvm-alexnet (torchvision state dict, safetensors).
+    #[arg(long)]
+    alexnet: Option<PathBuf>,
+    /// AlexNet layer of the features: conv5 (the final convolutional layer, the paper's) or fc7.
+    #[arg(long, default_value = "conv5")]
+    alexnet_layer: AlexNetLayer,
+    #[command(flatten)]
+    search: SearchArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Normal images a baseline is fitted on: --train, or the run's own training images (found
+/// through the data provenance in its config.json).
+fn baseline_training_images(args: &ScoreArgs, gan: &TrainedGan) -> Result<Dataset> {
+    let spec = gan.config.model.image_spec();
+    let data = &gan.config.data;
+    let images = match &args.train {
+        Some(dir) => adgan::data::load_folder(dir, spec, data.fit, on_bad_file(args.strict))?,
+        None => {
+            train::load_training_data(&data.source, data.normal_class.as_deref(), spec, data.fit)
+                .with_context(|| {
+                    format!(
+                        "reading the run's training data ({}, recorded in {}): pass --train DIR \
+                         to fit {} on other normal images",
+                        data.source.describe(),
+                        args.model.join(adgan::train::CONFIG_FILE).display(),
+                        args.method.name()
+                    )
+                })?
+                .0
+        }
+    };
+    report_skipped(&images.skipped, None)?;
+    Ok(images)
+}
+
+/// The detector of --method over the run `gan`, announced on standard error.
+fn build_detector<'g>(args: &ScoreArgs, gan: &'g TrainedGan) -> Result<method::Built<'g>> {
+    let device = args.device.select()?;
+    let normal = match args.method.needs_gan() {
+        true => None,
+        false => Some(baseline_training_images(args, gan)?),
+    };
+    let autoencoder_dir = |m: Method| args.model.join("baselines").join(m.name());
+    let inputs = Inputs {
+        device,
+        model: gan.config.model,
+        gan: Some(gan),
+        search: args.search.config(),
+        batch_images: args.search.batch_images()?,
+        anogan: Default::default(),
+        autoencoder: Default::default(),
+        autoencoder_dir: &autoencoder_dir,
+        normal: normal.as_ref(),
+        validation: None,
+        pca: PcaConfig {
+            fallback_dim: args.pca_dim,
+            ..PcaConfig::default()
+        },
+        alexnet: args.alexnet.as_deref(),
+        alexnet_layer: args.alexnet_layer,
+    };
+    let mut bar = progress::iteration_count_bar(inputs.autoencoder.iterations);
+    let built = method::build(args.method, &inputs, &mut |done, _| bar.set(done))?;
+    bar.finish();
+    eprintln!("{} on {}", built.summary, adgan::device::name(device));
+    Ok(built)
+}
+
+pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
+    let dest = Destination::check(&args.out, args.force).map_err(|e| {
+        e.context(format!(
+            "--out {}: pass --force to replace an existing file, or choose another path",
+            args.out.display()
+        ))
+    })?;
+    let device = args.device.select()?;
+    let gan = run::load_gan(&args.model, device)?;
+    match &args.images {
+        Some(dir) => score_folder(args, &gan, dir, &dest),
+        None => score_data_set(args, &gan, &dest),
+    }
+}
+
+/// Scores a folder, streamed (a batch of images in memory at a time) and resumable through a
+/// journal beside the output. Its files are listed and their headers read before any work.
+fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destination) -> Result<()> {
+    let device = args.device.select()?;
+    let spec = gan.config.model.image_spec();
+    // A folder is streamed: only a batch of images is in memory at a time. Its files are
+    // listed and their headers read before any work.
+    let mut stream = FolderStream::open(dir, spec, gan.config.data.fit, on_bad_file(args.strict))?;
+    let built = build_detector(args, gan)?;
+    let (mut detector, batch) = (built.detector, built.batch);
+    eprintln!(
+        "scoring {} images with {}",
+        stream.len(),
+        args.method.name()
+    );
+    let scores = match dest {
+        Destination::File(path) => {
+            let method = serde_json::json!({
+                "name": args.method.name(),
+                "search": args.search.config(),
+                "pca_dim": args.pca_dim,
+                "train": args.train.as_deref().map(std::path::absolute).transpose()?,
+                "alexnet_layer": format!("{:?}", args.alexnet_layer),
+            });
+            let job = score_job(&args.model, gan, method, &stream.ids())?;
+            let mut journal = ScoreJournal::open(path, &job)?;
+            if !journal.done().is_empty() {
+                eprintln!(
+                    "continuing: {} of {} images were scored by an earlier run of this command",
+                    journal.done().len(),
+                    stream.len()
+                );
+            }
+            let scores = score_with_progress(
+                detector.as_mut(),
+                &mut stream,
+                batch,
+                device,
+                Some(&mut journal),
+            )?;
+            write_stream_scores(dest, &stream, &scores)?;
+            journal.finish()?;
+            scores
+        }
+        Destination::Stdout => {
+            let scores = score_with_progress(detector.as_mut(), &mut stream, batch, device, None)?;
+            write_stream_scores(dest, &stream, &scores)?;
+            scores
+        }
+    };
+    let skipped = stream.skipped();
+    eprintln!(
+        "wrote {} scores to {}{}",
+        scores.len() - skipped.len(),
+        dest.describe(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; {} unreadable files skipped", skipped.len())
+        }
+    );
+    Ok(())
+}
+
+/// Scores a data set's split, or a seeded one-vs-all draw of it with --normal-class.
+fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Result<()> {
+    let device = args.device.select()?;
+    let spec = gan.config.model.image_spec();
+    let Some(kind) = args.dataset else {
+        bail!("give the images to score: --images DIR, or --dataset KIND --data PATH")
+    };
+    let mut data = data_source(kind, args.data.as_deref(), args.labels.as_deref(), 0)?.load(
+        args.split,
+        spec,
+        gan.config.data.fit,
+    )?;
+    if let Some(class) = &args.normal_class {
+        let normal = adgan::data::normal_class_index(&data, class)?;
+        if args.n_test > data.len() {
+            eprintln!(
+                "note: the {} split has {} images, fewer than --n-test {}: all of them are scored",
+                value_name(&args.split),
+                data.len(),
+                args.n_test
+            );
+        }
+        data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
+    }
+    report_skipped(&data.skipped, None)?;
+    let built = build_detector(args, gan)?;
+    let (mut detector, batch) = (built.detector, built.batch);
+    eprintln!("scoring {} images with {}", data.len(), args.method.name());
+    let scores = score_with_progress(
+        detector.as_mut(),
+        &mut { &data.images },
+        batch,
+        device,
+        None,
+    )?;
+    adgan::report::write_scores(dest, &data, &scores)?;
+    eprintln!("wrote {} scores to {}", scores.len(), dest.describe());
+    if let (Some(class), Some(labels)) = (&args.normal_class, &data.labels) {
+        let auc = adgan::eval::roc_auc(&scores, labels)?;
+        println!(
+            "one-vs-all, normal class {class}: ROC-AUC {auc:.4} on {} test images",
+            scores.len()
+        );
+    }
+    Ok(())
+}
+
+/// What identifies a scoring job in its journal: the model and checkpoint, the method and its
+/// settings (`method`: any JSON), and the images (a digest of their ids).
+pub(crate) fn score_job(
+    model: &Path,
+    gan: &run::TrainedGan,
+    method: serde_json::Value,
+    ids: &[String],
+) -> Result<serde_json::Value> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(ids.join("\n").as_bytes());
+    Ok(serde_json::json!({
+        "model": std::path::absolute(model)?,
+        "iteration": gan.iteration,
+        "method": method,
+        "images": format!("{digest:x}"),
+    }))
+}
+
+/// Writes the scores of a streamed folder, leaving out (and listing beside a result file) the
+/// files that could not be read.
+pub(crate) fn write_stream_scores(
+    dest: &Destination,
+    stream: &FolderStream,
+    scores: &[f64],
+) -> Result<()> {
+    let skipped = stream.skipped();
+    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+    let order: Vec<usize> = (0..scores.len())
+        .filter(|i| !left_out.contains(i))
+        .collect();
+    let labels = stream.labels();
+    adgan::report::write_score_table(dest, &stream.ids(), labels.as_deref(), scores, &order)?;
+    let list = match dest {
+        Destination::File(path) => Some(path.with_file_name(format!(
+            "{}.skipped.txt",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ))),
+        Destination::Stdout => None,
+    };
+    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
+    report_skipped(&skipped, list.as_deref())
+}

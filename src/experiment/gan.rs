@@ -1,0 +1,181 @@
+//! The GAN of each class: trained on the normal images (outside the validation split when
+//! the training length and learning rates are chosen on it), and the learning curves.
+
+use super::{Event, ExperimentConfig};
+use crate::data::{self, Dataset, Split, ValidationSplit};
+use crate::run::{self, TrainedGan};
+use crate::score::adgan::AdganConfig;
+use crate::selection::{self, Curve, CurveEvent, CurveTask};
+use crate::train::{self, RunConfig, FORMAT_VERSION};
+use anyhow::{ensure, Context, Result};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use tch::Device;
+
+/// The GAN a class's methods use, with the search configuration and what was chosen on
+/// validation data (empty when selection is off).
+pub struct ChosenGan {
+    /// The trained generator and critic (the chosen snapshot under selection).
+    pub gan: TrainedGan,
+    /// The ADGAN search to score with.
+    pub search: AdganConfig,
+    /// The chosen training length and learning rates and their validation ROC-AUC.
+    pub chosen: BTreeMap<String, f64>,
+}
+
+/// The run configuration of the GAN of `class`, trained on `images`.
+fn class_run(config: &ExperimentConfig, class: &str, images: &Dataset) -> RunConfig {
+    RunConfig {
+        format_version: FORMAT_VERSION,
+        model: config.model,
+        train: config.train,
+        data: train::DataProvenance {
+            source: config.source.clone(),
+            split: Split::Train,
+            normal_class: Some(class.to_string()),
+            fit: config.fit,
+            n_images: images.len(),
+            fingerprint: images.fingerprint(),
+        },
+    }
+}
+
+/// The training images of one normal class.
+pub(super) struct ClassImages<'a> {
+    /// The class as given (name or index).
+    pub(super) class: &'a str,
+    /// Its index.
+    pub(super) normal: i64,
+    /// Its training images.
+    pub(super) normal_train: &'a Dataset,
+    /// The whole train split (other classes are the validation anomalies).
+    pub(super) train_all: &'a Dataset,
+}
+
+/// Trains (or resumes, or reuses) the GAN of one normal class in `runs/class-CLASS`. With
+/// selection on, it trains on the normal images outside the validation split, draws the
+/// learning curve, and returns the best snapshot with its search configuration; otherwise it
+/// trains on every normal image and returns the final generator with the configured search.
+pub(super) fn prepare_gan(
+    config: &ExperimentConfig,
+    images: &ClassImages,
+    runs: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ChosenGan> {
+    let class = images.class;
+    let run_dir = runs.join(format!("class-{class}"));
+    if !config.selection.enabled() {
+        let run = class_run(config, class, images.normal_train);
+        train::train(
+            &run_dir,
+            &run,
+            images.normal_train,
+            device,
+            true,
+            &mut |progress| {
+                on_event(Event::Training { class, progress });
+                ControlFlow::Continue(())
+            },
+        )?;
+        return Ok(ChosenGan {
+            gan: run::load_gan(&run_dir, device)?,
+            search: config.search,
+            chosen: BTreeMap::new(),
+        });
+    }
+    let curve = class_curve(config, images, &run_dir, device, on_event)?;
+    let best = curve.best().context("the learning curve has no point")?;
+    let snapshot = selection::snapshot_path(&run_dir, best.iteration);
+    let search = best.search;
+    let chosen = BTreeMap::from([
+        ("iterations".to_string(), best.iteration as f64),
+        ("lr_z".to_string(), search.lr_z),
+        ("lr_theta".to_string(), search.lr_theta),
+        ("validation_auc".to_string(), best.auc),
+    ]);
+    Ok(ChosenGan {
+        gan: run::load_gan_from(&run_dir, &snapshot, device)?,
+        search,
+        chosen,
+    })
+}
+
+/// Draws (or continues) the validation learning curve of the GAN of one class in `run_dir`.
+fn class_curve(
+    config: &ExperimentConfig,
+    images: &ClassImages,
+    run_dir: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Curve> {
+    let class = images.class;
+    let others = data::other_classes(images.train_all, images.normal)?;
+    let s = &config.selection;
+    let split = ValidationSplit::draw(images.normal_train, &others, s.holdout_fraction, s.seed)?;
+    let run = class_run(config, class, &split.fit);
+    let task = CurveTask {
+        run_dir,
+        run: &run,
+        fit: &split.fit,
+        validation: &split.capped(s.max_per_side),
+        search: &config.search,
+        selection: s,
+    };
+    selection::learning_curve(&task, device, &mut |event| match event {
+        CurveEvent::Training(progress) => on_event(Event::Training { class, progress }),
+        CurveEvent::Scoring {
+            iteration,
+            done,
+            total,
+        } => on_event(Event::Validating {
+            class,
+            iteration,
+            done,
+            total,
+        }),
+        CurveEvent::Point(point) => on_event(Event::Validated { class, point }),
+    })
+}
+
+/// Draws the validation learning curve of every class of the experiment and nothing else: no
+/// test image is read. Returns each class with its curve (the points of this configuration's
+/// selection; the saved curves keep every point drawn before).
+pub fn run_validation(
+    config: &ExperimentConfig,
+    out: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<(String, Curve)>> {
+    ensure!(
+        config.selection.enabled(),
+        "a validation run needs a validation interval (selection.every > 0)"
+    );
+    // No experiment.json is checked or written: a validation run may try other searches and
+    // points on the same trained GANs, whose own configurations and curves guard them.
+    config.validate()?;
+    crate::output::check_experiment_folder(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let spec = config.model.image_spec();
+    let train_all = config.source.load(Split::Train, spec, config.fit)?;
+    let normals = config
+        .classes
+        .iter()
+        .map(|class| data::normal_class_index(&train_all, class))
+        .collect::<Result<Vec<i64>>>()?;
+    let mut curves = Vec::new();
+    for (class, &normal) in config.classes.iter().zip(&normals) {
+        let normal_train = data::only_class(&train_all, normal)?;
+        let run_dir = out.join("runs").join(format!("class-{class}"));
+        let images = ClassImages {
+            class,
+            normal,
+            normal_train: &normal_train,
+            train_all: &train_all,
+        };
+        let curve = class_curve(config, &images, &run_dir, device, on_event)?;
+        curves.push((class.clone(), curve));
+    }
+    Ok(curves)
+}

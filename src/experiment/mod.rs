@@ -1,0 +1,437 @@
+//! The paper's one-vs-all experiment (Sect. 4.1): for each normal class, train a GAN on that
+//! class, score a seeded draw of test images with every method, and record ROC-AUC per cell.
+//!
+//! Every finished (class, method) cell is written atomically to `cells/`, and a re-run skips
+//! the cells already there, so a killed experiment loses at most the cell in progress. A class
+//! whose GAN is already trained with the same configuration reuses it (a half-trained one
+//! resumes).
+
+mod gan;
+pub mod report;
+mod scoring;
+mod table;
+
+pub use gan::{run_validation, ChosenGan};
+pub use table::{auc_table, candidate_label, curve_table, write_summary};
+
+use crate::alexnet::AlexNetLayer;
+use crate::autoencoder::AutoencoderConfig;
+use crate::data::{self, DataSource, Dataset, Fit, OneVsAll, Split};
+use crate::eval::{average_precision, roc_auc};
+use crate::io::{self, read_json, write_json};
+use crate::model::ModelConfig;
+use crate::score::adgan::AdganConfig;
+use crate::score::anogan::AnoganConfig;
+use crate::score::features::{PcaConfig, Validation};
+use crate::score::method::Method;
+use crate::selection::{CurvePoint, SelectionConfig};
+use crate::train::{Progress, TrainConfig};
+use anyhow::{bail, ensure, Context, Result};
+use gan::{prepare_gan, ClassImages};
+use scoring::{progress_event, score_method, ClassContext, Scored};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// Everything that defines a one-vs-all experiment; saved as `experiment.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    /// The data set.
+    pub source: DataSource,
+    /// Normal classes, one row of the table each (index or class name).
+    pub classes: Vec<String>,
+    /// Methods, one column each.
+    pub methods: Vec<Method>,
+    /// Test images drawn per class (5000 in the paper).
+    pub n_test: usize,
+    /// Seed of the test draws.
+    pub seed: u64,
+    /// How images are fitted to the model.
+    pub fit: Fit,
+    /// GAN architecture.
+    pub model: ModelConfig,
+    /// GAN training.
+    pub train: TrainConfig,
+    /// ADGAN search (also used by `prior`).
+    pub search: AdganConfig,
+    /// PCA and dimension choice of the classic baselines.
+    #[serde(default)]
+    pub baselines: PcaConfig,
+    /// AnoGAN search.
+    #[serde(default)]
+    pub anogan: AnoganConfig,
+    /// DCAE and VAE architecture and training.
+    #[serde(default)]
+    pub autoencoder: AutoencoderConfig,
+    /// Images per ADGAN search (chosen from memory when absent); it changes no score, so an
+    /// experiment may be continued with another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_images: Option<usize>,
+    /// AlexNet weights (torchvision state dict as safetensors) for the `*-alexnet` methods.
+    #[serde(default)]
+    pub alexnet: Option<PathBuf>,
+    /// The AlexNet layer the `*-alexnet` methods use (the final convolutional layer, as in the
+    /// paper, unless fc7 is asked for).
+    #[serde(default)]
+    pub alexnet_layer: AlexNetLayer,
+    /// How the GAN's training length and the search's learning rates are chosen on validation
+    /// data (off unless `every` is set: then `train` and `search` are used as they are).
+    #[serde(default)]
+    pub selection: SelectionConfig,
+}
+
+impl ExperimentConfig {
+    /// Checks every setting before any data is read or any network trained.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(!self.classes.is_empty(), "no normal class given");
+        ensure!(!self.methods.is_empty(), "no method given");
+        ensure!(
+            self.n_test > 0,
+            "the number of test images must be at least 1"
+        );
+        self.model.validate()?;
+        self.train.validate()?;
+        self.search.validate(&self.model)?;
+        self.baselines.validate()?;
+        if self.selection.enabled() {
+            self.selection.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// One finished (class, method) cell: its figures and per-image scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Normal class.
+    pub class: String,
+    /// Method.
+    pub method: Method,
+    /// ROC-AUC (anomalous = positive).
+    pub auc: f64,
+    /// Average precision.
+    pub average_precision: f64,
+    /// Seconds spent scoring (`adgan` and `prior` share one search and both report its time).
+    pub seconds: f64,
+    /// Test image ids.
+    pub ids: Vec<String>,
+    /// Original class of each test image.
+    pub test_classes: Vec<i64>,
+    /// 1 = anomalous, 0 = normal.
+    pub labels: Vec<i64>,
+    /// Anomaly scores.
+    pub scores: Vec<f64>,
+    /// Hyperparameters the method chose on the training data (PCA dimension, bandwidth, ...).
+    #[serde(default)]
+    pub chosen: BTreeMap<String, f64>,
+}
+
+/// What the runner reports while it works.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Training the GAN of a class.
+    Training {
+        class: &'a str,
+        progress: &'a Progress,
+    },
+    /// Training a baseline's network (an autoencoder): iterations done and total.
+    Fitting {
+        class: &'a str,
+        method: Method,
+        done: usize,
+        total: usize,
+    },
+    /// Scoring a cell: images done and total.
+    Scoring {
+        class: &'a str,
+        method: Method,
+        done: usize,
+        total: usize,
+    },
+    /// Scoring the validation images of a class at one point of its learning curve.
+    Validating {
+        class: &'a str,
+        iteration: usize,
+        done: usize,
+        total: usize,
+    },
+    /// A point of a class's learning curve is finished.
+    Validated {
+        class: &'a str,
+        point: &'a CurvePoint,
+    },
+    /// Something the user should know about the run (a setting that was adjusted).
+    Note(String),
+    /// A cell was already finished and is skipped.
+    Skipped { class: &'a str, method: Method },
+    /// A cell is finished and saved.
+    Finished { cell: &'a Cell },
+}
+
+fn cell_path(out: &Path, class: &str, method: Method) -> PathBuf {
+    out.join("cells")
+        .join(format!("{class}-{}.json", method.name()))
+}
+
+/// Reads a finished cell, checking that it belongs to this experiment.
+fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<Cell> {
+    let cell: Cell = read_json(path, "adgan result cell")?;
+    let consistent = cell.class == class
+        && cell.method == method
+        && cell.scores.len() == n_test
+        && cell.labels.len() == n_test
+        && cell.ids.len() == n_test;
+    ensure!(
+        consistent,
+        "{} does not hold the {} cell of class {class} with {n_test} scores: delete it and run again",
+        path.display(),
+        method.name()
+    );
+    Ok(cell)
+}
+
+/// Creates the experiment folder `out`, or checks that it holds this experiment (methods may be
+/// added to it), and saves the configuration.
+fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> {
+    config.validate()?;
+    crate::output::check_experiment_folder(out)?;
+    std::fs::create_dir_all(out.join("cells"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let config_path = out.join("experiment.json");
+    if config_path.exists() {
+        let saved: ExperimentConfig = read_json(&config_path, "adgan experiment configuration")?;
+        // Methods are columns and classes rows with cells of their own: adding either to an
+        // experiment is fine.
+        let same = ExperimentConfig {
+            methods: config.methods.clone(),
+            classes: config.classes.clone(),
+            batch_images: config.batch_images,
+            ..saved.clone()
+        } == *config;
+        if !same {
+            let mut ours = config.clone();
+            ours.methods.clone_from(&saved.methods);
+            ours.classes.clone_from(&saved.classes);
+            ours.batch_images = saved.batch_images;
+            bail!(
+                "{} holds another experiment ({}): choose another folder, or repeat that \
+                 experiment's settings",
+                out.display(),
+                io::differences(&saved, &ours).join("; ")
+            );
+        }
+    }
+    write_json(&config_path, config)
+}
+
+/// Runs (or continues) the experiment in `out`; returns every cell, class by class.
+pub fn run_one_vs_all(
+    config: &ExperimentConfig,
+    out: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Cell>> {
+    check_experiment_folder(config, out)?;
+    let splits = Splits::load(config, on_event)?;
+    let mut cells = Vec::new();
+    for (class, &normal) in config.classes.iter().zip(&splits.normals) {
+        let pending = finished_cells(config, out, class, splits.n_test, &mut cells, on_event)?;
+        if !pending.is_empty() {
+            run_class(
+                config,
+                out,
+                &splits,
+                (class, normal),
+                &pending,
+                device,
+                &mut cells,
+                on_event,
+            )?;
+        }
+    }
+    let position = |cell: &Cell| {
+        let class = config.classes.iter().position(|c| c == &cell.class);
+        (class, config.methods.iter().position(|&m| m == cell.method))
+    };
+    cells.sort_by_key(position);
+    Ok(cells)
+}
+
+/// Both splits of the data, every class resolved (before the first one is trained), and the
+/// number of test images drawn per class.
+struct Splits {
+    train: Dataset,
+    test: Dataset,
+    normals: Vec<i64>,
+    n_test: usize,
+}
+
+impl Splits {
+    fn load(config: &ExperimentConfig, on_event: &mut dyn FnMut(Event)) -> Result<Self> {
+        let spec = config.model.image_spec();
+        let train = config.source.load(Split::Train, spec, config.fit)?;
+        let test = config.source.load(Split::Test, spec, config.fit)?;
+        let normals = config
+            .classes
+            .iter()
+            .map(|class| data::normal_class_index(&train, class))
+            .collect::<Result<Vec<i64>>>()?;
+        let n_test = config.n_test.min(test.len());
+        if n_test < config.n_test {
+            on_event(Event::Note(format!(
+                "the test split has {} images, fewer than the {} asked for: all of them are scored",
+                test.len(),
+                config.n_test
+            )));
+        }
+        Ok(Self {
+            train,
+            test,
+            normals,
+            n_test,
+        })
+    }
+}
+
+/// Reads the finished cells of `class` into `cells`; returns the methods still to score.
+fn finished_cells(
+    config: &ExperimentConfig,
+    out: &Path,
+    class: &str,
+    n_test: usize,
+    cells: &mut Vec<Cell>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Method>> {
+    let mut pending = Vec::new();
+    for &method in &config.methods {
+        let path = cell_path(out, class, method);
+        if path.exists() {
+            cells.push(read_cell(&path, class, method, n_test)?);
+            on_event(Event::Skipped { class, method });
+        } else {
+            pending.push(method);
+        }
+    }
+    Ok(pending)
+}
+
+/// Scores the `pending` methods of one normal class (training its GAN first if one needs it),
+/// writing every cell as soon as its method is scored (`adgan` and `prior` come from one
+/// search and are written together).
+#[allow(clippy::too_many_arguments)]
+fn run_class(
+    config: &ExperimentConfig,
+    out: &Path,
+    splits: &Splits,
+    (class, normal): (&String, i64),
+    pending: &[Method],
+    device: Device,
+    cells: &mut Vec<Cell>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let task = data::one_vs_all(
+        &splits.train,
+        &splits.test,
+        normal,
+        splits.n_test,
+        config.seed,
+    )?;
+    let images = ClassImages {
+        class,
+        normal,
+        normal_train: &task.train,
+        train_all: &splits.train,
+    };
+    let chosen = match pending.iter().any(|m| m.needs_gan()) {
+        true => Some(prepare_gan(
+            config,
+            &images,
+            &out.join("runs"),
+            device,
+            on_event,
+        )?),
+        false => None,
+    };
+    // The classic baselines choose their PCA dimension on one validation draw per class.
+    let validation = match pending.iter().any(|m| m.classic().is_some()) {
+        true => {
+            let others = data::other_classes(&splits.train, normal)?;
+            let b = &config.baselines;
+            Some(Validation::draw(
+                &task.train,
+                &others,
+                b.holdout_fraction,
+                b.seed,
+            )?)
+        }
+        false => None,
+    };
+    let context = ClassContext {
+        config,
+        class,
+        task: &task,
+        validation: validation.as_ref(),
+        runs: out.join("runs"),
+        gan: chosen.as_ref(),
+        device,
+    };
+    for &method in pending {
+        if cells
+            .iter()
+            .any(|c| c.class == *class && c.method == method)
+        {
+            continue;
+        }
+        let mut report =
+            |m, done, total, fitting| on_event(progress_event(class, m, done, total, fitting));
+        for mut result in score_method(&context, method, pending, &mut report)? {
+            if let (true, Some(gan)) = (result.method.needs_gan(), &chosen) {
+                result.chosen.extend(gan.chosen.clone());
+            }
+            let cell = Cell::new(class, &task, result)?;
+            write_json(&cell_path(out, class, cell.method), &cell)?;
+            on_event(Event::Finished { cell: &cell });
+            cells.push(cell);
+        }
+    }
+    Ok(())
+}
+
+impl Cell {
+    /// The cell of a method's scores on a class's test images.
+    fn new(class: &str, task: &OneVsAll, scored: Scored) -> Result<Self> {
+        let labels = task.test.labels.clone().unwrap_or_default();
+        Ok(Cell {
+            class: class.to_string(),
+            method: scored.method,
+            auc: roc_auc(&scored.scores, &labels)?,
+            average_precision: average_precision(&scored.scores, &labels)?,
+            seconds: scored.seconds,
+            ids: task.test.ids.clone(),
+            test_classes: task.test_classes.clone(),
+            labels,
+            scores: scored.scores,
+            chosen: scored.chosen,
+        })
+    }
+}
+
+/// Expands a class list such as `0-9`, `0,3,5` or `cat,dog` (ranges only between numbers).
+pub fn parse_classes(text: &str) -> Result<Vec<String>> {
+    let mut classes = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let range = part
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)));
+        match range {
+            Some((a, b)) => {
+                ensure!(a <= b, "class range {part} is empty");
+                classes.extend((a..=b).map(|c| c.to_string()));
+            }
+            None => classes.push(part.to_string()),
+        }
+    }
+    ensure!(!classes.is_empty(), "no classes given");
+    Ok(classes)
+}

@@ -1,0 +1,378 @@
+//! The one place where a scoring method becomes a detector: `score`, `rank`, the demo and the
+//! experiment all build theirs with [`build`], which also owns each method's batch size and
+//! the search shared by `adgan` and `prior` ([`search_columns`]).
+
+use super::adgan::{auto_batch, Adgan, AdganConfig};
+use super::anogan::{Anogan, AnoganConfig};
+use super::classic::{fit_classic, Classic};
+use super::critic::CriticScore;
+use super::dcae::DcaeScore;
+use super::features::{FeatureExtractor, PcaConfig, Validation};
+use super::prior::{prior_scores, PriorScore};
+use super::vae::VaeScore;
+use super::{score_columns, to_scores, Detector};
+use crate::alexnet::AlexNetLayer;
+use crate::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
+use crate::data::Dataset;
+use crate::model::ModelConfig;
+use crate::run::TrainedGan;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// Images per batch of the critic, the autoencoders and the classic baselines: memory-bound
+/// forward passes that gain from large batches.
+const CRITIC_BATCH: usize = 256;
+const AUTOENCODER_BATCH: usize = 256;
+const CLASSIC_BATCH: usize = 1024;
+/// Images per batch of AnoGAN: each image has its own latent and 500 steps.
+const ANOGAN_BATCH: usize = 64;
+
+/// A scoring method: ADGAN, the other scores of the GAN, and every baseline of the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// ADGAN: mean final reconstruction loss of the latent search.
+    Adgan,
+    /// Negated critic value.
+    Critic,
+    /// Negated prior log-likelihood of the latents the search ends at.
+    Prior,
+    /// AnoGAN: latent-only search with residual and critic-feature loss.
+    Anogan,
+    /// Convolutional autoencoder, reconstruction error.
+    Dcae,
+    /// Variational autoencoder, negative ELBO.
+    Vae,
+    /// Gaussian KDE on PCA features.
+    Kde,
+    /// One-class SVM on PCA features.
+    Ocsvm,
+    /// Isolation Forest on PCA features.
+    Iforest,
+    /// Gaussian mixture on PCA features.
+    Gmm,
+    /// Gaussian KDE on PCA of AlexNet features (final convolutional layer).
+    #[value(name = "kde-alexnet")]
+    #[serde(rename = "kde-alexnet")]
+    KdeAlexnet,
+    /// One-class SVM on PCA of AlexNet features (final convolutional layer).
+    #[value(name = "ocsvm-alexnet")]
+    #[serde(rename = "ocsvm-alexnet")]
+    OcsvmAlexnet,
+}
+
+impl Method {
+    /// The name used in file names and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Adgan => "adgan",
+            Method::Critic => "critic",
+            Method::Prior => "prior",
+            Method::Anogan => "anogan",
+            Method::Dcae => "dcae",
+            Method::Vae => "vae",
+            Method::Kde => "kde",
+            Method::Ocsvm => "ocsvm",
+            Method::Iforest => "iforest",
+            Method::Gmm => "gmm",
+            Method::KdeAlexnet => "kde-alexnet",
+            Method::OcsvmAlexnet => "ocsvm-alexnet",
+        }
+    }
+
+    /// Whether the method needs the trained GAN.
+    pub fn needs_gan(self) -> bool {
+        matches!(
+            self,
+            Method::Adgan | Method::Critic | Method::Prior | Method::Anogan
+        )
+    }
+
+    /// The autoencoder behind the method, if it is one.
+    pub fn autoencoder(self) -> Option<AutoencoderKind> {
+        match self {
+            Method::Dcae => Some(AutoencoderKind::Dcae),
+            Method::Vae => Some(AutoencoderKind::Vae),
+            _ => None,
+        }
+    }
+
+    /// Whether the method works on AlexNet features instead of pixels.
+    pub fn uses_alexnet(self) -> bool {
+        matches!(self, Method::KdeAlexnet | Method::OcsvmAlexnet)
+    }
+
+    /// The classic baseline behind the method, if it is one.
+    pub fn classic(self) -> Option<Classic> {
+        match self {
+            Method::Kde | Method::KdeAlexnet => Some(Classic::Kde),
+            Method::Ocsvm | Method::OcsvmAlexnet => Some(Classic::OcSvm),
+            Method::Iforest => Some(Classic::IsolationForest),
+            Method::Gmm => Some(Classic::Gmm),
+            _ => None,
+        }
+    }
+}
+
+/// What building a detector may need; each method takes what it uses and says what is missing.
+/// The detectors built borrow the GAN (`'g`) and nothing else.
+pub struct Inputs<'a, 'g> {
+    /// Where the detector runs.
+    pub device: Device,
+    /// Architecture of the models (the autoencoders copy the GAN's).
+    pub model: ModelConfig,
+    /// The trained GAN (`adgan`, `prior`, `critic`, `anogan`).
+    pub gan: Option<&'g TrainedGan>,
+    /// The ADGAN search (`adgan`, `prior`).
+    pub search: AdganConfig,
+    /// Images per search; chosen from memory when `None`.
+    pub batch_images: Option<usize>,
+    /// AnoGAN's search.
+    pub anogan: AnoganConfig,
+    /// The autoencoders' architecture and training.
+    pub autoencoder: AutoencoderConfig,
+    /// Where the autoencoder of a method is trained once and kept.
+    pub autoencoder_dir: &'a dyn Fn(Method) -> PathBuf,
+    /// Normal images the baselines are fitted on.
+    pub normal: Option<&'a Dataset>,
+    /// Labelled validation images from the train split, to choose the PCA dimension with;
+    /// without them the fallback dimension of `pca` is used.
+    pub validation: Option<&'a Validation>,
+    /// PCA and dimension choice of the classic baselines.
+    pub pca: PcaConfig,
+    /// AlexNet weights for the `*-alexnet` methods.
+    pub alexnet: Option<&'a Path>,
+    /// Their feature layer.
+    pub alexnet_layer: AlexNetLayer,
+}
+
+/// A detector ready to score, with how many images to give it at once and what it chose.
+pub struct Built<'a> {
+    /// The detector.
+    pub detector: Box<dyn Detector + 'a>,
+    /// Images per call of [`Detector::score_batch`].
+    pub batch: usize,
+    /// Hyperparameters the method chose on the training data (PCA dimension, bandwidth, ...).
+    pub chosen: BTreeMap<String, f64>,
+    /// One line on what was built, for the user.
+    pub summary: String,
+}
+
+/// Where autoencoders would go when none is to be built.
+fn no_autoencoder(method: Method) -> PathBuf {
+    PathBuf::from(method.name())
+}
+
+impl<'g> Inputs<'static, 'g> {
+    /// Inputs for the methods that search the latent space of `gan` (`adgan`, `prior`) and
+    /// the other GAN methods, with the other settings at their defaults.
+    pub fn for_gan(
+        device: Device,
+        gan: &'g TrainedGan,
+        search: AdganConfig,
+        batch_images: Option<usize>,
+    ) -> Self {
+        Self {
+            device,
+            model: gan.config.model,
+            gan: Some(gan),
+            search,
+            batch_images,
+            anogan: AnoganConfig::default(),
+            autoencoder: AutoencoderConfig::default(),
+            autoencoder_dir: &no_autoencoder,
+            normal: None,
+            validation: None,
+            pca: PcaConfig::default(),
+            alexnet: None,
+            alexnet_layer: AlexNetLayer::default(),
+        }
+    }
+}
+
+impl<'a, 'g> Inputs<'a, 'g> {
+    fn gan(&self, method: Method) -> Result<&'g TrainedGan> {
+        self.gan
+            .with_context(|| format!("{} needs a trained GAN", method.name()))
+    }
+
+    fn normal(&self, method: Method) -> Result<&'a Dataset> {
+        self.normal
+            .with_context(|| format!("{} needs normal images to fit on", method.name()))
+    }
+
+    /// Images per ADGAN search: as asked, or chosen from memory.
+    fn search_batch(&self, gan: &TrainedGan) -> usize {
+        self.batch_images
+            .unwrap_or_else(|| auto_batch(&gan.generator, &self.search, self.device))
+    }
+}
+
+/// Builds the detector of `method` from `inputs`: fits a classic baseline, trains (once) or
+/// loads an autoencoder, or sets up a search over the GAN. `on_fit(done, total)` follows the
+/// training of an autoencoder.
+pub fn build<'g>(
+    method: Method,
+    inputs: &Inputs<'_, 'g>,
+    on_fit: &mut dyn FnMut(usize, usize),
+) -> Result<Built<'g>> {
+    match method {
+        Method::Adgan | Method::Prior => build_search(method, inputs),
+        Method::Critic => Ok(Built::plain(
+            Box::new(CriticScore::new(&inputs.gan(method)?.critic)),
+            CRITIC_BATCH,
+            "critic: the negated critic value".to_string(),
+        )),
+        Method::Anogan => build_anogan(inputs),
+        Method::Dcae | Method::Vae => build_autoencoder(method, inputs, on_fit),
+        _ => build_classic(method, inputs),
+    }
+}
+
+impl<'g> Built<'g> {
+    fn plain(detector: Box<dyn Detector + 'g>, batch: usize, summary: String) -> Self {
+        Self {
+            detector,
+            batch,
+            chosen: BTreeMap::new(),
+            summary,
+        }
+    }
+}
+
+/// ADGAN, or the prior likelihood of the latents it ends at.
+fn build_search<'g>(method: Method, inputs: &Inputs<'_, 'g>) -> Result<Built<'g>> {
+    let gan = inputs.gan(method)?;
+    let search = inputs.search;
+    let batch = inputs.search_batch(gan);
+    let adgan = Adgan::new(&gan.generator, search, inputs.device)?;
+    let summary = format!(
+        "{} by the ADGAN search (n_seed {}, k {}, lr_z {}, lr_theta {}, {batch} image(s) per \
+         search)",
+        method.name(),
+        search.n_seed,
+        search.k,
+        search.lr_z,
+        search.lr_theta
+    );
+    let detector: Box<dyn Detector + 'g> = match method {
+        Method::Adgan => Box::new(adgan),
+        _ => Box::new(PriorScore::new(adgan)),
+    };
+    Ok(Built::plain(detector, batch, summary))
+}
+
+/// AnoGAN on the GAN's generator and critic.
+fn build_anogan<'g>(inputs: &Inputs<'_, 'g>) -> Result<Built<'g>> {
+    let gan = inputs.gan(Method::Anogan)?;
+    let config = inputs.anogan;
+    let anogan = Anogan::new(&gan.generator, &gan.critic, config, inputs.device)?;
+    let summary = format!(
+        "anogan: {} steps on one latent per image, lambda {}",
+        config.steps, config.lambda
+    );
+    Ok(Built::plain(Box::new(anogan), ANOGAN_BATCH, summary))
+}
+
+/// The DCAE or VAE, trained once on the normal images and kept.
+fn build_autoencoder<'g>(
+    method: Method,
+    inputs: &Inputs<'_, 'g>,
+    on_fit: &mut dyn FnMut(usize, usize),
+) -> Result<Built<'g>> {
+    let kind = method.autoencoder().context("not an autoencoder")?;
+    let normal = inputs.normal(method)?;
+    let dir = (inputs.autoencoder_dir)(method);
+    let total = inputs.autoencoder.iterations;
+    let ae = Autoencoder::train_or_load(
+        kind,
+        inputs.model,
+        inputs.autoencoder,
+        normal,
+        &dir,
+        inputs.device,
+        &mut |done, _loss| on_fit(done, total),
+    )?;
+    let detector: Box<dyn Detector + 'g> = match kind {
+        AutoencoderKind::Dcae => Box::new(DcaeScore::new(ae)?),
+        AutoencoderKind::Vae => Box::new(VaeScore::new(ae, inputs.autoencoder.seed)?),
+    };
+    let summary = format!(
+        "{} trained on {} normal images (kept in {})",
+        method.name(),
+        normal.len(),
+        dir.display()
+    );
+    Ok(Built::plain(detector, AUTOENCODER_BATCH, summary))
+}
+
+/// A classic baseline on PCA features, its dimension chosen on the validation images when
+/// there are some.
+fn build_classic<'g>(method: Method, inputs: &Inputs<'_, 'g>) -> Result<Built<'g>> {
+    let kind = method.classic().context("not a classic baseline")?;
+    let normal = inputs.normal(method)?;
+    let extractor = FeatureExtractor::choose(
+        method.uses_alexnet(),
+        inputs.alexnet,
+        inputs.alexnet_layer,
+        method.name(),
+        inputs.device,
+    )?;
+    let fitted = fit_classic(
+        kind,
+        &extractor,
+        &normal.images.to_device(inputs.device),
+        inputs.validation,
+        &inputs.pca,
+    )
+    .with_context(|| format!("fitting {}", method.name()))?;
+    let chosen: Vec<String> = fitted
+        .chosen
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let summary = format!(
+        "{} fitted on {} normal images ({})",
+        method.name(),
+        normal.len(),
+        chosen.join(", ")
+    );
+    Ok(Built {
+        detector: fitted.detector,
+        batch: CLASSIC_BATCH,
+        chosen: fitted.chosen,
+        summary,
+    })
+}
+
+/// The `adgan` and `prior` scores of `images` from one search each (they share it), in that
+/// order; `on_batch(done, total)` follows it.
+pub fn search_columns(
+    inputs: &Inputs<'_, '_>,
+    images: &Tensor,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<[Vec<f64>; 2]> {
+    let gan = inputs.gan(Method::Adgan)?;
+    let adgan = Adgan::new(&gan.generator, inputs.search, inputs.device)?;
+    let batch = inputs.search_batch(gan);
+    let mut columns = score_columns(
+        &mut { images },
+        batch,
+        inputs.device,
+        2,
+        &mut |chunk| {
+            let search = adgan.search(chunk)?;
+            Ok(vec![
+                to_scores(&search.final_losses())?,
+                to_scores(&prior_scores(&search))?,
+            ])
+        },
+        on_batch,
+    )?;
+    let prior = columns.pop().expect("two columns");
+    let losses = columns.pop().expect("two columns");
+    Ok([losses, prior])
+}
