@@ -1,9 +1,17 @@
 //! Benchmarks whose figures go into BENCHMARKS.md (timed here, never in tests).
 
-use crate::data::{DataSource, Dataset, Fit, Split};
-use crate::model::ModelConfig;
+use crate::data::{demo, DataSource, Dataset, Fit, FolderStream, ImageSpec, OnBadFile, Split};
+use crate::eval::roc_auc;
+use crate::model::{dcgan_init, Critic, Generator, ModelConfig};
+use crate::rng;
+use crate::run::{load_gan, TrainedGan};
+use crate::score::adgan::{Adgan, AdganConfig};
+use crate::score::classic::{fit_classic, Classic};
+use crate::score::critic::CriticScore;
+use crate::score::features::{FeatureExtractor, PcaConfig};
+use crate::score::{score_all, score_source};
 use crate::train::{DataProvenance, RunConfig, TrainConfig, Trainer, FORMAT_VERSION};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -115,7 +123,7 @@ fn bench_trainer(model: ModelConfig, train: TrainConfig, device: Device) -> Resu
 /// Multiply-adds of one generator forward pass for one latent: each transposed convolution's
 /// weights (C_in * C_out * 4 * 4) once per input pixel, the input of layer i being 1x1, then
 /// 4x4, 8x8, ...; BatchNorm, activations and the loss are elementwise and left out.
-pub fn generator_macs(generator: &crate::model::Generator) -> f64 {
+pub fn generator_macs(generator: &Generator) -> f64 {
     generator
         .convs
         .iter()
@@ -131,38 +139,35 @@ pub fn generator_macs(generator: &crate::model::Generator) -> f64 {
 /// and backward (the backward pass computes gradients of both the inputs and the weights of
 /// every layer: twice the forward's products) and one last forward for the score; two FLOPs per
 /// multiply-add.
-pub fn search_flops(
-    generator: &crate::model::Generator,
-    search: &crate::score::adgan::AdganConfig,
-) -> f64 {
+pub fn search_flops(generator: &Generator, search: &AdganConfig) -> f64 {
     let passes = 3.0 * search.k as f64 + 1.0;
     2.0 * generator_macs(generator) * passes * search.n_seed as f64
 }
 
 /// The generator a search benchmark times: the trained one of a run folder, or a freshly
-/// DCGAN-initialised one. Trained weights matter: PyTorch searched the MNIST class-0 generator
-/// 1.13x faster than a fresh one of the same architecture (BENCHMARKS.md).
+/// DCGAN-initialised one. Trained weights matter: a trained generator searches at another speed
+/// than a fresh one of the same architecture (BENCHMARKS.md).
 pub enum BenchGenerator {
     /// A run's trained generator.
-    Trained(Box<crate::run::TrainedGan>),
+    Trained(Box<TrainedGan>),
     /// A fresh generator and the variables that hold its weights.
-    Fresh(tch::nn::VarStore, crate::model::Generator),
+    Fresh(tch::nn::VarStore, Generator),
 }
 
 impl BenchGenerator {
     /// Loads the generator of the run folder `run`, or initialises one of architecture `model`.
     pub fn new(run: Option<&std::path::Path>, model: ModelConfig, device: Device) -> Result<Self> {
         if let Some(dir) = run {
-            return Ok(Self::Trained(Box::new(crate::run::load_gan(dir, device)?)));
+            return Ok(Self::Trained(Box::new(load_gan(dir, device)?)));
         }
         let vs = tch::nn::VarStore::new(device);
-        let generator = crate::model::Generator::new(&vs.root(), model)?;
-        crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
+        let generator = Generator::new(&vs.root(), model)?;
+        dcgan_init(&vs, &mut rng::seeded(0));
         Ok(Self::Fresh(vs, generator))
     }
 
     /// The generator.
-    pub fn generator(&self) -> &crate::model::Generator {
+    pub fn generator(&self) -> &Generator {
         match self {
             Self::Trained(gan) => &gan.generator,
             Self::Fresh(_, generator) => generator,
@@ -171,7 +176,7 @@ impl BenchGenerator {
 }
 
 /// Random images in [-1, 1] shaped for `generator`'s output, on the CPU.
-fn random_images(generator: &crate::model::Generator, n: usize) -> Tensor {
+fn random_images(generator: &Generator, n: usize) -> Tensor {
     let model = generator.config();
     Tensor::rand(
         [n as i64, model.channels, model.image_size, model.image_size],
@@ -183,13 +188,12 @@ fn random_images(generator: &crate::model::Generator, n: usize) -> Tensor {
 /// Images per second of the ADGAN search with `generator` over `n_images` random images,
 /// `batch` at a time (the speed does not depend on the images). One untimed batch warms up.
 pub fn scoring_throughput(
-    generator: &crate::model::Generator,
-    search: crate::score::adgan::AdganConfig,
+    generator: &Generator,
+    search: AdganConfig,
     batch: usize,
     n_images: usize,
     device: Device,
 ) -> Result<f64> {
-    use crate::score::{adgan::Adgan, score_all};
     let images = random_images(generator, n_images);
     let mut detector = Adgan::new(generator, search, device)?;
     score_all(
@@ -211,7 +215,7 @@ pub fn scoring_throughput(
 #[derive(Debug)]
 pub struct BaselineRun {
     /// The baseline.
-    pub kind: crate::score::classic::Classic,
+    pub kind: Classic,
     /// ROC-AUC on the test images.
     pub auc: f64,
     /// Hyperparameters it chose.
@@ -230,10 +234,9 @@ pub fn classic_baselines(
     labels: &[i64],
     dim: usize,
     seed: u64,
-    kinds: &[crate::score::classic::Classic],
+    kinds: &[Classic],
     device: Device,
 ) -> Result<Vec<BaselineRun>> {
-    use crate::score::{classic::fit_classic, features::PcaConfig, score_all};
     let config = PcaConfig {
         fallback_dim: dim,
         seed,
@@ -243,14 +246,14 @@ pub fn classic_baselines(
     let mut runs = Vec::new();
     for &kind in kinds {
         let start = Instant::now();
-        let pixels = crate::score::features::FeatureExtractor::Pixels;
+        let pixels = FeatureExtractor::Pixels;
         let mut fitted = fit_classic(kind, &pixels, &train, None, &config)?;
         let fit_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
         let scores = score_all(fitted.detector.as_mut(), test, 1024, device, &mut |_, _| {})?;
         runs.push(BaselineRun {
             kind,
-            auc: crate::eval::roc_auc(&scores, labels)?,
+            auc: roc_auc(&scores, labels)?,
             chosen: fitted.chosen,
             fit_seconds,
             score_seconds: start.elapsed().as_secs_f64(),
@@ -290,8 +293,6 @@ pub fn streaming_scoring(
     batch: usize,
     device: Device,
 ) -> Result<StreamingFigures> {
-    use crate::data::{demo, FolderStream, ImageSpec, OnBadFile};
-    use anyhow::Context;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let existing = std::fs::read_dir(dir)?.count();
     if existing != n {
@@ -310,17 +311,16 @@ pub fn streaming_scoring(
     }
     let model = ModelConfig::default();
     let vs = tch::nn::VarStore::new(device);
-    let critic = crate::model::Critic::new(&vs.root(), model)?;
-    crate::model::dcgan_init(&vs, &mut crate::rng::seeded(0));
-    let mut detector = crate::score::critic::CriticScore::new(&critic);
+    let critic = Critic::new(&vs.root(), model)?;
+    dcgan_init(&vs, &mut rng::seeded(0));
+    let mut detector = CriticScore::new(&critic);
     let spec = ImageSpec {
         size: 32,
         channels: 3,
     };
     let mut stream = FolderStream::open(dir, spec, Fit::Pad, OnBadFile::Fail)?;
     let start = Instant::now();
-    let scores =
-        crate::score::score_source(&mut detector, &mut stream, batch, device, &mut |_, _| {})?;
+    let scores = score_source(&mut detector, &mut stream, batch, device, &mut |_, _| {})?;
     Ok(StreamingFigures {
         images: scores.len(),
         seconds: start.elapsed().as_secs_f64(),
@@ -329,16 +329,16 @@ pub fn streaming_scoring(
     })
 }
 
-/// [`crate::score::adgan::Adgan::profile_step`] on `batch` random images with `generator`:
+/// [`Adgan::profile_step`] on `batch` random images with `generator`:
 /// milliseconds per search step by phase.
 pub fn search_profile(
-    generator: &crate::model::Generator,
-    search: crate::score::adgan::AdganConfig,
+    generator: &Generator,
+    search: AdganConfig,
     batch: usize,
     steps: usize,
     device: Device,
 ) -> Result<Vec<(String, f64)>> {
     let images = random_images(generator, batch).to_device(device);
-    let detector = crate::score::adgan::Adgan::new(generator, search, device)?;
+    let detector = Adgan::new(generator, search, device)?;
     detector.profile_step(&images, steps)
 }

@@ -64,13 +64,13 @@ pub fn select(choice: DeviceChoice) -> Result<Device> {
         DeviceChoice::Cuda => {
             if let Err(why) = load_libtorch_cuda() {
                 bail!(
-                    "--device cuda: libtorch_cuda could not be loaded ({why}). Install the CUDA \
+                    "CUDA was asked for, but libtorch_cuda could not be loaded ({why}). Install the CUDA \
                      build of torch 2.11.0 with its CUDA libraries (scripts/setup.sh --cuda), \
                      or point LD_LIBRARY_PATH at a torch/lib folder that has them"
                 );
             }
             if !tch::Cuda::is_available() {
-                bail!("--device cuda: libtorch_cuda loaded, but no CUDA GPU is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+                bail!("CUDA was asked for and libtorch_cuda loaded, but no CUDA GPU is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
             }
             Ok(Device::Cuda(0))
         }

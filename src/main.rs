@@ -26,11 +26,10 @@ fn restore_default_sigpipe() {
 
 /// libtorch frees and reallocates every activation and gradient buffer each step. With glibc's
 /// defaults, buffers above the (adaptive) mmap threshold are mapped and unmapped every time and
-/// the heap top is handed back to the kernel, so each step touches fresh zeroed pages: a WGAN
-/// training iteration here took 731,000 minor page faults per 15 iterations and ran 10% slower
-/// than PyTorch. Serving buffers up to 16 MiB from the heap and keeping up to 64 MiB of freed
-/// heap cut that to 50,000 faults and made training as fast as PyTorch (BENCHMARKS.md, "Where a
-/// step spends its time"). glibc's own `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_`,
+/// the heap top is handed back to the kernel, so each step touches fresh zeroed pages and
+/// training ran slower than PyTorch. Serving buffers up to 16 MiB from the heap and keeping up
+/// to 64 MiB of freed heap removes most of those page faults (figures in BENCHMARKS.md, "Where
+/// a step spends its time"). glibc's own `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_`,
 /// when set, take precedence.
 fn keep_freed_memory_mapped() {
     let user_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]

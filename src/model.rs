@@ -247,8 +247,8 @@ impl Generator {
         for (i, conv) in self.convs.iter().enumerate() {
             x = if i == 0 {
                 // 1x1 -> 4x4 with stride 1 and no padding is a plain matrix product, which
-                // libtorch runs forward and backward in 40% of the time of its transposed
-                // convolution (BENCHMARKS.md, "Where a step spends its time").
+                // libtorch runs forward and backward faster than its transposed convolution
+                // (BENCHMARKS.md, "Where a step spends its time").
                 let out_channels = conv.ws.size()[1];
                 channels_last(
                     &z.view([-1, d])
@@ -276,18 +276,17 @@ pub struct Critic {
 
 /// `x` [N, C, H, W] laid out channels-last (strides of NHWC), the layout oneDNN's CPU
 /// convolutions work in natively: with the default NCHW layout libtorch reorders every
-/// activation and gradient to oneDNN's blocked layout and back around each convolution (ADGAN
-/// scoring ran 7% faster this way, BENCHMARKS.md). Later ops keep the layout. tch
+/// activation and gradient to oneDNN's blocked layout and back around each convolution (the
+/// speed-up is in BENCHMARKS.md). Later ops keep the layout. tch
 /// 0.24 has no memory-format argument; the permutations make it.
 pub fn channels_last(x: &Tensor) -> Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// LeakyReLU with slope 0.2, written as lerp(x, relu(x), 0.8) = 0.2 x + 0.8 relu(x): tch exposes
-/// libtorch's leaky_relu only with its default slope 0.01. Forward and backward over the critic's
-/// activations at batch 64 this took 1.2 ms where PReLU with a constant slope took 5.0 ms and
-/// `max(x, 0.2 x)` 10.3 ms (PyTorch 2.11 on the 2-core CPU; leaky_relu itself 0.4 ms): PReLU
-/// computes a full-size gradient for its slope even when the slope needs none.
+/// libtorch's leaky_relu only with its default slope 0.01. It is faster than PReLU with a
+/// constant slope, which computes a full-size gradient for its slope even when the slope needs
+/// none, and than `max(x, 0.2 x)` (timings in BENCHMARKS.md).
 fn leaky_relu_02(x: &Tensor) -> Tensor {
     x.lerp(&x.relu(), 0.8)
 }

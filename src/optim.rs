@@ -177,8 +177,8 @@ impl Optimizer {
                         // m <- beta1 m + (1 - beta1) g and v <- beta2 v + (1 - beta2) g^2 as
                         // lerps, and the bias corrections folded into one scale and eps:
                         // lr/c1 * m / (sqrt(v)/c2 + eps) = (lr c2/c1) * m / (sqrt(v) + eps c2).
-                        // Seven passes over theta instead of ten (Adam on theta was 9% of a
-                        // search step).
+                        // Seven passes over theta instead of ten (BENCHMARKS.md, "Where a step
+                        // spends its time").
                         let _ = m.lerp_(&g, 1.0 - beta1);
                         let _ = v.lerp_(&g.square(), 1.0 - beta2);
                         let correction1 = 1.0 - beta1.powf(t);

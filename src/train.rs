@@ -530,7 +530,7 @@ pub fn train(
     } else {
         if checkpoint_path.exists() {
             bail!(
-                "{} already holds a training run: pass --resume to continue it, or choose another --out",
+                "{} already holds a training run: continue it, or train into another folder",
                 run_dir.display()
             );
         }

@@ -229,7 +229,7 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
         false,
         &mut keep_going,
     ));
-    assert!(err.contains("--resume"), "{err}");
+    assert!(err.contains("already holds a training run"), "{err}");
 
     let mut other = config.clone();
     other.train.seed += 1;

@@ -275,8 +275,8 @@ pub(crate) struct SearchArgs {
     /// Seed of the initial latents.
     #[arg(long, default_value_t = 0)]
     pub(crate) search_seed: u64,
-    /// Number format of the generator's transposed convolutions during the search (bf16: 1.3x
-    /// to 1.7x faster on a CPU with AVX512-BF16, ROC-AUC within 0.001 on MNIST; BENCHMARKS.md).
+    /// Number format of the generator's transposed convolutions during the search (bf16 is
+    /// faster on GPUs and CPUs with AVX512-BF16 at nearly the same ROC-AUC; BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub(crate) precision: Precision,
     /// Images per batched search (default: chosen from memory).

@@ -130,7 +130,8 @@ fn build_detector<'g>(args: &ScoreArgs, gan: &'g TrainedGan) -> Result<method::B
         alexnet_layer: args.alexnet_layer,
     };
     let mut bar = progress::iteration_count_bar(inputs.autoencoder.iterations);
-    let built = method::build(args.method, &inputs, &mut |done, _| bar.set(done))?;
+    let built = method::build(args.method, &inputs, &mut |done, _| bar.set(done))
+        .with_context(|| format!("--method {}", args.method.name()))?;
     bar.finish();
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
     Ok(built)

@@ -29,6 +29,12 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
     let spec = model.image_spec();
     let mut train = args.gan.train_config()?;
     let checkpoint_path = args.out.join(CHECKPOINT_FILE);
+    if !args.resume && checkpoint_path.exists() {
+        bail!(
+            "{} already holds a training run: pass --resume to continue it, or choose another --out",
+            args.out.display()
+        );
+    }
     if args.resume && !checkpoint_path.exists() {
         if args.out.join(CONFIG_FILE).exists() {
             eprintln!(

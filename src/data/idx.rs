@@ -127,7 +127,7 @@ fn find_mnist_file(dir: &Path, prefix: &str, kind: &str) -> Result<PathBuf> {
         }
     }
     bail!(
-        "{} has no {base} or {base}.gz: point --data at the folder holding the MNIST (or \
+        "{} has no {base} or {base}.gz: give the folder that holds the MNIST (or \
          Fashion-MNIST) IDX files",
         dir.display()
     )

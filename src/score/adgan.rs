@@ -98,7 +98,7 @@ pub enum Precision {
     F32,
     /// bfloat16 weights and hidden activations in the transposed convolutions, at 8 bits of
     /// mantissa: for hardware with bf16 dot products (GPUs, x86 CPUs with AVX512-BF16 or
-    /// AMX). The search ran 1.3x-1.7x faster than in f32 on an AVX512-BF16 CPU (BENCHMARKS.md).
+    /// AMX). Its speed against f32 is in BENCHMARKS.md.
     Bf16,
 }
 
@@ -283,10 +283,9 @@ impl StackedGenerator {
     }
 
     /// The first transposed convolution (1x1 -> 4x4, stride 1, no padding) as the matrix product
-    /// it is: [n, copies * d'] -> [n, copies * C, 4, 4]. libtorch's transposed convolution took
-    /// 7.8 ms forward and backward for this layer at n_seed 64 on the 2-core CPU, the product
-    /// 3.1 ms (PyTorch 2.11, same shapes); with copies > 1 it is one batched product, where a
-    /// grouped convolution would be one small product per copy.
+    /// it is: [n, copies * d'] -> [n, copies * C, 4, 4], faster than libtorch's transposed
+    /// convolution for this layer (BENCHMARKS.md); with copies > 1 it is one batched product,
+    /// where a grouped convolution would be one small product per copy.
     fn first_layer(&self, z: &Tensor) -> Tensor {
         let (n, copies) = (z.size()[0], self.copies);
         let w = &self.weights[0];
@@ -442,7 +441,7 @@ impl SearchState {
         let history = Tensor::stack(&history, 0);
         ensure!(
             bool::try_from(history.isfinite().all())?,
-            "the latent search produced a non-finite loss: lower --lr-z or --lr-theta"
+            "the latent search produced a non-finite loss: lower lr_z or lr_theta"
         );
         Ok(Search {
             losses: history,
@@ -595,11 +594,9 @@ impl Adgan<'_> {
 
 /// How many images to score in one batched search on `device`.
 ///
-/// On the CPU one image at a time: there the n_seed latents of one image already fill the cores.
-/// Grouping 4 images into grouped convolutions scored 0.67x-0.93x (32x32x3, width 64) and
-/// 0.90x-1.05x (32x32x1, width 32) the images per second of one image per search in f32, and two
-/// single-threaded searches side by side 0.89x-1.01x (`adgan bench score`, 2 cores,
-/// BENCHMARKS.md). On a GPU, as many as fit in 16 GiB: per image, six copies of theta (values,
+/// On the CPU one image at a time: there the n_seed latents of one image already fill the cores,
+/// and neither grouping images into grouped convolutions nor two single-threaded searches side
+/// by side paid in f32 (`adgan bench score`, BENCHMARKS.md). On a GPU, as many as fit in 16 GiB: per image, six copies of theta (values,
 /// gradients, two Adam moments, temporaries) for every copy, and forward plus backward
 /// activations for n_seed latents.
 pub fn auto_batch(generator: &Generator, config: &AdganConfig, device: Device) -> usize {

@@ -48,7 +48,7 @@ impl FeatureExtractor {
         }
         let path = weights.with_context(|| {
             format!(
-                "{method} needs AlexNet weights: give --alexnet PATH (a safetensors state dict)"
+                "{method} needs AlexNet weights (torchvision's AlexNet state dict as safetensors; the README says how to export it)"
             )
         })?;
         Ok(FeatureExtractor::AlexNet(std::rc::Rc::new(AlexNet::load(
