@@ -236,16 +236,19 @@ pub(crate) fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
         n_critic: args.n_critic,
         ..base
     };
+    let what = format!(
+        "{}, batch {}, {}, n_critic {}, {} threads, {}",
+        if args.gp { "wgan-gp" } else { "wgan-clip" },
+        args.batch_size,
+        args.shape.describe(),
+        args.n_critic,
+        tch::get_num_threads(),
+        device::name(device)
+    );
     if args.profile {
         let phases = adgan::bench::training_profile(model, train, args.warmup, args.steps, device)?;
         println!(
-            "train iteration profile ({}, batch {}, {}, n_critic {}, {} threads, {}), ms per iteration over {} iterations:",
-            if args.gp { "wgan-gp" } else { "wgan-clip" },
-            args.batch_size,
-            args.shape.describe(),
-            args.n_critic,
-            tch::get_num_threads(),
-            device::name(device),
+            "train iteration profile ({what}), ms per iteration over {} iterations:",
             args.steps
         );
         let total: f64 = phases.iter().map(|(_, ms)| ms).sum();
@@ -257,16 +260,8 @@ pub(crate) fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
     }
     let timing = adgan::bench::training_iteration(model, train, args.warmup, args.steps, device)?;
     println!(
-        "train iteration ({}, batch {}, {}, n_critic {}, {} threads, {}): mean {:.1} ms, min {:.1} ms over {} iterations",
-        if args.gp { "wgan-gp" } else { "wgan-clip" },
-        args.batch_size,
-        args.shape.describe(),
-        args.n_critic,
-        tch::get_num_threads(),
-        device::name(device),
-        timing.mean_ms,
-        timing.min_ms,
-        timing.steps
+        "train iteration ({what}): mean {:.1} ms, min {:.1} ms over {} iterations",
+        timing.mean_ms, timing.min_ms, timing.steps
     );
     Ok(())
 }
