@@ -1,6 +1,7 @@
 """PyTorch reference for `adgan bench train`: one WGAN generator iteration (n_critic critic
-steps with weight clipping and RMSprop, then one generator step) with the same DCGAN
-generator and critic as adgan's model.rs, on random images in [-1, 1].
+steps with weight clipping and RMSprop, or with --gp the gradient penalty and Adam, then one
+generator step) with the same DCGAN generator and critic as adgan's model.rs, on random images
+in [-1, 1].
 
 Run with the project's environment (scripts/setup.sh --full):
     .venv/bin/python bench/train_step.py --steps 10
@@ -39,14 +40,20 @@ def main():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-critic", type=int, default=5)
     p.add_argument("--width", type=int, default=64)
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--gp", action="store_true", help="WGAN-GP: penalty 10, Adam 1e-4 (0, 0.9)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     torch.manual_seed(0)
     dev = torch.device(a.device)
-    latent, channels = 256, 3
+    latent, channels = 256, a.channels
     g, d = generator(latent, a.width, channels).to(dev), critic(a.width, channels).to(dev)
-    opt_g = torch.optim.RMSprop(g.parameters(), lr=5e-5)
-    opt_d = torch.optim.RMSprop(d.parameters(), lr=5e-5)
+    if a.gp:
+        opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
+        opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    else:
+        opt_g = torch.optim.RMSprop(g.parameters(), lr=5e-5)
+        opt_d = torch.optim.RMSprop(d.parameters(), lr=5e-5)
     data = torch.rand(1024, channels, 32, 32, device=dev) * 2 - 1
     b = a.batch_size
 
@@ -56,12 +63,18 @@ def main():
             with torch.no_grad():
                 fake = g(torch.randn(b, latent, 1, 1, device=dev))
             loss = d(fake).mean() - d(real).mean()
+            if a.gp:
+                eps = torch.rand(b, 1, 1, 1, device=dev)
+                mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+                (grad,) = torch.autograd.grad(d(mixed).sum(), mixed, create_graph=True)
+                loss = loss + 10 * ((grad.reshape(b, -1).norm(dim=1) - 1) ** 2).mean()
             opt_d.zero_grad()
             loss.backward()
             opt_d.step()
-            with torch.no_grad():
-                for w in d.parameters():
-                    w.clamp_(-0.01, 0.01)
+            if not a.gp:
+                with torch.no_grad():
+                    for w in d.parameters():
+                        w.clamp_(-0.01, 0.01)
         for w in d.parameters():
             w.requires_grad_(False)
         loss_g = -d(g(torch.randn(b, latent, 1, 1, device=dev))).mean()
@@ -82,7 +95,7 @@ def main():
             torch.cuda.synchronize()
         times.append((time.perf_counter() - start) * 1e3)
     print(
-        f"pytorch {torch.__version__} train iteration (wgan-clip, batch {b}, 32x32x{channels}, width {a.width}, "
+        f"pytorch {torch.__version__} train iteration ({'wgan-gp' if a.gp else 'wgan-clip'}, batch {b}, 32x32x{channels}, width {a.width}, "
         f"n_critic {a.n_critic}, {torch.get_num_threads()} threads, {a.device}): "
         f"mean {sum(times) / len(times):.1f} ms, min {min(times):.1f} ms over {len(times)} iterations"
     )
