@@ -2,8 +2,9 @@
 # Installs what adgan needs into the project (idempotent): a Python virtual environment in
 # .venv holding PyPI's torch==2.11.0 wheel, whose libtorch tch 0.24 links against.
 #   scripts/setup.sh            CPU-only set: torch without its CUDA libraries (0.53 GB wheel, 1.3 GB installed)
-#   scripts/setup.sh --full     torch with all its dependencies (CUDA libraries; 4.7 GB installed): needed
-#                               to run the PyTorch scripts in bench/ and to use a GPU
+#   scripts/setup.sh --full     torch with all its dependencies (CUDA libraries; 4.7 GB installed) and
+#                               safetensors: needed to run the PyTorch scripts in bench/, to check
+#                               exports, and to use a GPU
 # Source scripts/env.sh afterwards to get LIBTORCH for cargo.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,8 +28,8 @@ if [ ! -f "$venv/.adgan-libtorch-$torch_version" ]; then
   touch "$venv/.adgan-libtorch-$torch_version"
 fi
 
-if [ "$want" = full ] && [ ! -f "$venv/.adgan-pytorch-$torch_version" ]; then
-  echo "setup: installing torch==$torch_version with all its dependencies (for bench/ and GPUs)" >&2
-  "${pip[@]}" "torch==$torch_version" numpy
-  touch "$venv/.adgan-pytorch-$torch_version"
+if [ "$want" = full ] && [ ! -f "$venv/.adgan-pytorch-$torch_version-safetensors" ]; then
+  echo "setup: installing torch==$torch_version with all its dependencies, numpy and safetensors (for bench/, exports and GPUs)" >&2
+  "${pip[@]}" "torch==$torch_version" numpy safetensors
+  touch "$venv/.adgan-pytorch-$torch_version-safetensors"
 fi

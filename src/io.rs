@@ -2,10 +2,11 @@
 //! version), JSON documents, and named tensors in safetensors files.
 
 use anyhow::{bail, ensure, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use tch::{nn::VarStore, Device, Tensor};
+use tch::{nn::VarStore, Device, Kind, Tensor};
 
 /// Writes `path` by calling `write` on a temporary path beside it, then renaming it into place.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -83,11 +84,59 @@ pub fn differences<T: Serialize>(old: &T, new: &T) -> Vec<String> {
 
 /// Writes named tensors as safetensors, atomically.
 pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let cpu: Vec<(String, Tensor)> = tensors
+    save_tensors_with_metadata(path, tensors, &BTreeMap::new())
+}
+
+/// Writes named tensors as safetensors with `metadata` in the file's header (what the file
+/// holds, so that it says so by itself), atomically. Written with the safetensors crate
+/// directly: tch's writer has no metadata.
+pub fn save_tensors_with_metadata(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut stored = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = t.to_device(Device::Cpu).contiguous();
+        let dtype = match t.kind() {
+            Kind::Float => Dtype::F32,
+            Kind::Double => Dtype::F64,
+            Kind::Int64 => Dtype::I64,
+            Kind::Int => Dtype::I32,
+            Kind::Uint8 => Dtype::U8,
+            kind => bail!("{name}: tensors of kind {kind:?} are not saved"),
+        };
+        let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+        t.copy_data_u8(&mut bytes, t.numel());
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        stored.push((name.clone(), dtype, shape, bytes));
+    }
+    let views = stored
         .iter()
-        .map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    write_atomic(path, |tmp| Ok(Tensor::write_safetensors(&cpu, tmp)?))
+        .map(|(name, dtype, shape, bytes)| {
+            let view = TensorView::new(*dtype, shape.clone(), bytes)
+                .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
+            Ok((name.as_str(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let metadata = (!metadata.is_empty()).then_some(metadata);
+    write_atomic(path, |tmp| {
+        safetensors::serialize_to_file(views, &metadata, tmp).map_err(|e| anyhow::anyhow!("{e:?}"))
+    })
+}
+
+/// The metadata in the header of a safetensors file (empty when it has none).
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a safetensors file: {e:?}", path.display()))?;
+    Ok(header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
 }
 
 /// Reads all tensors of a safetensors file.

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod device;
 pub mod eval;
 pub mod experiment;
+pub mod export;
 pub mod io;
 pub mod model;
 pub mod optim;

@@ -425,7 +425,8 @@ impl Trainer {
             "meta/iteration".to_string(),
             Tensor::from(self.iteration as i64),
         ));
-        io::save_tensors(&run_dir.join(CHECKPOINT_FILE), &tensors)
+        let metadata = checkpoint_metadata(&self.config.model, self.iteration)?;
+        io::save_tensors_with_metadata(&run_dir.join(CHECKPOINT_FILE), &tensors, &metadata)
     }
 
     /// Writes g(z) for 64 fixed latents as an 8x8 PNG grid (BatchNorm in eval mode, as in
@@ -434,6 +435,20 @@ impl Trainer {
         let samples = tch::no_grad(|| self.generator.forward(&self.fixed_latents, false));
         save_grid(&samples, 8, path)
     }
+}
+
+/// What a checkpoint says about itself in its header: the layout version, the model
+/// configuration (JSON) and the iteration.
+pub fn checkpoint_metadata(
+    model: &ModelConfig,
+    iteration: usize,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    Ok(std::collections::BTreeMap::from([
+        ("format".to_string(), "adgan-checkpoint".to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("model".to_string(), serde_json::to_string(model)?),
+        ("iteration".to_string(), iteration.to_string()),
+    ]))
 }
 
 /// Where a training run stands, reported after every iteration.

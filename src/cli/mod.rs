@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod demo;
 mod experiment;
+mod export;
 mod info;
 mod progress;
 mod rank;
@@ -40,6 +41,8 @@ enum Command {
     /// Time the work of training or scoring (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Write a trained run's generator and critic as PyTorch state dicts (safetensors).
+    Export(export::ExportArgs),
     /// Show the configuration and state of a run folder or checkpoint.
     Info {
         /// A run folder (made by `adgan train`) or its checkpoint.safetensors.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rank(args) => rank::run(&args),
         Command::Experiment(ExperimentCommand::OneVsAll(args)) => experiment::run(&args),
         Command::Bench(command) => bench::run(&command),
+        Command::Export(args) => export::run(&args),
         Command::Info { path } => info::run(&path),
     }
 }
