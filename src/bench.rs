@@ -115,6 +115,7 @@ fn bench_trainer(model: ModelConfig, train: TrainConfig, device: Device) -> Resu
             fit: Fit::Pad,
             n_images: n as usize,
             fingerprint: String::new(),
+            calibration: None,
         },
     };
     Trainer::new(config, &data, device)

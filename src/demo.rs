@@ -125,7 +125,12 @@ pub fn run(
         on_score,
     )?;
     let scores_path = out.join("scores.csv");
-    crate::report::write_scores(&Destination::File(scores_path.clone()), &test, &scores)?;
+    crate::report::write_scores(
+        &Destination::File(scores_path.clone()),
+        &test,
+        &scores,
+        None,
+    )?;
     let labels = test.labels.as_deref().unwrap_or_default();
     let mean_of = |wanted: i64| {
         let picked: Vec<f64> = scores

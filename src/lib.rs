@@ -10,6 +10,7 @@
 pub mod alexnet;
 pub mod autoencoder;
 pub mod bench;
+pub mod calibration;
 pub mod data;
 pub mod demo;
 pub mod device;

@@ -16,6 +16,21 @@ pub struct ScoreRow<'a> {
     pub score: f64,
     /// Label, when the data has one.
     pub label: Option<i64>,
+    /// Conformal p-value, when the run is calibrated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// The decision p-value <= alpha, when the run is calibrated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomalous: Option<bool>,
+}
+
+/// Calibrated decisions to write beside the scores: a p-value per image and the level alpha.
+#[derive(Debug, Clone, Copy)]
+pub struct Decisions<'a> {
+    /// One conformal p-value per image (in image order).
+    pub p_values: &'a [f64],
+    /// Flag the images with a p-value at most this.
+    pub alpha: f64,
 }
 
 fn csv_field(text: &str) -> String {
@@ -27,9 +42,21 @@ fn csv_field(text: &str) -> String {
 }
 
 /// Writes one row per image (id, score, label when known) as CSV, or JSON for a `.json` file.
-pub fn write_scores(dest: &Destination, data: &Dataset, scores: &[f64]) -> Result<()> {
+pub fn write_scores(
+    dest: &Destination,
+    data: &Dataset,
+    scores: &[f64],
+    decisions: Option<Decisions>,
+) -> Result<()> {
     let order: Vec<usize> = (0..data.len()).collect();
-    write_score_table(dest, &data.ids, data.labels.as_deref(), scores, &order)
+    write_score_table(
+        dest,
+        &data.ids,
+        data.labels.as_deref(),
+        scores,
+        decisions,
+        &order,
+    )
 }
 
 /// Writes a score table from ids, optional labels and scores (images that were streamed and
@@ -39,10 +66,13 @@ pub fn write_score_table(
     ids: &[String],
     labels: Option<&[i64]>,
     scores: &[f64],
+    decisions: Option<Decisions>,
     order: &[usize],
 ) -> Result<()> {
     ensure!(
-        scores.len() == ids.len() && order.len() == ids.len(),
+        scores.len() == ids.len()
+            && order.len() <= ids.len()
+            && decisions.is_none_or(|d| d.p_values.len() == ids.len()),
         "{} scores for {} images",
         scores.len(),
         ids.len()
@@ -53,19 +83,27 @@ pub fn write_score_table(
             id: &ids[i],
             score: scores[i],
             label: labels.map(|l| l[i]),
+            p_value: decisions.map(|d| d.p_values[i]),
+            anomalous: decisions.map(|d| d.p_values[i] <= d.alpha),
         })
         .collect();
     let text = if dest.is_json() {
         serde_json::to_string_pretty(&rows)? + "\n"
     } else {
-        let mut text = String::from(if labels.is_some() {
-            "id,score,label\n"
-        } else {
-            "id,score\n"
-        });
+        let mut text = String::from("id,score");
+        if decisions.is_some() {
+            text += ",p_value,anomalous";
+        }
+        if labels.is_some() {
+            text += ",label";
+        }
+        text.push('\n');
         for row in &rows {
             text += &csv_field(row.id);
             text += &format!(",{}", row.score);
+            if let (Some(p), Some(flag)) = (row.p_value, row.anomalous) {
+                text += &format!(",{p},{}", u8::from(flag));
+            }
             if let Some(label) = row.label {
                 text += &format!(",{label}");
             }
@@ -92,13 +130,15 @@ pub struct RankingFiles {
 }
 
 /// Ranks a collection (the paper's LSUN experiment, Figs. 4-6): `scores.csv` sorted from the
-/// most to the least anomalous, and two galleries of `top` images each with their scores.
+/// most to the least anomalous (with p-values and decisions when `decisions` are given), and
+/// two galleries of `top` images each with their scores.
 /// `images_of(indices)` supplies the gallery images, so the collection need not be in memory.
 pub fn write_ranking(
     out: &Path,
     ids: &[String],
     labels: Option<&[i64]>,
     scores: &[f64],
+    decisions: Option<Decisions>,
     top: usize,
     images_of: &mut dyn FnMut(&[usize]) -> Result<tch::Tensor>,
 ) -> Result<RankingFiles> {
@@ -114,6 +154,7 @@ pub fn write_ranking(
         ids,
         labels,
         scores,
+        decisions,
         &order,
     )?;
     let top = top.clamp(1, order.len());

@@ -10,6 +10,7 @@
 //! uninterrupted run would have drawn, and (on the CPU) ends with bit-identical weights.
 //! Real batches are drawn with replacement, independently at every critic step.
 
+use crate::calibration::CalibrationSplit;
 use crate::data::{DataSource, Dataset, Fit, Split};
 use crate::io;
 use crate::model::{initialise, Critic, Generator, Init, ModelConfig};
@@ -149,6 +150,9 @@ pub struct DataProvenance {
     pub n_images: usize,
     /// SHA-256 of the training tensor (see [`Dataset::fingerprint`]).
     pub fingerprint: String,
+    /// The calibration split held out of the normal images before training, if any.
+    #[serde(default)]
+    pub calibration: Option<CalibrationSplit>,
 }
 
 /// Everything that defines a run; saved as `config.json` in the run folder.
@@ -647,6 +651,28 @@ pub fn load_training_data(
         fit,
         n_images: data.len(),
         fingerprint: data.fingerprint(),
+        calibration: None,
     };
     Ok((data, provenance))
+}
+
+/// [`load_training_data`] with a calibration split held out of the normal images first (when
+/// `calibration` is given): returns the images to train on, the calibration images, and the
+/// provenance of the images trained on, which records the split.
+pub fn load_training_split(
+    source: &DataSource,
+    normal_class: Option<&str>,
+    spec: crate::data::ImageSpec,
+    fit: Fit,
+    calibration: Option<CalibrationSplit>,
+) -> Result<(Dataset, Option<Dataset>, DataProvenance)> {
+    let (all, mut provenance) = load_training_data(source, normal_class, spec, fit)?;
+    let Some(split) = calibration else {
+        return Ok((all, None, provenance));
+    };
+    let (train, held) = split.split(&all)?;
+    provenance.n_images = train.len();
+    provenance.fingerprint = train.fingerprint();
+    provenance.calibration = Some(split);
+    Ok((train, Some(held), provenance))
 }

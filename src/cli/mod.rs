@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod calibrate;
 mod demo;
 mod experiment;
 mod export;
@@ -35,6 +36,9 @@ enum Command {
     Score(score::ScoreArgs),
     /// Rank a folder of images from most to least anomalous, with galleries of both ends.
     Rank(rank::RankArgs),
+    /// Score normal images the run did not train on, for p-values and decisions in `score`
+    /// and `rank` (train does this on its own calibration split).
+    Calibrate(calibrate::CalibrateArgs),
     /// Run the paper's experiments (one-vs-all ROC-AUC tables).
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Score(args) => score::run(&args),
         Command::Rank(args) => rank::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
         Command::Experiment(ExperimentCommand::OneVsAll(args)) => experiment::run(&args),
         Command::Bench(command) => bench::run(&command),
         Command::Export(args) => export::run(&args),

@@ -2,13 +2,15 @@
 //! experiment), with galleries of both ends.
 
 use super::args::{DeviceArgs, SearchArgs};
+use super::calibrate;
 use super::progress::{on_bad_file, report_skipped, score_with_progress};
 use super::score::score_job;
 use adgan::data::{FolderStream, SkippedImage};
 use adgan::output::ScoreJournal;
+use adgan::report::Decisions;
 use adgan::run;
 use adgan::score::method::{self, Inputs, Method};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -30,6 +32,10 @@ pub(crate) struct RankArgs {
     /// Replace the files of an earlier ranking in --out.
     #[arg(long)]
     force: bool,
+    /// With a calibrated run, flag the images whose conformal p-value is at most alpha (see
+    /// `adgan score --help`).
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
     /// Stop at the first image file that cannot be read (default: skip it, warn, and list it
     /// in OUT/skipped.txt).
     #[arg(long)]
@@ -58,6 +64,10 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         gan.config.data.fit,
         on_bad_file(args.strict),
     )?;
+    if !(0.0..1.0).contains(&args.alpha) {
+        bail!("--alpha must lie in [0, 1), not {}", args.alpha);
+    }
+    let calibration = calibrate::matching(&args.model, &args.search.config())?;
     let inputs = Inputs::for_gan(
         device,
         &gan,
@@ -92,13 +102,21 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         .labels()
         .map(|l| kept.iter().map(|&i| l[i]).collect());
     let scores: Vec<f64> = kept.iter().map(|&i| all_scores[i]).collect();
+    let p_values: Option<Vec<f64>> = calibration
+        .as_ref()
+        .map(|c| scores.iter().map(|&s| c.p_value(s)).collect());
+    let decisions = p_values.as_deref().map(|p_values| Decisions {
+        p_values,
+        alpha: args.alpha,
+    });
     let files = adgan::report::write_ranking(
         &args.out,
         &ids,
         labels.as_deref(),
         &scores,
+        decisions,
         args.top,
-        &mut |indices| {
+        &mut |indices: &[usize]| {
             let original: Vec<usize> = indices.iter().map(|&i| kept[i]).collect();
             stream.images(&original)
         },
@@ -107,6 +125,16 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
     report_skipped(&skipped, Some(&args.out.join("skipped.txt")))?;
     let order = adgan::score::ranking(&scores);
+    if let Some(p) = &p_values {
+        let flagged = p.iter().filter(|&&v| v <= args.alpha).count();
+        println!(
+            "flagged {flagged} of {} images as anomalous at alpha {} (on normal images the \
+             expected rate of false alarms is at most {})",
+            p.len(),
+            args.alpha,
+            args.alpha
+        );
+    }
     println!("ranked {} images; most anomalous:", ids.len());
     for &i in order.iter().take(5) {
         println!("  {:>10.2}  {}", scores[i], ids[i]);

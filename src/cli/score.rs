@@ -2,10 +2,13 @@
 //! and resumable) or a data set.
 
 use super::args::{data_source, value_name, DatasetKind, DeviceArgs, SearchArgs};
+use super::calibrate;
 use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
+use adgan::calibration::Calibration;
 use adgan::data::{Dataset, FolderStream, SkippedImage, Split};
 use adgan::output::{Destination, ScoreJournal};
+use adgan::report::Decisions;
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
@@ -55,6 +58,11 @@ pub(crate) struct ScoreArgs {
     /// in OUT.skipped.txt).
     #[arg(long)]
     strict: bool,
+    /// With a calibrated run (`adgan calibrate`; `train` calibrates itself), flag the images
+    /// whose conformal p-value is at most alpha: on normal images at most this fraction are
+    /// flagged, in expectation.
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
     /// Scoring method: ADGAN, the critic or latent prior of the GAN, AnoGAN, or a baseline
     /// fitted on the GAN's training images (or on --train): dcae and vae (trained once into
     /// RUN/baselines/), kde, ocsvm, iforest, gmm.
@@ -157,9 +165,8 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
 fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destination) -> Result<()> {
     let device = args.device.select()?;
     let spec = gan.config.model.image_spec();
-    // A folder is streamed: only a batch of images is in memory at a time. Its files are
-    // listed and their headers read before any work.
     let mut stream = FolderStream::open(dir, spec, gan.config.data.fit, on_bad_file(args.strict))?;
+    let decide = decisions_for(args)?;
     let built = build_detector(args, gan)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!(
@@ -167,7 +174,7 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         stream.len(),
         args.method.name()
     );
-    let scores = match dest {
+    let mut journal = match dest {
         Destination::File(path) => {
             let method = serde_json::json!({
                 "name": args.method.name(),
@@ -177,7 +184,7 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
                 "alexnet_layer": format!("{:?}", args.alexnet_layer),
             });
             let job = score_job(&args.model, gan, method, &stream.ids())?;
-            let mut journal = ScoreJournal::open(path, &job)?;
+            let journal = ScoreJournal::open(path, &job)?;
             if !journal.done().is_empty() {
                 eprintln!(
                     "continuing: {} of {} images were scored by an earlier run of this command",
@@ -185,35 +192,43 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
                     stream.len()
                 );
             }
-            let scores = score_with_progress(
-                detector.as_mut(),
-                &mut stream,
-                batch,
-                device,
-                Some(&mut journal),
-            )?;
-            write_stream_scores(dest, &stream, &scores)?;
-            journal.finish()?;
-            scores
+            Some(journal)
         }
-        Destination::Stdout => {
-            let scores = score_with_progress(detector.as_mut(), &mut stream, batch, device, None)?;
-            write_stream_scores(dest, &stream, &scores)?;
-            scores
-        }
+        Destination::Stdout => None,
     };
+    let scores = score_with_progress(
+        detector.as_mut(),
+        &mut stream,
+        batch,
+        device,
+        journal.as_mut(),
+    )?;
+    // Unreadable files keep their rows while scoring; they are left out of every output.
     let skipped = stream.skipped();
-    eprintln!(
-        "wrote {} scores to {}{}",
-        scores.len() - skipped.len(),
-        dest.describe(),
-        if skipped.is_empty() {
-            String::new()
-        } else {
-            format!("; {} unreadable files skipped", skipped.len())
-        }
-    );
-    Ok(())
+    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
+    let kept: Vec<usize> = (0..scores.len())
+        .filter(|i| !left_out.contains(i))
+        .collect();
+    let scored = Scored {
+        ids: stream.ids(),
+        labels: stream.labels(),
+        scores,
+        kept,
+        anomaly_labels: false,
+    };
+    scored.write(dest, decide.as_ref(), args.alpha)?;
+    if let Some(journal) = journal {
+        journal.finish()?;
+    }
+    let list = match dest {
+        Destination::File(path) => Some(path.with_file_name(format!(
+            "{}.skipped.txt",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ))),
+        Destination::Stdout => None,
+    };
+    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
+    report_skipped(&skipped, list.as_deref())
 }
 
 /// Scores a data set's split, or a seeded one-vs-all draw of it with --normal-class.
@@ -241,26 +256,114 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
     report_skipped(&data.skipped, None)?;
+    let decide = decisions_for(args)?;
     let built = build_detector(args, gan)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
-    let scores = score_with_progress(
-        detector.as_mut(),
-        &mut { &data.images },
-        batch,
-        device,
-        None,
-    )?;
-    adgan::report::write_scores(dest, &data, &scores)?;
-    eprintln!("wrote {} scores to {}", scores.len(), dest.describe());
-    if let (Some(class), Some(labels)) = (&args.normal_class, &data.labels) {
-        let auc = adgan::eval::roc_auc(&scores, labels)?;
-        println!(
-            "one-vs-all, normal class {class}: ROC-AUC {auc:.4} on {} test images",
-            scores.len()
-        );
+    let mut images = &data.images;
+    let scores = score_with_progress(detector.as_mut(), &mut images, batch, device, None)?;
+    let scored = Scored {
+        ids: data.ids.clone(),
+        labels: data.labels.clone(),
+        kept: (0..scores.len()).collect(),
+        scores,
+        anomaly_labels: args.normal_class.is_some(),
+    };
+    scored.write(dest, decide.as_ref(), args.alpha)
+}
+
+/// The run's calibration, when the method is ADGAN and the calibration was made with the same
+/// search (checked before any scoring).
+fn decisions_for(args: &ScoreArgs) -> Result<Option<Calibration>> {
+    if !(0.0..1.0).contains(&args.alpha) {
+        bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
-    Ok(())
+    match args.method {
+        Method::Adgan => calibrate::matching(&args.model, &args.search.config()),
+        _ => Ok(None),
+    }
+}
+
+/// Scores of a command, with what is needed to write and summarise them.
+pub(crate) struct Scored {
+    pub(crate) ids: Vec<String>,
+    pub(crate) labels: Option<Vec<i64>>,
+    pub(crate) scores: Vec<f64>,
+    /// The rows to report, in order (unreadable files are left out).
+    pub(crate) kept: Vec<usize>,
+    /// Whether `labels` say anomalous (1) or normal (0), as in a one-vs-all draw, rather than
+    /// naming classes.
+    pub(crate) anomaly_labels: bool,
+}
+
+impl Scored {
+    /// The p-values of the scores under `calibration`.
+    pub(crate) fn p_values(&self, calibration: Option<&Calibration>) -> Option<Vec<f64>> {
+        calibration.map(|c| self.scores.iter().map(|&s| c.p_value(s)).collect())
+    }
+
+    /// Writes the table (with p-values and decisions when calibrated) and prints a summary:
+    /// how many images were flagged and, with labels, how good that is.
+    pub(crate) fn write(
+        &self,
+        dest: &Destination,
+        calibration: Option<&Calibration>,
+        alpha: f64,
+    ) -> Result<()> {
+        let p_values = self.p_values(calibration);
+        let decisions = p_values
+            .as_deref()
+            .map(|p_values| Decisions { p_values, alpha });
+        let labels = self.labels.as_deref();
+        adgan::report::write_score_table(
+            dest,
+            &self.ids,
+            labels,
+            &self.scores,
+            decisions,
+            &self.kept,
+        )?;
+        eprintln!("wrote {} scores to {}", self.kept.len(), dest.describe());
+        self.summarise(p_values.as_deref(), alpha)
+    }
+
+    /// Prints the decisions' summary, and with labels their quality and the ROC-AUC.
+    pub(crate) fn summarise(&self, p_values: Option<&[f64]>, alpha: f64) -> Result<()> {
+        let pick = |v: &[f64]| -> Vec<f64> { self.kept.iter().map(|&i| v[i]).collect() };
+        let labels: Option<Vec<i64>> = match (&self.labels, self.anomaly_labels) {
+            (Some(l), true) => Some(self.kept.iter().map(|&i| l[i]).collect()),
+            _ => None,
+        };
+        if let Some(p) = p_values {
+            let p = pick(p);
+            let flagged = p.iter().filter(|&&v| v <= alpha).count();
+            println!(
+                "flagged {flagged} of {} images as anomalous at alpha {alpha} (on normal images \
+                 the expected rate of false alarms is at most {alpha})",
+                p.len()
+            );
+            if let Some(labels) = &labels {
+                let q = adgan::calibration::decision_quality(&p, labels, alpha);
+                println!(
+                    "with the labels: false-positive rate {:.4} on normal images, precision \
+                     {:.4}, recall {:.4}",
+                    q.false_positive_rate, q.precision, q.recall
+                );
+            }
+        }
+        if let Some(labels) = &labels {
+            let scores = pick(&self.scores);
+            if labels.contains(&0) && labels.contains(&1) {
+                let auc = adgan::eval::roc_auc(&scores, labels)?;
+                let ap = adgan::eval::average_precision(&scores, labels)?;
+                println!(
+                    "ROC-AUC {auc:.4}, average precision {ap:.4} on {} images",
+                    scores.len()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What identifies a scoring job in its journal: the model and checkpoint, the method and its
@@ -279,29 +382,4 @@ pub(crate) fn score_job(
         "method": method,
         "images": format!("{digest:x}"),
     }))
-}
-
-/// Writes the scores of a streamed folder, leaving out (and listing beside a result file) the
-/// files that could not be read.
-pub(crate) fn write_stream_scores(
-    dest: &Destination,
-    stream: &FolderStream,
-    scores: &[f64],
-) -> Result<()> {
-    let skipped = stream.skipped();
-    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-    let order: Vec<usize> = (0..scores.len())
-        .filter(|i| !left_out.contains(i))
-        .collect();
-    let labels = stream.labels();
-    adgan::report::write_score_table(dest, &stream.ids(), labels.as_deref(), scores, &order)?;
-    let list = match dest {
-        Destination::File(path) => Some(path.with_file_name(format!(
-            "{}.skipped.txt",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        ))),
-        Destination::Stdout => None,
-    };
-    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
-    report_skipped(&skipped, list.as_deref())
 }

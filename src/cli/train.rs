@@ -1,7 +1,11 @@
 //! `adgan train`: a Wasserstein GAN on normal images, into a run folder.
 
 use super::args::{DataArgs, DeviceArgs, GanArgs};
+use super::calibrate;
 use super::progress::{report_skipped, train_with_progress};
+use adgan::calibration::CalibrationSplit;
+use adgan::score::adgan::AdganConfig;
+use adgan::score::method::Inputs;
 use adgan::train::{self, RunConfig, CHECKPOINT_FILE, CONFIG_FILE, FORMAT_VERSION};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -19,6 +23,10 @@ pub(crate) struct TrainArgs {
     resume: bool,
     #[command(flatten)]
     gan: GanArgs,
+    /// Fraction of the normal images held out of training to calibrate p-values and decisions
+    /// on (scored with ADGAN after training); 0 keeps none.
+    #[arg(long, default_value_t = CalibrationSplit::default().fraction)]
+    calibration_fraction: f64,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -49,11 +57,16 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
             );
         }
     }
-    let (data, provenance) = train::load_training_data(
+    let calibration = (args.calibration_fraction > 0.0).then_some(CalibrationSplit {
+        fraction: args.calibration_fraction,
+        seed: args.gan.seed,
+    });
+    let (data, held_out, provenance) = train::load_training_split(
         &source,
         args.data.normal_class.as_deref(),
         spec,
         args.data.source.fit,
+        calibration,
     )?;
     report_skipped(&data.skipped, None)?;
     if args.data.strict && !data.skipped.is_empty() {
@@ -84,5 +97,13 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         outcome.iteration,
         outcome.run_dir.display()
     );
+    if let (Some(images), false) = (held_out, outcome.interrupted) {
+        // The paper's search with this version's defaults; `adgan calibrate` redoes it for
+        // other search settings.
+        let gan = adgan::run::load_gan(&args.out, device)?;
+        let inputs = Inputs::for_gan(device, &gan, AdganConfig::default(), None);
+        let calibration = calibrate::run_split_images(&inputs, &images)?;
+        calibrate::save_and_report(&calibration, &args.out)?;
+    }
     Ok(())
 }

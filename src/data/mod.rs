@@ -14,7 +14,8 @@ mod split;
 pub use folder::OnBadFile;
 pub use source::{load_folder, DataSource, FolderStream, Split};
 pub use split::{
-    draw_test, normal_class_index, one_vs_all, only_class, other_classes, OneVsAll, ValidationSplit,
+    draw_test, hold_out, holdout_size, normal_class_index, one_vs_all, only_class, other_classes,
+    OneVsAll, ValidationSplit,
 };
 
 use anyhow::{bail, Result};

@@ -113,6 +113,20 @@ pub fn one_vs_all(
     })
 }
 
+/// How many of `n` images a hold-out of `fraction` takes: rounded, and at least one.
+pub fn holdout_size(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).round() as usize).max(1)
+}
+
+/// Indices of `count` of `n` images held out at random with `rng`, and of the others (both in
+/// the drawn order).
+pub fn hold_out(n: usize, count: usize, rng: &mut ChaCha8Rng) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(rng);
+    let kept = order.split_off(count.min(n));
+    (order, kept)
+}
+
 /// A validation split drawn from the training split only, so that every choice made on it
 /// (the PCA dimension of the classic baselines, the GAN's training length, the search's learning
 /// rates) never sees a test image.
@@ -134,7 +148,7 @@ impl ValidationSplit {
             "the validation fraction must lie strictly between 0 and 1, not {fraction}"
         );
         let n = normal.len();
-        let n_holdout = ((n as f64 * fraction).round() as usize).max(1);
+        let n_holdout = holdout_size(n, fraction);
         ensure!(
             n_holdout < n && others.len() >= n_holdout,
             "a validation split needs at least 2 normal training images and {n_holdout} of other \
@@ -142,9 +156,8 @@ impl ValidationSplit {
             others.len()
         );
         let mut rng = crate::rng::seeded(seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
-        let (held, kept) = order.split_at(n_holdout);
+        let (held, kept) = hold_out(n, n_holdout, &mut rng);
+        let (held, kept) = (&held[..], &kept[..]);
         let mut other_order: Vec<usize> = (0..others.len()).collect();
         other_order.shuffle(&mut rng);
         let held = normal.select(held);

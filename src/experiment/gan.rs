@@ -37,6 +37,7 @@ fn class_run(config: &ExperimentConfig, class: &str, images: &Dataset) -> RunCon
             fit: config.fit,
             n_images: images.len(),
             fingerprint: images.fingerprint(),
+            calibration: None,
         },
     }
 }

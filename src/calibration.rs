@@ -1,0 +1,272 @@
+//! Calibrated decisions: a split of the normal training images that training never sees, their
+//! ADGAN scores, and for a new image the conformal p-value
+//! p = (1 + #{calibration scores >= s}) / (n_cal + 1). Flagging the images with p <= alpha
+//! raises a false alarm on a normal image with probability at most alpha, whatever the
+//! distribution of the scores, as long as the calibration images and the new normal images come
+//! from the same distribution (they are exchangeable; Vovk et al., "Algorithmic Learning in a
+//! Random World", 2005).
+
+use crate::data::{hold_out, holdout_size, Dataset, ImageSource};
+use crate::io::{read_json, write_json};
+use crate::score::adgan::AdganConfig;
+use crate::score::method::{self, Inputs, Method};
+use crate::score::score_source;
+use crate::train::{load_training_data, RunConfig};
+use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// File of the calibration inside a run folder.
+pub const CALIBRATION_FILE: &str = "calibration.json";
+
+/// How the calibration split is drawn from the normal training images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSplit {
+    /// Fraction of the normal training images held out (never trained on).
+    pub fraction: f64,
+    /// Seed of the draw.
+    pub seed: u64,
+}
+
+impl Default for CalibrationSplit {
+    fn default() -> Self {
+        Self {
+            fraction: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+impl CalibrationSplit {
+    /// Splits `normal` into (training images, calibration images).
+    pub fn split(&self, normal: &Dataset) -> Result<(Dataset, Dataset)> {
+        ensure!(
+            self.fraction > 0.0 && self.fraction < 1.0,
+            "the calibration fraction must lie strictly between 0 and 1, not {}",
+            self.fraction
+        );
+        let n = normal.len();
+        let count = holdout_size(n, self.fraction);
+        ensure!(
+            count < n,
+            "{n} normal images are too few to hold out a calibration split"
+        );
+        let (held, kept) = hold_out(n, count, &mut crate::rng::seeded(self.seed));
+        Ok((normal.select(&kept), normal.select(&held)))
+    }
+}
+
+/// The ADGAN scores of normal images no model was fitted on, saved in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Where the images came from: `split` (the run's own calibration split) or a folder.
+    pub origin: String,
+    /// The search that scored them; a score from another search is not comparable.
+    pub search: AdganConfig,
+    /// The images' ids.
+    pub ids: Vec<String>,
+    /// Their ADGAN scores.
+    pub scores: Vec<f64>,
+}
+
+/// How many standard deviations (of a binomial count) above its expected value the number of
+/// far-out calibration scores may lie before [`Calibration::check`] warns.
+const FENCE: f64 = 3.0;
+
+impl Calibration {
+    /// Reads the calibration of a run folder, if it has one.
+    pub fn load(run_dir: &Path) -> Result<Option<Self>> {
+        let path = run_dir.join(CALIBRATION_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(Some(read_json(&path, "adgan calibration")?))
+    }
+
+    /// Writes it into a run folder, atomically.
+    pub fn save(&self, run_dir: &Path) -> Result<()> {
+        write_json(&run_dir.join(CALIBRATION_FILE), self)
+    }
+
+    /// The conformal p-value of a score: (1 + #{calibration scores >= s}) / (n_cal + 1).
+    pub fn p_value(&self, score: f64) -> f64 {
+        let at_least = self.scores.iter().filter(|&&c| c >= score).count();
+        (1 + at_least) as f64 / (self.scores.len() + 1) as f64
+    }
+
+    /// The smallest alpha this calibration can decide with: 1 / (n_cal + 1). Below it no image
+    /// is ever flagged.
+    pub fn smallest_alpha(&self) -> f64 {
+        1.0 / (self.scores.len() + 1) as f64
+    }
+
+    /// Warnings about calibration scores that do not look like the scores of normal images:
+    /// more of them lie far above the others (beyond the upper quartile plus three
+    /// interquartile ranges, Tukey's far-out fence) than normal data would put there, which is
+    /// what anomalies among the calibration images look like.
+    pub fn check(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let n = self.scores.len();
+        if n < 20 {
+            warnings.push(format!(
+                "only {n} calibration scores: p-values are coarse (no p-value below {:.3})",
+                self.smallest_alpha()
+            ));
+            return warnings;
+        }
+        let mut sorted = self.scores.clone();
+        sorted.sort_by(f64::total_cmp);
+        let quantile = |q: f64| sorted[((n - 1) as f64 * q).round() as usize];
+        let (q1, q3) = (quantile(0.25), quantile(0.75));
+        let fence = q3 + 3.0 * (q3 - q1);
+        let far = sorted.iter().filter(|&&s| s > fence).count();
+        // Far-out values are rare in the scores of normal images (well under 1% for the
+        // skewed, light-tailed distributions reconstruction errors have); a count well above
+        // 1% of n is a sign of anomalies in the set.
+        let expected = 0.01 * n as f64;
+        let bound = expected + FENCE * (expected * 0.99).sqrt();
+        if far as f64 > bound {
+            warnings.push(format!(
+                "{far} of {n} calibration images score far above the others (beyond {fence:.1}): \
+                 the calibration set may hold anomalies, which makes every p-value too large \
+                 and hides anomalies; calibrate on normal images only"
+            ));
+        }
+        warnings
+    }
+}
+
+/// The run's own calibration images: its normal training images, split again as they were when
+/// it was trained (checked against the fingerprint of the images it trained on).
+pub fn calibration_images(run: &RunConfig) -> Result<Dataset> {
+    let data = &run.data;
+    let split = data.calibration.context(
+        "the run kept no calibration split (trained with a fraction of 0, or before \
+                  calibration existed): calibrate on a folder of normal images instead",
+    )?;
+    let spec = run.model.image_spec();
+    let (normal, _) =
+        load_training_data(&data.source, data.normal_class.as_deref(), spec, data.fit)?;
+    let (trained, held) = split.split(&normal)?;
+    ensure!(
+        trained.fingerprint() == data.fingerprint,
+        "the training data of this run ({}) changed since it was trained: calibrate on a folder \
+         of normal images instead",
+        data.source.describe()
+    );
+    Ok(held)
+}
+
+/// Scores `images` (normal images no model was fitted on, with their `ids`) with the ADGAN
+/// search of `inputs`; `origin` says where they came from, `on_batch(done, total)` follows it.
+pub fn calibrate(
+    inputs: &Inputs,
+    images: &mut dyn ImageSource,
+    ids: Vec<String>,
+    origin: &str,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<Calibration> {
+    let mut built = method::build(Method::Adgan, inputs, &mut |_, _| {})?;
+    let device = inputs.device;
+    let scores = score_source(
+        built.detector.as_mut(),
+        images,
+        built.batch,
+        device,
+        on_batch,
+    )?;
+    Ok(Calibration {
+        origin: origin.to_string(),
+        search: inputs.search,
+        ids,
+        scores,
+    })
+}
+
+/// What the decisions at `alpha` give on labelled images (label 1 = anomalous).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionQuality {
+    /// Images flagged.
+    pub flagged: usize,
+    /// Fraction of normal images flagged (false-positive rate).
+    pub false_positive_rate: f64,
+    /// Fraction of flagged images that are anomalous.
+    pub precision: f64,
+    /// Fraction of anomalous images flagged.
+    pub recall: f64,
+}
+
+/// The quality of the decisions `p <= alpha` against `labels`.
+pub fn decision_quality(p_values: &[f64], labels: &[i64], alpha: f64) -> DecisionQuality {
+    let flagged: Vec<bool> = p_values.iter().map(|&p| p <= alpha).collect();
+    let count = |label: i64, flag: bool| {
+        flagged
+            .iter()
+            .zip(labels)
+            .filter(|&(&f, &l)| l == label && f == flag)
+            .count()
+    };
+    let (fp, tn, tp, fn_) = (
+        count(0, true),
+        count(0, false),
+        count(1, true),
+        count(1, false),
+    );
+    let ratio = |a: usize, b: usize| {
+        if a + b == 0 {
+            0.0
+        } else {
+            a as f64 / (a + b) as f64
+        }
+    };
+    DecisionQuality {
+        flagged: fp + tp,
+        false_positive_rate: ratio(fp, tn),
+        precision: ratio(tp, fp),
+        recall: ratio(tp, fn_),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calibration(scores: Vec<f64>) -> Calibration {
+        Calibration {
+            origin: "test".into(),
+            search: AdganConfig::default(),
+            ids: (0..scores.len()).map(|i| i.to_string()).collect(),
+            scores,
+        }
+    }
+
+    #[test]
+    fn p_values_count_the_calibration_scores_at_least_as_large() {
+        let c = calibration(vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(c.p_value(10.0), 0.2, "above all: 1 / 5");
+        assert_eq!(c.p_value(3.0), 0.6, "ties count: (1 + 2) / 5");
+        assert_eq!(c.p_value(0.0), 1.0);
+        assert_eq!(c.smallest_alpha(), 0.2);
+    }
+
+    #[test]
+    fn anomalies_in_the_calibration_set_are_warned_about() {
+        let normal: Vec<f64> = (0..200).map(|i| 100.0 + (i % 37) as f64).collect();
+        assert!(calibration(normal.clone()).check().is_empty());
+        let mut mixed = normal;
+        mixed.extend((0..15).map(|i| 500.0 + i as f64));
+        let warnings = calibration(mixed).check();
+        assert!(warnings[0].contains("15 of 215"), "{warnings:?}");
+        assert!(calibration(vec![1.0; 5]).check()[0].contains("coarse"));
+    }
+
+    #[test]
+    fn decision_quality_counts_flags_by_label() {
+        let q = decision_quality(&[0.01, 0.5, 0.02, 0.9], &[1, 0, 0, 1], 0.05);
+        assert_eq!(q.flagged, 2);
+        assert_eq!(
+            (q.false_positive_rate, q.precision, q.recall),
+            (0.5, 0.5, 0.5)
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! `adgan calibrate`: ADGAN scores of normal images no model was fitted on, kept in the run
+//! folder, from which `score` and `rank` compute conformal p-values and decisions.
+
+use super::args::{DeviceArgs, SearchArgs};
+use super::progress::{image_bar, on_bad_file, report_skipped};
+use adgan::calibration::{self, Calibration, CALIBRATION_FILE};
+use adgan::data::{load_folder, Dataset, ImageSource};
+use adgan::run::{self, TrainedGan};
+use adgan::score::adgan::AdganConfig;
+use adgan::score::method::Inputs;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub(crate) struct CalibrateArgs {
+    /// Run folder of a trained GAN (made by `adgan train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// A folder of normal images to calibrate on (default: the calibration split the run kept
+    /// out of training).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Stop at the first image file that cannot be read (default: skip it and warn).
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    search: SearchArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
+    let device = args.device.select()?;
+    let gan = run::load_gan(&args.model, device)?;
+    let search = args.search.config();
+    let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
+    let calibration = match &args.images {
+        Some(dir) => {
+            let spec = gan.config.model.image_spec();
+            let fit = gan.config.data.fit;
+            let images = load_folder(dir, spec, fit, on_bad_file(args.strict))?;
+            report_skipped(&images.skipped, None)?;
+            let origin = format!("folder {}", dir.display());
+            score_calibration(
+                &inputs,
+                &mut { &images.images },
+                images.ids.clone(),
+                &origin,
+            )?
+        }
+        None => run_split(&gan, &inputs)?,
+    };
+    save_and_report(&calibration, &args.model)
+}
+
+/// Calibrates on the split the run kept out of training.
+fn run_split(gan: &TrainedGan, inputs: &Inputs) -> Result<Calibration> {
+    let images = calibration::calibration_images(&gan.config)
+        .context("--images DIR calibrates on a folder of normal images instead")?;
+    run_split_images(inputs, &images)
+}
+
+/// Calibrates on `images`, the split the run kept out of training.
+pub(crate) fn run_split_images(inputs: &Inputs, images: &Dataset) -> Result<Calibration> {
+    score_calibration(inputs, &mut { &images.images }, images.ids.clone(), "split")
+}
+
+fn score_calibration(
+    inputs: &Inputs,
+    images: &mut dyn ImageSource,
+    ids: Vec<String>,
+    origin: &str,
+) -> Result<Calibration> {
+    eprintln!("calibrating on {} normal images ({origin})", ids.len());
+    let mut bar = image_bar(images.len());
+    let c = calibration::calibrate(inputs, images, ids, origin, &mut |d, t| bar.show(d, t))?;
+    bar.finish();
+    Ok(c)
+}
+
+/// Saves the calibration into the run folder and says what it allows.
+pub(crate) fn save_and_report(calibration: &Calibration, run_dir: &Path) -> Result<()> {
+    calibration.save(run_dir)?;
+    for warning in calibration.check() {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "calibrated on {} normal images ({}): `score` and `rank` now add p-values and decisions \
+         (--alpha, at least {:.4}); kept in {}",
+        calibration.scores.len(),
+        calibration.origin,
+        calibration.smallest_alpha(),
+        run_dir.join(CALIBRATION_FILE).display()
+    );
+    Ok(())
+}
+
+/// The run's calibration when it was made with `search` (scores of another search are not
+/// comparable: then none, with a note).
+pub(crate) fn matching(run_dir: &Path, search: &AdganConfig) -> Result<Option<Calibration>> {
+    let Some(calibration) = Calibration::load(run_dir)? else {
+        return Ok(None);
+    };
+    if calibration.search != *search {
+        eprintln!(
+            "note: the calibration in {} was made with other search settings: no p-values; run \
+             `adgan calibrate --model {}` with the same search flags to add them",
+            run_dir.display(),
+            run_dir.display()
+        );
+        return Ok(None);
+    }
+    for warning in calibration.check() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(Some(calibration))
+}
