@@ -2,14 +2,17 @@
 # The validation study of issue 11: learning curves of ADGAN's validation ROC-AUC (held-out
 # normal training images against training images of other classes; no test image is read) for
 # several GAN recipes, on the MNIST classes where ADGAN trailed. Resumable: run it again to
-# continue. Usage: scripts/study.sh [RECIPE...]   (default: all, in order)
+# continue. Usage: [CLASSES=5,8] [ITERATIONS=1500] scripts/study.sh [RECIPE...]
+# (default: every recipe, in order).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 A=${ADGAN:-target/release/adgan}
 mnist=../shared/data/mnist
-common=(--dataset mnist --data "$mnist" --classes 5,8,3 --iterations 2000 --select-every 500
-        --select-lr-theta 5e-5,5e-4 --precision bf16 --validation-only)
+classes=${CLASSES:-5,8}
+iterations=${ITERATIONS:-1500}
+common=(--dataset mnist --data "$mnist" --classes "$classes" --iterations "$iterations"
+        --select-every 500 --select-lr-theta 5e-5,5e-4 --precision bf16 --validation-only)
 run() {
   local name=$1; shift
   echo "== $name: $*" >&2

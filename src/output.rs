@@ -196,8 +196,8 @@ fn refuse_run_file(path: &Path) -> Result<()> {
 /// identifies the job, so that a stopped scoring job continues where it stopped instead of
 /// starting over. Kept beside the result file as `<out>.partial` until the result is written.
 pub struct ScoreJournal {
-    path: PathBuf,
-    file: std::fs::File,
+    /// The journal file and its path; none for a journal kept in memory only.
+    file: Option<(PathBuf, std::fs::File)>,
     done: std::collections::BTreeMap<usize, f64>,
 }
 
@@ -260,7 +260,19 @@ impl ScoreJournal {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot append to {}", path.display()))?;
-        Ok(Self { path, file, done })
+        Ok(Self {
+            file: Some((path, file)),
+            done,
+        })
+    }
+
+    /// A journal that keeps the scores in memory only (a job that is not resumed: results
+    /// written to standard output).
+    pub fn in_memory() -> Self {
+        Self {
+            file: None,
+            done: std::collections::BTreeMap::new(),
+        }
     }
 
     /// Scores already computed, by image index.
@@ -275,14 +287,19 @@ impl ScoreJournal {
             text += &(serde_json::to_string(&JournalEntry { i, s })? + "\n");
             self.done.insert(i, s);
         }
-        self.file.write_all(text.as_bytes())?;
-        self.file.sync_data()?;
+        if let Some((_, file)) = &mut self.file {
+            file.write_all(text.as_bytes())?;
+            file.sync_data()?;
+        }
         Ok(())
     }
 
     /// Removes the journal once the result is written.
     pub fn finish(self) -> Result<()> {
-        std::fs::remove_file(&self.path)
-            .with_context(|| format!("cannot remove {}", self.path.display()))
+        match &self.file {
+            Some((path, _)) => std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove {}", path.display())),
+            None => Ok(()),
+        }
     }
 }

@@ -190,3 +190,84 @@ pub fn save_gallery(
     }
     write_png(path, grid_w, grid_h, channels, &pixels)
 }
+
+/// Colour of a heat-map value in [0, 1]: black, red, yellow, white.
+fn heat(v: f64) -> [u8; 3] {
+    let channel = |offset: f64| ((3.0 * v - offset).clamp(0.0, 1.0) * 255.0).round() as u8;
+    [channel(0.0), channel(1.0), channel(2.0)]
+}
+
+/// Residual summed over channels that the heat maps draw white: one unit per channel (half of
+/// the [-1, 1] range), the same for every image of every run, so that maps compare.
+pub fn heat_scale(channels: i64) -> f64 {
+    channels as f64
+}
+
+/// Writes an anomaly map of one image as a PNG strip, atomically: the image, its
+/// reconstruction, and the per-pixel residual |x - reconstruction| summed over channels as a
+/// heat map from 0 (black) through red and yellow to `scale` and above (white), each panel
+/// `zoom` times larger. Images are C x H x W in [-1, 1].
+pub fn save_anomaly_map(
+    image: &Tensor,
+    reconstruction: &Tensor,
+    scale: f64,
+    zoom: i64,
+    path: &Path,
+) -> Result<()> {
+    let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
+    let (image, reconstruction) = (cpu(image), cpu(reconstruction));
+    let size = image.size();
+    ensure!(
+        size.len() == 3 && reconstruction.size() == size,
+        "an anomaly map needs an image and a reconstruction of one C x H x W shape"
+    );
+    let residual = (&image - &reconstruction)
+        .abs()
+        .sum_dim_intlist(0, false, Kind::Float);
+    let rgb = |t: &Tensor| {
+        if t.size()[0] == 1 {
+            t.repeat([3, 1, 1])
+        } else {
+            t.shallow_clone()
+        }
+    };
+    // The heat map as an RGB image in [-1, 1], so that all three panels share one grid.
+    let (h, w) = (size[1], size[2]);
+    let values: Vec<f32> = Vec::try_from(residual.flatten(0, -1))?;
+    let mut colours = vec![0f32; (3 * h * w) as usize];
+    for (i, v) in values.iter().enumerate() {
+        let c = heat(*v as f64 / scale);
+        for (k, byte) in c.iter().enumerate() {
+            colours[k * (h * w) as usize + i] = *byte as f32 / 127.5 - 1.0;
+        }
+    }
+    let map = Tensor::from_slice(&colours).view([3, h, w]);
+    let panels = Tensor::stack(&[rgb(&image), rgb(&reconstruction), map], 0).upsample_nearest2d(
+        [h * zoom, w * zoom],
+        None,
+        None,
+    );
+    save_grid(&panels, 3, path)
+}
+
+/// Writes the legend of the heat maps: the colour bar from 0 to `scale` with both ends marked.
+pub fn save_heat_legend(scale: f64, path: &Path) -> Result<()> {
+    let (width, bar, text) = (256usize, 16usize, 12usize);
+    let height = bar + text;
+    let mut pixels = vec![255u8; width * height * 3];
+    for x in 0..width {
+        let c = heat(x as f64 / (width - 1) as f64);
+        for y in 0..bar {
+            pixels[(y * width + x) * 3..(y * width + x) * 3 + 3].copy_from_slice(&c);
+        }
+    }
+    let mut canvas = Canvas {
+        pixels: &mut pixels,
+        width,
+        channels: 3,
+    };
+    canvas.draw_text(1, bar + 2, "0", 2, 0);
+    let label = format!("{scale}");
+    canvas.draw_text(width - text_width(&label, 2) - 1, bar + 2, &label, 2, 0);
+    write_png(path, width as u32, height as u32, 3, &pixels)
+}

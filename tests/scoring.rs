@@ -331,6 +331,33 @@ fn score_command_writes_one_row_per_image() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // --maps writes one strip per image (image | reconstruction | residual, 3 panels of 4x the
+    // image with 2-pixel borders) and the legend; other methods have no reconstruction.
+    let maps = dir.path().join("maps");
+    let output = run_with(
+        &dir.path().join("mapped.csv"),
+        &["--maps", maps.to_str().unwrap()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let strip = image::open(maps.join("000000_0.png")).unwrap();
+    assert_eq!((strip.width(), strip.height()), (3 * 130 + 2, 132));
+    assert!(maps.join("legend.png").exists() && maps.join("000002_2.png").exists());
+    let output = run_with(
+        &dir.path().join("critic-maps.csv"),
+        &[
+            "--method",
+            "critic",
+            "--maps",
+            maps.to_str().unwrap(),
+            "--force",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--maps needs --method adgan"));
+
     // --force replaces; `-` writes the table to standard output.
     assert!(run_with(&out, &["--force"]).status.success());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), text);

@@ -6,7 +6,7 @@ use adgan::device;
 use adgan::experiment::{self, Event};
 use adgan::io;
 use adgan::output::ScoreJournal;
-use adgan::score::Detector;
+use adgan::score::{Detector, ScoredBatch};
 use adgan::train::{self, Progress, RunConfig};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -158,22 +158,29 @@ pub(crate) fn train_with_progress(
 }
 
 /// Scores `images` with a progress bar; with a journal, images it already holds are not
-/// scored again and every batch is recorded.
+/// scored again and every batch is recorded; `after_batch` sees every batch scored.
 pub(crate) fn score_with_progress(
     detector: &mut dyn Detector,
     images: &mut dyn ImageSource,
     batch: usize,
     device: tch::Device,
     journal: Option<&mut ScoreJournal>,
+    after_batch: Option<&mut dyn FnMut(ScoredBatch) -> Result<()>>,
 ) -> Result<Vec<f64>> {
     let mut bar = image_bar(images.len());
-    let mut on_batch = |done, total| bar.show(done, total);
-    let scores = match journal {
-        Some(journal) => {
-            adgan::score::score_resumable(detector, images, batch, device, journal, &mut on_batch)
-        }
-        None => adgan::score::score_source(detector, images, batch, device, &mut on_batch),
-    };
+    let mut in_memory = ScoreJournal::in_memory();
+    let journal = journal.unwrap_or(&mut in_memory);
+    let mut nothing = |_: ScoredBatch| Ok(());
+    let after_batch = after_batch.unwrap_or(&mut nothing);
+    let scores = adgan::score::score_resumable_with(
+        detector,
+        images,
+        batch,
+        device,
+        journal,
+        &mut |done, total| bar.show(done, total),
+        after_batch,
+    );
     bar.finish();
     scores
 }

@@ -89,6 +89,7 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         batch,
         device,
         Some(&mut journal),
+        None,
     )?;
     // Unreadable files are left out of the ranking and listed beside it.
     let skipped = stream.skipped();

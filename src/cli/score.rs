@@ -12,6 +12,7 @@ use adgan::report::Decisions;
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
+use adgan::score::ScoredBatch;
 use adgan::train;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -58,6 +59,11 @@ pub(crate) struct ScoreArgs {
     /// in OUT.skipped.txt).
     #[arg(long)]
     strict: bool,
+    /// Write an anomaly map of every image into this folder (adgan only): a PNG strip of the
+    /// image, its best reconstruction g(z*) and the residual |x - g(z*)| as a heat map on one
+    /// fixed scale (legend.png).
+    #[arg(long)]
+    maps: Option<PathBuf>,
     /// With a calibrated run (`adgan calibrate`; `train` calibrates itself), flag the images
     /// whose conformal p-value is at most alpha: on normal images at most this fraction are
     /// flagged, in expectation.
@@ -196,12 +202,16 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         }
         Destination::Stdout => None,
     };
+    let ids = stream.ids();
+    let mut maps = map_writer(args, gan, &ids)?;
     let scores = score_with_progress(
         detector.as_mut(),
         &mut stream,
         batch,
         device,
         journal.as_mut(),
+        maps.as_mut()
+            .map(|m| m as &mut dyn FnMut(ScoredBatch) -> Result<()>),
     )?;
     // Unreadable files keep their rows while scoring; they are left out of every output.
     let skipped = stream.skipped();
@@ -261,7 +271,16 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
     let mut images = &data.images;
-    let scores = score_with_progress(detector.as_mut(), &mut images, batch, device, None)?;
+    let mut maps = map_writer(args, gan, &data.ids)?;
+    let scores = score_with_progress(
+        detector.as_mut(),
+        &mut images,
+        batch,
+        device,
+        None,
+        maps.as_mut()
+            .map(|m| m as &mut dyn FnMut(ScoredBatch) -> Result<()>),
+    )?;
     let scored = Scored {
         ids: data.ids.clone(),
         labels: data.labels.clone(),
@@ -270,6 +289,60 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
         anomaly_labels: args.normal_class.is_some(),
     };
     scored.write(dest, decide.as_ref(), args.alpha)
+}
+
+/// With --maps, a function that writes the anomaly maps of each batch scored (named by image
+/// index and file name), after the legend; the folder is checked first.
+fn map_writer<'a>(
+    args: &'a ScoreArgs,
+    gan: &TrainedGan,
+    ids: &'a [String],
+) -> Result<Option<impl FnMut(ScoredBatch) -> Result<()> + 'a>> {
+    let Some(dir) = &args.maps else {
+        return Ok(None);
+    };
+    if args.method != Method::Adgan {
+        bail!("--maps needs --method adgan (the maps show the search's reconstructions)");
+    }
+    adgan::output::check_folder(dir, &["legend.png"], args.force)
+        .context("--maps: pass --force to replace the maps of an earlier run")?;
+    let scale = adgan::visual::heat_scale(gan.config.model.channels);
+    adgan::visual::save_heat_legend(scale, &dir.join("legend.png"))?;
+    eprintln!(
+        "anomaly maps in {}: image | reconstruction | residual summed over channels, black 0 to \
+         white {scale} (legend.png)",
+        dir.display()
+    );
+    Ok(Some(move |batch: ScoredBatch| {
+        let reconstructions = batch
+            .reconstructions
+            .context("the detector gave no reconstructions")?;
+        for (row, &i) in batch.indices.iter().enumerate() {
+            let row = row as i64;
+            let name = map_name(i, &ids[i]);
+            let (image, reconstruction) = (batch.images.get(row), reconstructions.get(row));
+            adgan::visual::save_anomaly_map(&image, &reconstruction, scale, 4, &dir.join(name))?;
+        }
+        Ok(())
+    }))
+}
+
+/// The file name of image `index`'s map: its index and the last part of its id, with only
+/// letters, digits, `-` and `_` kept.
+fn map_name(index: usize, id: &str) -> String {
+    let last = id.rsplit(['/', ':']).next().unwrap_or("");
+    let stem = last.rsplit_once('.').map_or(last, |(stem, _)| stem);
+    let safe: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{index:06}_{safe}.png")
 }
 
 /// The run's calibration, when the method is ADGAN and the calibration was made with the same

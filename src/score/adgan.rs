@@ -370,6 +370,9 @@ pub struct Search {
     pub losses: Tensor,
     /// The final latents z_{j,k}, [B, n_seed, d'].
     pub latents: Tensor,
+    /// The best reconstruction g(z*) of each image: the final image of the seed with the
+    /// lowest final loss, [B, C, H, W].
+    pub best: Tensor,
 }
 
 impl Search {
@@ -401,6 +404,12 @@ impl SearchState {
         loss: ReconstructionLoss,
         after: &mut dyn FnMut(usize, &str),
     ) -> Tensor {
+        let generated = self.generated(after);
+        reconstruction_loss(&(generated - images.unsqueeze(1)), loss)
+    }
+
+    /// g_theta(z_j) for every image and seed, [B, n_seed, C, H, W].
+    fn generated(&self, after: &mut dyn FnMut(usize, &str)) -> Tensor {
         let size = self.latents.size();
         let (b, n_seed, d) = (size[0], size[1], size[2]);
         let copies = self.stacked.copies;
@@ -413,11 +422,9 @@ impl SearchState {
         let out = self.stacked.forward_observed(&input, after);
         let s = out.size();
         let (c, h, w) = (s[1] / copies, s[2], s[3]);
-        let generated = out
-            .view([per_copy, copies, c, h, w])
+        out.view([per_copy, copies, c, h, w])
             .permute([1, 0, 2, 3, 4])
-            .reshape([b, n_seed, c, h, w]);
-        reconstruction_loss(&(generated - images.unsqueeze(1)), loss)
+            .reshape([b, n_seed, c, h, w])
     }
 
     /// The k Adam steps on `images`, then the final losses.
@@ -436,7 +443,19 @@ impl SearchState {
             self.opt_z.step();
             self.opt_theta.step();
         }
-        let last = tch::no_grad(|| self.losses(images, config.loss));
+        let (last, best) = tch::no_grad(|| {
+            let generated = self.generated(&mut |_, _| {});
+            let last = reconstruction_loss(&(&generated - images.unsqueeze(1)), config.loss);
+            // The reconstruction of the seed that came closest, [B, C, H, W].
+            let s = generated.size();
+            let closest = last.argmin(1, false).view([s[0], 1, 1, 1, 1]);
+            let best = generated.gather(
+                1,
+                &closest.expand([s[0], 1, s[2], s[3], s[4]], false),
+                false,
+            );
+            (last, best.squeeze_dim(1))
+        });
         history.push(aggregate(&last));
         let history = Tensor::stack(&history, 0);
         ensure!(
@@ -446,6 +465,7 @@ impl SearchState {
         Ok(Search {
             losses: history,
             latents: self.latents.detach(),
+            best,
         })
     }
 }
@@ -455,6 +475,8 @@ pub struct Adgan<'a> {
     generator: &'a Generator,
     config: AdganConfig,
     initial_latents: Tensor,
+    /// The best reconstructions of the last batch scored.
+    last_best: Option<Tensor>,
 }
 
 impl<'a> Adgan<'a> {
@@ -473,6 +495,7 @@ impl<'a> Adgan<'a> {
             generator,
             config,
             initial_latents,
+            last_best: None,
         })
     }
 
@@ -526,7 +549,13 @@ impl Detector for Adgan<'_> {
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        super::to_scores(&self.search(images)?.final_losses())
+        let search = self.search(images)?;
+        self.last_best = Some(search.best.shallow_clone());
+        super::to_scores(&search.final_losses())
+    }
+
+    fn reconstructions(&mut self) -> Option<Tensor> {
+        self.last_best.take()
     }
 }
 

@@ -25,6 +25,12 @@ pub trait Detector {
 
     /// Scores a batch of images (N x C x H x W in [-1, 1]); one score per image, in order.
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>>;
+
+    /// The reconstructions of the images of the last batch scored, for a detector that
+    /// reconstructs (ADGAN: the best seed's g(z*)); taken, so a second call gives `None`.
+    fn reconstructions(&mut self) -> Option<Tensor> {
+        None
+    }
 }
 
 /// Copies a 1-D tensor of scores to the host.
@@ -108,6 +114,41 @@ pub fn score_resumable(
     journal: &mut crate::output::ScoreJournal,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f64>> {
+    score_resumable_with(
+        detector,
+        source,
+        batch,
+        device,
+        journal,
+        on_batch,
+        &mut |_| Ok(()),
+    )
+}
+
+/// One batch just scored: which images, the images, their scores, and what the detector
+/// reconstructed of them (if it reconstructs).
+pub struct ScoredBatch<'a> {
+    /// Indices of the images in the source.
+    pub indices: &'a [usize],
+    /// The images, N x C x H x W.
+    pub images: &'a Tensor,
+    /// Their scores.
+    pub scores: &'a [f64],
+    /// [`Detector::reconstructions`] of them.
+    pub reconstructions: Option<Tensor>,
+}
+
+/// [`score_resumable`], calling `after_batch` with every batch it scores (to write anomaly
+/// maps as the scores come, say).
+pub fn score_resumable_with(
+    detector: &mut dyn Detector,
+    source: &mut dyn ImageSource,
+    batch: usize,
+    device: tch::Device,
+    journal: &mut crate::output::ScoreJournal,
+    on_batch: &mut dyn FnMut(usize, usize),
+    after_batch: &mut dyn FnMut(ScoredBatch) -> Result<()>,
+) -> Result<Vec<f64>> {
     let n = source.len();
     let todo: Vec<usize> = (0..n).filter(|i| !journal.done().contains_key(i)).collect();
     let mut finished = n - todo.len();
@@ -122,6 +163,12 @@ pub fn score_resumable(
             scores.len(),
             chunk.len()
         );
+        after_batch(ScoredBatch {
+            indices: chunk,
+            images: &images,
+            scores: &scores,
+            reconstructions: detector.reconstructions(),
+        })?;
         journal.record(chunk, &scores)?;
         finished += chunk.len();
         on_batch(finished, n);
