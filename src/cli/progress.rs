@@ -6,7 +6,7 @@ use adgan::device;
 use adgan::experiment::{self, Event};
 use adgan::io;
 use adgan::output::ScoreJournal;
-use adgan::score::{Detector, ScoredBatch};
+use adgan::score::{AfterBatch, Detector, ScoredBatch};
 use adgan::train::{self, Progress, RunConfig};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -165,7 +165,7 @@ pub(crate) fn score_with_progress(
     batch: usize,
     device: tch::Device,
     journal: Option<&mut ScoreJournal>,
-    after_batch: Option<&mut dyn FnMut(ScoredBatch) -> Result<()>>,
+    after_batch: Option<&mut AfterBatch>,
 ) -> Result<Vec<f64>> {
     let mut bar = image_bar(images.len());
     let mut in_memory = ScoreJournal::in_memory();

@@ -12,7 +12,7 @@ use adgan::report::Decisions;
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
-use adgan::score::ScoredBatch;
+use adgan::score::{AfterBatch, ScoredBatch};
 use adgan::train;
 use anyhow::{bail, Context, Result};
 use clap::Args;

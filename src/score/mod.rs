@@ -138,6 +138,9 @@ pub struct ScoredBatch<'a> {
     pub reconstructions: Option<Tensor>,
 }
 
+/// What is called with every batch scored (see [`score_resumable_with`]).
+pub type AfterBatch<'a> = dyn FnMut(ScoredBatch) -> Result<()> + 'a;
+
 /// [`score_resumable`], calling `after_batch` with every batch it scores (to write anomaly
 /// maps as the scores come, say).
 pub fn score_resumable_with(
@@ -147,7 +150,7 @@ pub fn score_resumable_with(
     device: tch::Device,
     journal: &mut crate::output::ScoreJournal,
     on_batch: &mut dyn FnMut(usize, usize),
-    after_batch: &mut dyn FnMut(ScoredBatch) -> Result<()>,
+    after_batch: &mut AfterBatch,
 ) -> Result<Vec<f64>> {
     let n = source.len();
     let todo: Vec<usize> = (0..n).filter(|i| !journal.done().contains_key(i)).collect();
