@@ -210,8 +210,7 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         batch,
         device,
         journal.as_mut(),
-        maps.as_mut()
-            .map(|m| m as &mut dyn FnMut(ScoredBatch) -> Result<()>),
+        maps.as_mut().map(|m| m as &mut AfterBatch),
     )?;
     // Unreadable files keep their rows while scoring; they are left out of every output.
     let skipped = stream.skipped();
@@ -278,8 +277,7 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
         batch,
         device,
         None,
-        maps.as_mut()
-            .map(|m| m as &mut dyn FnMut(ScoredBatch) -> Result<()>),
+        maps.as_mut().map(|m| m as &mut AfterBatch),
     )?;
     let scored = Scored {
         ids: data.ids.clone(),
