@@ -114,9 +114,18 @@ fn runner_writes_everything_and_continues_after_a_stop() {
     );
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(
-        html.contains("<svg") && html.matches("data:image/png;base64,").count() == 4,
-        "two galleries per class"
+        html.contains("<svg") && html.matches("data:image/png;base64,").count() == 6 * 2 * 8,
+        "8 tiles at both ends of every cell's ranking"
     );
+    assert_eq!(
+        html.matches("<tr>").count(),
+        1 + 2 + 1,
+        "header, two classes, mean"
+    );
+    assert!(
+        html.contains("<figure class=\"normal\">") && html.contains("<figure class=\"anomalous\">")
+    );
+    assert!(!html.contains("**"), "a real table, not Markdown");
     let gallery = image::open(out.path().join("galleries/disc-most.png")).unwrap();
     assert_eq!(gallery.width(), 2 + 8 * 66);
     let table = std::fs::read_to_string(out.path().join("table.md")).unwrap();

@@ -4,12 +4,13 @@
 
 use crate::data::{Dataset, Split};
 use crate::eval::{mean_roc, roc_curve};
-use crate::experiment::{auc_table, Cell, ExperimentConfig};
+use crate::experiment::{Cell, ExperimentConfig};
 use crate::io::write_atomic;
 use crate::score::method::Method;
 use crate::visual::save_gallery;
 use anyhow::{Context, Result};
 use base64::Engine;
+use image::ImageEncoder;
 use plotters::prelude::*;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -36,9 +37,11 @@ const PALETTE: [RGBColor; 12] = [
 pub fn roc_svg(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (520, 440)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (640, 440)).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+        // The legend gets its own column right of the plot, so that it hides no curve.
+        let (plot, legend) = root.split_horizontally(500);
+        let mut chart = ChartBuilder::on(&plot)
             .caption("ROC, mean over normal classes", ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
@@ -50,6 +53,7 @@ pub fn roc_svg(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
             .y_desc("true-positive rate")
             .draw()?;
         chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
+        let mut row = 0;
         for (i, &method) in config.methods.iter().enumerate() {
             let curves = cells
                 .iter()
@@ -61,24 +65,75 @@ pub fn roc_svg(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
             }
             let colour = PALETTE[i % PALETTE.len()];
             let mean = mean_roc(&curves, 201);
-            chart
-                .draw_series(LineSeries::new(
-                    mean.iter().map(|p| (p.fpr, p.tpr)),
-                    colour.stroke_width(2),
-                ))?
-                .label(method.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
+            chart.draw_series(LineSeries::new(
+                mean.iter().map(|p| (p.fpr, p.tpr)),
+                colour.stroke_width(2),
+            ))?;
+            let y = 50 + 22 * row;
+            legend.draw(&PathElement::new(
+                vec![(8, y), (32, y)],
+                colour.stroke_width(2),
+            ))?;
+            legend.draw(&Text::new(
+                method.name(),
+                (38, y - 7),
+                ("sans-serif", 14).into_font(),
+            ))?;
+            row += 1;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
         root.present()?;
     }
     Ok(svg)
+}
+
+/// The ROC-AUC table as HTML: a row per normal class, a column per method, the mean row, the
+/// best of each row in bold.
+fn auc_html(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
+    let auc = |class: &str, method: Method| {
+        cells
+            .iter()
+            .find(|c| c.class == class && c.method == method)
+            .map(|c| c.auc)
+    };
+    let mut html = String::from("<table id=\"auc\"><thead><tr><th>normal class</th>");
+    for m in &config.methods {
+        write!(html, "<th>{}</th>", m.name())?;
+    }
+    html += "</tr></thead><tbody>";
+    let mut row = |label: &str, values: Vec<Option<f64>>| -> Result<()> {
+        let best = values
+            .iter()
+            .flatten()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        write!(html, "<tr><th>{}</th>", escape(label))?;
+        for v in values {
+            match v {
+                Some(v) if v == best => write!(html, "<td><b>{v:.3}</b></td>")?,
+                Some(v) => write!(html, "<td>{v:.3}</td>")?,
+                None => html += "<td>-</td>",
+            }
+        }
+        html += "</tr>";
+        Ok(())
+    };
+    for class in &config.classes {
+        row(
+            class,
+            config.methods.iter().map(|&m| auc(class, m)).collect(),
+        )?;
+    }
+    let means = config
+        .methods
+        .iter()
+        .map(|&m| {
+            let v: Vec<f64> = config.classes.iter().filter_map(|c| auc(c, m)).collect();
+            (v.len() == config.classes.len()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        })
+        .collect();
+    row("mean", means)?;
+    html += "</tbody></table>";
+    Ok(html)
 }
 
 /// The test images of `cell` ranked by its scores: (most anomalous, least anomalous) indices into
@@ -106,11 +161,35 @@ fn gallery_indices(
     Ok((most, least))
 }
 
-fn png_data_uri(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+/// Test images shown at each end of a method's ranking, per class.
+const GALLERY_TILES: usize = 8;
+
+/// One gallery tile as HTML: test image `i` as an inline PNG, with its id, its score in `cell`
+/// and a mark for whether it is normal or anomalous.
+fn tile(test: &Dataset, i: usize, cell: &Cell) -> Result<String> {
+    let id = &test.ids[i];
+    let k = cell
+        .ids
+        .iter()
+        .position(|x| x == id)
+        .context("a gallery image is not in its cell")?;
+    let (score, anomalous) = (cell.scores[k], cell.labels[k] == 1);
+    let (w, h, c, pixels) = crate::visual::grid_pixels(&test.images.narrow(0, i as i64, 1), 1)?;
+    let mut png = Vec::new();
+    let colour = if c == 1 {
+        image::ExtendedColorType::L8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&pixels, w, h, colour)
+        .context("encoding a gallery tile")?;
+    let class = if anomalous { "anomalous" } else { "normal" };
     Ok(format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
+        "<figure class=\"{class}\"><img alt=\"{class} {}\" src=\"data:image/png;base64,{}\"><figcaption>{}<br>{score:.4}</figcaption></figure>",
+        escape(id),
+        base64::engine::general_purpose::STANDARD.encode(png),
+        escape(id)
     ))
 }
 
@@ -141,20 +220,12 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
         html,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>adgan one-vs-all report</title>"
     )?;
-    writeln!(html, "<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}img{{image-rendering:pixelated}}</style></head><body>")?;
+    writeln!(html, "<style>body{{font-family:sans-serif;max-width:75em;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}img{{image-rendering:pixelated}}.gallery{{display:flex;flex-wrap:wrap;align-items:flex-start;gap:4px;margin:.3em 0}}.gallery>span{{width:8em}}figure{{margin:0;font-size:10px;text-align:center;width:72px;overflow-wrap:anywhere}}figure img{{width:64px;height:64px;border:4px solid}}figure.normal img{{border-color:#2a2}}figure.anomalous img{{border-color:#d22}}</style></head><body>")?;
     writeln!(html, "<h1>One-vs-all anomaly detection</h1><p>Data: {}; {} test images per class, drawn with seed {}; GAN: {} generator iterations, width {}, d' = {}.</p>",
         escape(&config.source.describe()), config.n_test, config.seed, config.train.iterations, config.model.width, config.model.latent_dim)?;
-    writeln!(
-        html,
-        "<h2>ROC-AUC</h2><pre>{}</pre>",
-        escape(&auc_table(config, cells))
-    )?;
+    writeln!(html, "<h2>ROC-AUC</h2>{}", auc_html(config, cells)?)?;
     writeln!(html, "<h2>Mean ROC curves</h2>{svg}")?;
-    writeln!(
-        html,
-        "<h2>Most and least anomalous test images ({})</h2>",
-        ranking_method.name()
-    )?;
+    // The first method's galleries are also kept as PNG files, one per class and end.
     for cell in cells.iter().filter(|c| c.method == ranking_method) {
         let (most, least) = gallery_indices(cell, &test_index, 16)?;
         for (name, indices) in [("most", &most), ("least", &least)] {
@@ -172,7 +243,27 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
                 .collect();
             let path = galleries.join(format!("{}-{name}.png", cell.class));
             save_gallery(&test.images.index_select(0, &index), &captions, 8, 2, &path)?;
-            writeln!(html, "<h3>normal class {}: {name} anomalous</h3><img alt=\"{name} anomalous\" src=\"{}\">", escape(&cell.class), png_data_uri(&path)?)?;
+        }
+    }
+    writeln!(
+        html,
+        "<h2>Most and least anomalous test images</h2><p>Each tile: the image, its id and \
+         score; a green mark for a normal image, a red one for an anomalous image.</p>"
+    )?;
+    for cell in cells {
+        let (most, least) = gallery_indices(cell, &test_index, GALLERY_TILES)?;
+        writeln!(
+            html,
+            "<h3>normal class {}, {}</h3>",
+            escape(&cell.class),
+            cell.method.name()
+        )?;
+        for (name, indices) in [("most anomalous", &most), ("least anomalous", &least)] {
+            writeln!(html, "<div class=\"gallery\"><span>{name}</span>")?;
+            for &i in indices.iter() {
+                html += &tile(&test, i, cell)?;
+            }
+            html += "</div>";
         }
     }
     writeln!(html, "</body></html>")?;
