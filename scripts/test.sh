@@ -9,3 +9,5 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --release
+# The report as a browser shows it (skipped, saying so, where Debian's chromium is absent).
+scripts/check-report.sh
