@@ -91,6 +91,52 @@ impl Default for TrainConfig {
     }
 }
 
+/// A complete way to train the GAN of one normal class: the networks' width and every training
+/// hyperparameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recipe {
+    /// The recipe chosen on validation data (held-out training images; RESULTS.md says how):
+    /// WGAN-GP at width 32, 1000 generator iterations.
+    #[default]
+    Chosen,
+    /// The paper's literal WGAN: weight clipping 0.01, RMSprop 5e-5, n_critic 5, DCGAN
+    /// initialisation, DCGAN width 64, 10,000 generator iterations.
+    Paper,
+}
+
+impl Recipe {
+    /// Its training hyperparameters.
+    pub fn train(self) -> TrainConfig {
+        match self {
+            Recipe::Chosen => TrainConfig {
+                iterations: 1000,
+                ..TrainConfig::gradient_penalty()
+            },
+            Recipe::Paper => TrainConfig::default(),
+        }
+    }
+
+    /// Its base width (channels of the last generator and first critic stage).
+    pub fn width(self) -> i64 {
+        match self {
+            Recipe::Chosen => 32,
+            Recipe::Paper => 64,
+        }
+    }
+}
+
+impl std::str::FromStr for Recipe {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "chosen" => Ok(Recipe::Chosen),
+            "paper" => Ok(Recipe::Paper),
+            _ => bail!("unknown recipe {text:?}: use chosen or paper"),
+        }
+    }
+}
+
 impl TrainConfig {
     /// WGAN-GP: gradient penalty 10, Adam 1e-4 with betas (0, 0.9) (Gulrajani et al., Alg. 1).
     pub fn gradient_penalty() -> Self {

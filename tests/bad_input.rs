@@ -96,12 +96,16 @@ fn nonsense_settings_are_refused_before_any_work() {
         (&["--lr=-1"], "learning rate must be positive"),
         (&["--lr", "0"], "learning rate must be positive"),
         (&["--lr", "NaN"], "learning rate must be positive"),
-        (&["--clip=-0.01"], "clipping bound must be positive"),
+        (
+            &["--objective", "clip", "--clip=-0.01"],
+            "clipping bound must be positive",
+        ),
         (
             &["--objective", "gp", "--lambda=-10"],
             "penalty weight must be finite and not negative",
         ),
-        (&["--beta1", "0.5"], "--beta1"),
+        (&["--objective", "clip", "--beta1", "0.5"], "--beta1"),
+        (&["--recipe", "best"], "unknown recipe"),
         (
             &["--objective", "gp", "--beta1", "1.5"],
             "beta1 must lie in [0, 1)",
@@ -127,7 +131,7 @@ fn scoring_refuses_nonsense_before_scoring() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("--batch-size 5000 is more than the 1024 training images"),
+        stderr.contains("--batch-size 5000 is more than the 922 training images"),
         "{stderr}"
     );
     let score = |extra: &[&'static str]| -> Vec<&'static str> {

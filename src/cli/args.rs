@@ -6,7 +6,7 @@ use adgan::model::{Init, ModelConfig};
 use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::{AdganConfig, Aggregate, Precision, ReconstructionLoss, ThetaMode};
 use adgan::selection::SelectionConfig;
-use adgan::train::{Objective, TrainConfig};
+use adgan::train::{Objective, Recipe, TrainConfig};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -136,6 +136,11 @@ pub(crate) enum ObjectiveKind {
 /// Architecture and training of the GAN.
 #[derive(Args, Debug)]
 pub(crate) struct GanArgs {
+    /// Training recipe: chosen (on validation data, see RESULTS.md: WGAN-GP, width 32, 1000
+    /// iterations) or paper (the paper's WGAN: weight clipping, RMSprop, width 64, 10000
+    /// iterations). Each flag below overrides its part of the recipe.
+    #[arg(long, default_value = "chosen")]
+    pub(crate) recipe: Recipe,
     /// Image side the model works at (32 or 64).
     #[arg(long, default_value_t = 32)]
     pub(crate) image_size: i64,
@@ -145,19 +150,20 @@ pub(crate) struct GanArgs {
     /// Latent dimension d'.
     #[arg(long, default_value_t = 256)]
     pub(crate) latent_dim: i64,
-    /// Base width of the DCGAN networks.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) width: i64,
-    /// Generator iterations.
-    #[arg(long, default_value_t = TrainConfig::default().iterations)]
-    pub(crate) iterations: usize,
+    /// Base width of the DCGAN networks [default: the recipe's].
+    #[arg(long)]
+    pub(crate) width: Option<i64>,
+    /// Generator iterations [default: the recipe's].
+    #[arg(long)]
+    pub(crate) iterations: Option<usize>,
     /// Images per batch.
     #[arg(long, default_value_t = 64)]
     pub(crate) batch_size: i64,
-    /// Critic constraint and optimiser.
-    #[arg(long, value_enum, default_value_t = ObjectiveKind::Clip)]
-    pub(crate) objective: ObjectiveKind,
-    /// Learning rate (default: 5e-5 for clip, 1e-4 for gp).
+    /// Critic constraint and optimiser: clip (weight clipping and RMSprop) or gp (gradient
+    /// penalty and Adam) [default: the recipe's].
+    #[arg(long, value_enum)]
+    pub(crate) objective: Option<ObjectiveKind>,
+    /// Learning rate [default: 5e-5 for clip, 1e-4 for gp].
     #[arg(long)]
     pub(crate) lr: Option<f64>,
     /// Critic steps per generator step.
@@ -166,7 +172,7 @@ pub(crate) struct GanArgs {
     /// Weight initialisation: dcgan (N(0, 0.02)) or uniform (PyTorch's layer defaults).
     #[arg(long, default_value = "dcgan")]
     pub(crate) init: Init,
-    /// Adam's beta1 with --objective gp [default: 0, as in WGAN-GP].
+    /// Adam's beta1 with the gp objective [default: 0, as in WGAN-GP].
     #[arg(long)]
     pub(crate) beta1: Option<f64>,
     /// Weight clipping bound (clip).
@@ -192,51 +198,68 @@ impl GanArgs {
             image_size: self.image_size,
             channels: self.channels.unwrap_or(default_channels),
             latent_dim: self.latent_dim,
-            width: self.width,
+            width: self.width.unwrap_or(self.recipe.width()),
         };
         model.validate()?;
         Ok(model)
     }
 
-    /// The training configuration, checked before any data is read.
+    /// The training configuration: the recipe's, with every flag given put over it; checked
+    /// before any data is read.
     pub(crate) fn train_config(&self) -> Result<TrainConfig> {
-        if self.beta1.is_some() && self.objective == ObjectiveKind::Clip {
-            bail!("--beta1 sets Adam's beta1, which only --objective gp uses (clip uses RMSprop)");
+        let recipe = self.recipe.train();
+        let objective = match (self.objective, recipe.objective) {
+            (Some(ObjectiveKind::Clip), _) | (None, Objective::WeightClipping { .. }) => {
+                ObjectiveKind::Clip
+            }
+            _ => ObjectiveKind::Gp,
+        };
+        if self.beta1.is_some() && objective == ObjectiveKind::Clip {
+            bail!(
+                "--beta1 sets Adam's beta1, which only the gp objective uses (clip uses RMSprop)"
+            );
         }
-        let base = match self.objective {
-            ObjectiveKind::Clip => TrainConfig {
-                objective: Objective::WeightClipping { clip: self.clip },
-                ..TrainConfig::default()
-            },
-            ObjectiveKind::Gp => TrainConfig {
-                objective: Objective::GradientPenalty {
-                    lambda: self.lambda,
-                },
-                ..TrainConfig::gradient_penalty()
+        // Another objective than the recipe's brings its own optimiser.
+        let base = match (objective, recipe.objective) {
+            (ObjectiveKind::Clip, Objective::WeightClipping { .. })
+            | (ObjectiveKind::Gp, Objective::GradientPenalty { .. }) => recipe,
+            (ObjectiveKind::Clip, _) => TrainConfig::default(),
+            (ObjectiveKind::Gp, _) => TrainConfig::gradient_penalty(),
+        };
+        let objective = match objective {
+            ObjectiveKind::Clip => Objective::WeightClipping { clip: self.clip },
+            ObjectiveKind::Gp => Objective::GradientPenalty {
+                lambda: self.lambda,
             },
         };
-        let optimizer = match (base.optimizer, self.lr) {
-            (OptimizerConfig::Rmsprop { alpha, eps, .. }, Some(lr)) => {
-                OptimizerConfig::Rmsprop { lr, alpha, eps }
-            }
-            (OptimizerConfig::Adam { lr, beta2, eps, .. }, new_lr) => OptimizerConfig::Adam {
-                lr: new_lr.unwrap_or(lr),
-                beta1: self.beta1.unwrap_or(0.0),
+        let optimizer = match base.optimizer {
+            OptimizerConfig::Rmsprop { lr, alpha, eps } => OptimizerConfig::Rmsprop {
+                lr: self.lr.unwrap_or(lr),
+                alpha,
+                eps,
+            },
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => OptimizerConfig::Adam {
+                lr: self.lr.unwrap_or(lr),
+                beta1: self.beta1.unwrap_or(beta1),
                 beta2,
                 eps,
             },
-            (optimizer, None) => optimizer,
         };
         let config = TrainConfig {
+            objective,
             optimizer,
-            iterations: self.iterations,
+            iterations: self.iterations.unwrap_or(recipe.iterations),
             batch_size: self.batch_size,
             n_critic: self.n_critic,
             init: self.init,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             sample_every: self.sample_every,
-            ..base
         };
         config
             .validate()
