@@ -303,3 +303,73 @@ impl ScoreJournal {
         }
     }
 }
+
+/// What a part of a sharded job says about itself, written beside its output: which shard,
+/// of how many images in all, of which job (model, method, settings, every image's id), and
+/// the decision level its p-values were flagged at. `adgan merge` checks the parts against each
+/// other with it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShardRecord {
+    /// The part.
+    pub shard: crate::data::Shard,
+    /// Images in the whole collection.
+    pub images: usize,
+    /// The job, the same for every part.
+    pub job: serde_json::Value,
+    /// alpha of the decisions, when the run was calibrated.
+    pub alpha: Option<f64>,
+}
+
+impl ShardRecord {
+    /// Where the record of the output `out` goes: `<out>.shard.json` beside a file, or
+    /// `shard.json` inside a folder.
+    pub fn path_for(out: &Path, folder: bool) -> PathBuf {
+        if folder {
+            return out.join("shard.json");
+        }
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".shard.json");
+        out.with_file_name(name)
+    }
+
+    /// Reads the records of `parts` and checks that they are the parts 0..N of one job, once
+    /// each; returns them in shard order with their paths.
+    pub fn check_parts(parts: &[PathBuf], folder: bool) -> Result<Vec<(PathBuf, ShardRecord)>> {
+        let mut records = Vec::new();
+        for part in parts {
+            let path = Self::path_for(part, folder);
+            let record: ShardRecord = crate::io::read_json(&path, "adgan shard record")
+                .with_context(|| {
+                    format!("{} is not the output of a sharded job", part.display())
+                })?;
+            records.push((part.clone(), record));
+        }
+        let Some((first_path, first)) = records.first().cloned() else {
+            bail!("no parts to merge");
+        };
+        for (path, record) in &records {
+            if record.job != first.job
+                || record.images != first.images
+                || record.alpha != first.alpha
+            {
+                bail!(
+                    "{} and {} are parts of different jobs (other model, settings or images)",
+                    first_path.display(),
+                    path.display()
+                );
+            }
+        }
+        records.sort_by_key(|(_, r)| r.shard.index);
+        let count = first.shard.count;
+        let indices: Vec<usize> = records.iter().map(|(_, r)| r.shard.index).collect();
+        if indices != (0..count).collect::<Vec<_>>()
+            || records.iter().any(|(_, r)| r.shard.count != count)
+        {
+            bail!(
+                "the parts are shards {:?} of {count}: give every shard 0..{count} once",
+                indices
+            );
+        }
+        Ok(records)
+    }
+}

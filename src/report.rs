@@ -181,3 +181,105 @@ fn format_score(score: f64) -> String {
         format!("{score:.2}")
     }
 }
+
+/// A score table as written by [`write_score_table`] in CSV: its header and its rows, each a
+/// list of fields (quotes removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreTable {
+    /// Column names.
+    pub header: Vec<String>,
+    /// Rows of fields.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Splits one CSV line written by [`csv_field`] into fields.
+fn csv_fields(line: &str) -> Result<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => anyhow::bail!("an unterminated quoted field in {line:?}"),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                field.push(c);
+                chars.next();
+            }
+        }
+        fields.push(field);
+        match chars.next() {
+            Some(',') => continue,
+            None => return Ok(fields),
+            Some(c) => anyhow::bail!("unexpected {c:?} after a quoted field in {line:?}"),
+        }
+    }
+}
+
+/// Reads a CSV score table written by [`write_score_table`] (ids with commas, quotes or line
+/// breaks are quoted).
+pub fn read_score_table(path: &Path) -> Result<ScoreTable> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // A quoted id may hold a line break: join lines until the quotes balance.
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        if !pending.is_empty() {
+            pending.push('\n');
+        }
+        pending.push_str(line);
+        if pending.matches('"').count() % 2 == 0 {
+            lines.push(std::mem::take(&mut pending));
+        }
+    }
+    let mut rows = lines.iter().map(|l| csv_fields(l));
+    let header = rows
+        .next()
+        .transpose()?
+        .with_context(|| format!("{} is empty", path.display()))?;
+    ensure!(
+        header.first().map(String::as_str) == Some("id"),
+        "{} is not an adgan score table (its header is {header:?})",
+        path.display()
+    );
+    let rows = rows
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    ensure!(
+        rows.iter().all(|r| r.len() == header.len()),
+        "{} has rows of other lengths than its header",
+        path.display()
+    );
+    Ok(ScoreTable { header, rows })
+}
+
+/// Writes a score table read by [`read_score_table`] back as CSV.
+pub fn write_table(dest: &Destination, table: &ScoreTable) -> Result<()> {
+    let line = |fields: &[String]| {
+        fields
+            .iter()
+            .map(|f| csv_field(f))
+            .collect::<Vec<_>>()
+            .join(",")
+            + "\n"
+    };
+    let mut text = line(&table.header);
+    for row in &table.rows {
+        text += &line(row);
+    }
+    dest.write(&text)
+}

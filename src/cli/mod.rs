@@ -9,6 +9,7 @@ mod demo;
 mod experiment;
 mod export;
 mod info;
+mod merge;
 mod progress;
 mod rank;
 mod score;
@@ -45,6 +46,8 @@ enum Command {
     /// Time the work of training or scoring (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Join the parts of a sharded `score` or `rank` into the output one run would write.
+    Merge(merge::MergeArgs),
     /// Write a trained run's generator and critic as PyTorch state dicts (safetensors).
     Export(export::ExportArgs),
     /// Show the configuration and state of a run folder or checkpoint.
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Experiment(ExperimentCommand::OneVsAll(args)) => experiment::run(&args),
         Command::Bench(command) => bench::run(&command),
+        Command::Merge(args) => merge::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Info { path } => info::run(&path),
     }

@@ -4,9 +4,9 @@
 use super::args::{DeviceArgs, SearchArgs};
 use super::calibrate;
 use super::progress::{on_bad_file, report_skipped, score_with_progress};
-use super::score::score_job;
-use adgan::data::{FolderStream, SkippedImage};
-use adgan::output::ScoreJournal;
+use super::score::{folder_ids, score_job};
+use adgan::data::{FolderStream, Shard, SkippedImage};
+use adgan::output::{ScoreJournal, ShardRecord};
 use adgan::report::Decisions;
 use adgan::run;
 use adgan::score::method::{self, Inputs, Method};
@@ -32,6 +32,10 @@ pub(crate) struct RankArgs {
     /// Replace the files of an earlier ranking in --out.
     #[arg(long)]
     force: bool,
+    /// Score only part I of N of the folder's sorted images (from 0), for one of several
+    /// machines; `adgan merge --rank` ranks the parts as one.
+    #[arg(long)]
+    shard: Option<Shard>,
     /// With a calibrated run, flag the images whose conformal p-value is at most alpha (see
     /// `adgan score --help`).
     #[arg(long, default_value_t = 0.05)]
@@ -58,12 +62,10 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let device = args.device.select()?;
     let gan = run::load_gan(&args.model, device)?;
     let spec = gan.config.model.image_spec();
-    let mut stream = FolderStream::open(
-        &args.images,
-        spec,
-        gan.config.data.fit,
-        on_bad_file(args.strict),
-    )?;
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let on_bad = on_bad_file(args.strict);
+    let mut stream =
+        FolderStream::open_shard(&args.images, spec, gan.config.data.fit, on_bad, shard)?;
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
@@ -79,10 +81,11 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let (mut detector, batch) = (built.detector, built.batch);
     let table = args.out.join(adgan::report::RANKING_FILES[0]);
     let method = serde_json::json!({"name": "adgan", "search": args.search.config()});
-    let mut journal = ScoreJournal::open(
-        &table,
-        &score_job(&args.model, &gan, method, &stream.ids())?,
-    )?;
+    let all_ids = folder_ids(&args.images)?;
+    let job = score_job(&args.model, &gan, method, &all_ids)?;
+    let mut in_shard = job.clone();
+    in_shard["shard"] = serde_json::json!(shard);
+    let mut journal = ScoreJournal::open(&table, &in_shard)?;
     let all_scores = score_with_progress(
         detector.as_mut(),
         &mut stream,
@@ -97,8 +100,8 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let kept: Vec<usize> = (0..all_scores.len())
         .filter(|i| !left_out.contains(i))
         .collect();
-    let all_ids = stream.ids();
-    let ids: Vec<String> = kept.iter().map(|&i| all_ids[i].clone()).collect();
+    let shard_ids = stream.ids();
+    let ids: Vec<String> = kept.iter().map(|&i| shard_ids[i].clone()).collect();
     let labels: Option<Vec<i64>> = stream
         .labels()
         .map(|l| kept.iter().map(|&i| l[i]).collect());
@@ -110,6 +113,29 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         p_values,
         alpha: args.alpha,
     });
+    if shard.count > 1 {
+        // A part: its scores in folder order; `adgan merge --rank` ranks the whole.
+        let order: Vec<usize> = (0..ids.len()).collect();
+        let dest = adgan::output::Destination::File(table.clone());
+        let labels = labels.as_deref();
+        adgan::report::write_score_table(&dest, &ids, labels, &scores, decisions, &order)?;
+        let record = ShardRecord {
+            shard,
+            images: all_ids.len(),
+            job,
+            alpha: calibration.as_ref().map(|_| args.alpha),
+        };
+        adgan::io::write_json(&ShardRecord::path_for(&args.out, true), &record)?;
+        journal.finish()?;
+        let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
+        report_skipped(&skipped, Some(&args.out.join("skipped.txt")))?;
+        println!(
+            "scored shard {shard} ({} images) into {}; join the parts with `adgan merge --rank`",
+            ids.len(),
+            args.out.display()
+        );
+        return Ok(());
+    }
     let files = adgan::report::write_ranking(
         &args.out,
         &ids,

@@ -6,8 +6,8 @@ use super::calibrate;
 use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
 use adgan::calibration::Calibration;
-use adgan::data::{Dataset, FolderStream, SkippedImage, Split};
-use adgan::output::{Destination, ScoreJournal};
+use adgan::data::{Dataset, FolderStream, Shard, SkippedImage, Split};
+use adgan::output::{Destination, ScoreJournal, ShardRecord};
 use adgan::report::Decisions;
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
@@ -59,6 +59,11 @@ pub(crate) struct ScoreArgs {
     /// in OUT.skipped.txt).
     #[arg(long)]
     strict: bool,
+    /// Score only part I of N of the folder's sorted images (from 0: 0/4, 1/4, 2/4, 3/4), for
+    /// one of several machines; `adgan merge` joins the parts' tables into the one table a
+    /// single run writes.
+    #[arg(long)]
+    shard: Option<Shard>,
     /// Write an anomaly map of every image into this folder (adgan only): a PNG strip of the
     /// image, its best reconstruction g(z*) and the residual |x - g(z*)| as a heat map on one
     /// fixed scale (legend.png).
@@ -171,26 +176,37 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
 fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destination) -> Result<()> {
     let device = args.device.select()?;
     let spec = gan.config.model.image_spec();
-    let mut stream = FolderStream::open(dir, spec, gan.config.data.fit, on_bad_file(args.strict))?;
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let on_bad = on_bad_file(args.strict);
+    let mut stream = FolderStream::open_shard(dir, spec, gan.config.data.fit, on_bad, shard)?;
     let decide = decisions_for(args)?;
     let built = build_detector(args, gan)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!(
-        "scoring {} images with {}",
+        "scoring {} images with {}{}",
         stream.len(),
-        args.method.name()
+        args.method.name(),
+        if shard.count > 1 {
+            format!(" (shard {shard})")
+        } else {
+            String::new()
+        }
     );
+    let method = serde_json::json!({
+        "name": args.method.name(),
+        "search": args.search.config(),
+        "pca_dim": args.pca_dim,
+        "train": args.train.as_deref().map(std::path::absolute).transpose()?,
+        "alexnet_layer": format!("{:?}", args.alexnet_layer),
+    });
+    // The job names every image of the folder, so that the shards of one job agree.
+    let all_ids = folder_ids(dir)?;
+    let job = score_job(&args.model, gan, method, &all_ids)?;
     let mut journal = match dest {
         Destination::File(path) => {
-            let method = serde_json::json!({
-                "name": args.method.name(),
-                "search": args.search.config(),
-                "pca_dim": args.pca_dim,
-                "train": args.train.as_deref().map(std::path::absolute).transpose()?,
-                "alexnet_layer": format!("{:?}", args.alexnet_layer),
-            });
-            let job = score_job(&args.model, gan, method, &stream.ids())?;
-            let journal = ScoreJournal::open(path, &job)?;
+            let mut in_shard = job.clone();
+            in_shard["shard"] = serde_json::json!(shard);
+            let journal = ScoreJournal::open(path, &in_shard)?;
             if !journal.done().is_empty() {
                 eprintln!(
                     "continuing: {} of {} images were scored by an earlier run of this command",
@@ -201,6 +217,12 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
             Some(journal)
         }
         Destination::Stdout => None,
+    };
+    let record = ShardRecord {
+        shard,
+        images: all_ids.len(),
+        job,
+        alpha: decide.as_ref().map(|_| args.alpha),
     };
     let ids = stream.ids();
     let mut maps = map_writer(args, gan, &ids)?;
@@ -226,6 +248,9 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         anomaly_labels: false,
     };
     scored.write(dest, decide.as_ref(), args.alpha)?;
+    if let (Destination::File(path), true) = (dest, shard.count > 1) {
+        adgan::io::write_json(&ShardRecord::path_for(path, false), &record)?;
+    }
     if let Some(journal) = journal {
         journal.finish()?;
     }
@@ -435,6 +460,16 @@ impl Scored {
         }
         Ok(())
     }
+}
+
+/// The ids of every image of a folder, in the order they are scored.
+pub(crate) fn folder_ids(dir: &Path) -> Result<Vec<String>> {
+    let listing = adgan::data::folder::list(dir)?;
+    Ok(listing
+        .paths
+        .iter()
+        .map(|p| adgan::data::id_of_path(p))
+        .collect())
 }
 
 /// What identifies a scoring job in its journal: the model and checkpoint, the method and its

@@ -1,6 +1,7 @@
 //! Where images come from, recorded in every run's configuration as data provenance.
 
 use super::folder::OnBadFile;
+use super::split::Shard;
 use super::{
     cifar, demo, folder, id_of_path, idx, Dataset, Fit, ImageSpec, RawImages, SkippedImage,
 };
@@ -211,7 +212,29 @@ impl FolderStream {
     /// Lists the images of `root` (see [`folder::list`]) and reads the header of each; no image
     /// is decoded yet.
     pub fn open(root: &Path, spec: ImageSpec, fit: Fit, on_bad: OnBadFile) -> Result<Self> {
-        let listing = folder::list(root)?;
+        Self::open_shard(root, spec, fit, on_bad, Shard::WHOLE)
+    }
+
+    /// [`FolderStream::open`] for one `shard` of the sorted list of images.
+    pub fn open_shard(
+        root: &Path,
+        spec: ImageSpec,
+        fit: Fit,
+        on_bad: OnBadFile,
+        shard: Shard,
+    ) -> Result<Self> {
+        let mut listing = folder::list(root)?;
+        let range = shard.range(listing.paths.len());
+        ensure!(
+            !range.is_empty(),
+            "shard {shard} of the {} images under {} is empty: use fewer shards",
+            listing.paths.len(),
+            root.display()
+        );
+        listing.paths = listing.paths[range.clone()].to_vec();
+        if let Some(labels) = &mut listing.labels {
+            *labels = labels[range].to_vec();
+        }
         let mut skipped = std::collections::BTreeMap::new();
         for (i, path) in listing.paths.iter().enumerate() {
             if let Err(e) = folder::probe(path) {

@@ -113,6 +113,48 @@ pub fn one_vs_all(
     })
 }
 
+/// One of `count` equal parts of a list of images (contiguous, in list order), so that several
+/// machines can each score a part of one collection; `index` counts from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// Which part, from 0.
+    pub index: usize,
+    /// How many parts.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole list.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// The indices of the part in a list of `n`: [floor(index n / count), floor((index + 1) n /
+    /// count)).
+    pub fn range(&self, n: usize) -> std::ops::Range<usize> {
+        self.index * n / self.count..(self.index + 1) * n / self.count
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = anyhow::Error;
+
+    /// `I/N`: part I (from 0) of N.
+    fn from_str(text: &str) -> Result<Self> {
+        let parsed = text
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if count > 0 && index < count => Ok(Shard { index, count }),
+            _ => bail!("{text:?} is not a shard: write I/N with 0 <= I < N (e.g. 0/4)"),
+        }
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// How many of `n` images a hold-out of `fraction` takes: rounded, and at least one.
 pub fn holdout_size(n: usize, fraction: f64) -> usize {
     ((n as f64 * fraction).round() as usize).max(1)
@@ -233,6 +275,23 @@ mod tests {
         assert_eq!(capped.ids[..3], split.validation.ids[..3]);
         assert_eq!(capped.ids[3..], split.validation.ids[10..13]);
         assert_eq!(split.capped(100).len(), 20);
+    }
+
+    #[test]
+    fn shards_cover_the_list_once() {
+        for n in [0usize, 1, 7, 100] {
+            let parts: Vec<usize> = (0..3)
+                .flat_map(|i| Shard { index: i, count: 3 }.range(n))
+                .collect();
+            assert_eq!(parts, (0..n).collect::<Vec<_>>());
+        }
+        assert_eq!(
+            "1/4".parse::<Shard>().unwrap(),
+            Shard { index: 1, count: 4 }
+        );
+        for bad in ["4/4", "1/0", "a/2", "3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! `adgan merge`: joins the parts of a sharded `score` or `rank` into the table (and, for a
+//! ranking, the galleries) that one run over the whole folder writes.
+
+use super::progress::on_bad_file;
+use adgan::data::FolderStream;
+use adgan::output::{Destination, ShardRecord};
+use adgan::report::{read_score_table, write_table, Decisions, ScoreTable, RANKING_FILES};
+use adgan::train::{RunConfig, CONFIG_FILE};
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub(crate) struct MergeArgs {
+    /// The parts: the --out of every `score --shard I/N` (files), or of every `rank --shard
+    /// I/N` (folders) with --rank; in any order.
+    #[arg(long, value_delimiter = ',', num_args = 1.., required = true)]
+    parts: Vec<PathBuf>,
+    /// The joined output: a score table (CSV, or `-`), or with --rank a ranking folder.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Join `rank` parts: rank the whole and draw its galleries.
+    #[arg(long, requires = "images")]
+    rank: bool,
+    /// With --rank: the folder the parts ranked (the galleries show its images).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// With --rank: images in each gallery.
+    #[arg(long, default_value_t = 24)]
+    top: usize,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+pub(crate) fn run(args: &MergeArgs) -> Result<()> {
+    if args.rank {
+        merge_ranking(args)
+    } else {
+        merge_scores(args)
+    }
+}
+
+/// The parts' tables joined in shard order (every part must have the same columns).
+fn joined(
+    records: &[(PathBuf, ShardRecord)],
+    table_of: impl Fn(&Path) -> PathBuf,
+) -> Result<ScoreTable> {
+    let mut merged: Option<ScoreTable> = None;
+    for (part, _) in records {
+        let table = read_score_table(&table_of(part))?;
+        match &mut merged {
+            None => merged = Some(table),
+            Some(m) => {
+                ensure!(
+                    m.header == table.header,
+                    "{} has other columns than the first part",
+                    part.display()
+                );
+                m.rows.extend(table.rows);
+            }
+        }
+    }
+    merged.context("no parts")
+}
+
+/// Joins the skipped-file lists of the parts, if any, into `list`.
+fn join_skipped(lists: impl Iterator<Item = PathBuf>, list: &Path) -> Result<()> {
+    let text: String = lists
+        .filter(|p| p.exists())
+        .map(std::fs::read_to_string)
+        .collect::<std::io::Result<Vec<_>>>()?
+        .concat();
+    if !text.is_empty() {
+        adgan::io::write_atomic(list, |tmp| Ok(std::fs::write(tmp, &text)?))?;
+        eprintln!(
+            "unreadable files of all parts are listed in {}",
+            list.display()
+        );
+    }
+    Ok(())
+}
+
+fn merge_scores(args: &MergeArgs) -> Result<()> {
+    let records = ShardRecord::check_parts(&args.parts, false)?;
+    let dest = Destination::check(&args.out, args.force).map_err(|e| {
+        e.context(format!(
+            "--out {}: pass --force to replace it",
+            args.out.display()
+        ))
+    })?;
+    let table = joined(&records, Path::to_path_buf)?;
+    write_table(&dest, &table)?;
+    if let Destination::File(path) = &dest {
+        let skipped = |p: &PathBuf| p.with_file_name(format!("{}.skipped.txt", name(p)));
+        join_skipped(records.iter().map(|(p, _)| skipped(p)), &skipped(path))?;
+    }
+    eprintln!(
+        "joined {} parts ({} rows) into {}",
+        records.len(),
+        table.rows.len(),
+        dest.describe()
+    );
+    Ok(())
+}
+
+fn name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn merge_ranking(args: &MergeArgs) -> Result<()> {
+    let records = ShardRecord::check_parts(&args.parts, true)?;
+    adgan::output::check_folder(&args.out, &RANKING_FILES, args.force)
+        .context("--out: pass --force to replace an earlier ranking")?;
+    let table = joined(&records, |p| p.join(RANKING_FILES[0]))?;
+    let (job, alpha) = (&records[0].1.job, records[0].1.alpha);
+    let column = |name: &str| table.header.iter().position(|h| h == name);
+    let numbers = |i: usize| -> Result<Vec<f64>> {
+        table
+            .rows
+            .iter()
+            .map(|r| {
+                r[i].parse::<f64>()
+                    .with_context(|| format!("{:?} is not a number", r[i]))
+            })
+            .collect()
+    };
+    let ids: Vec<String> = table.rows.iter().map(|r| r[0].clone()).collect();
+    let scores = numbers(column("score").context("no score column")?)?;
+    let p_values = column("p_value").map(numbers).transpose()?;
+    let labels = match column("label") {
+        Some(i) => Some(
+            numbers(i)?
+                .into_iter()
+                .map(|v| v as i64)
+                .collect::<Vec<_>>(),
+        ),
+        None => None,
+    };
+    let decisions = match (p_values.as_deref(), alpha) {
+        (Some(p_values), Some(alpha)) => Some(Decisions { p_values, alpha }),
+        (None, None) => None,
+        _ => bail!("the parts have p-values but no alpha, or the reverse"),
+    };
+    // The galleries need the images: the folder the parts ranked, read as they read it.
+    let model = PathBuf::from(job["model"].as_str().context("the parts name no model")?);
+    let run: RunConfig = adgan::io::read_json(&model.join(CONFIG_FILE), "adgan run configuration")?;
+    let images = args.images.as_deref().context("--rank needs --images")?;
+    let mut stream = FolderStream::open(
+        images,
+        run.model.image_spec(),
+        run.data.fit,
+        on_bad_file(false),
+    )?;
+    ensure!(
+        stream.len() == records[0].1.images,
+        "{} holds {} images, the parts ranked {}: give the folder they ranked",
+        images.display(),
+        stream.len(),
+        records[0].1.images
+    );
+    let position: HashMap<String, usize> = stream
+        .ids()
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, i))
+        .collect();
+    let index = ids
+        .iter()
+        .map(|id| {
+            position
+                .get(id)
+                .copied()
+                .with_context(|| format!("{id} is not in {}", images.display()))
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let files = adgan::report::write_ranking(
+        &args.out,
+        &ids,
+        labels.as_deref(),
+        &scores,
+        decisions,
+        args.top,
+        &mut |rows: &[usize]| stream.images(&rows.iter().map(|&r| index[r]).collect::<Vec<_>>()),
+    )?;
+    join_skipped(
+        records.iter().map(|(p, _)| p.join("skipped.txt")),
+        &args.out.join("skipped.txt"),
+    )?;
+    println!(
+        "ranked {} images from {} parts: {}, {}, {}",
+        ids.len(),
+        records.len(),
+        files.scores.display(),
+        files.most_anomalous.display(),
+        files.least_anomalous.display()
+    );
+    Ok(())
+}
