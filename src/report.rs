@@ -242,7 +242,7 @@ pub fn read_score_table(path: &Path) -> Result<ScoreTable> {
             pending.push('\n');
         }
         pending.push_str(line);
-        if pending.matches('"').count() % 2 == 0 {
+        if pending.matches('"').count().is_multiple_of(2) {
             lines.push(std::mem::take(&mut pending));
         }
     }

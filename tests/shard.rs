@@ -14,9 +14,25 @@ fn three_shards_merged_equal_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     common::adgan_ok(&[
-        "train", "--dataset", "demo", "--normal-class", "disc", "--width", "8", "--latent-dim",
-        "16", "--iterations", "5", "--batch-size", "16", "--calibration-fraction", "0.05",
-        "--device", "cpu", "--out", &d("run"),
+        "train",
+        "--dataset",
+        "demo",
+        "--normal-class",
+        "disc",
+        "--width",
+        "8",
+        "--latent-dim",
+        "16",
+        "--iterations",
+        "5",
+        "--batch-size",
+        "16",
+        "--calibration-fraction",
+        "0.05",
+        "--device",
+        "cpu",
+        "--out",
+        &d("run"),
     ]);
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
@@ -39,7 +55,13 @@ fn three_shards_merged_equal_one_run() {
     for (i, part) in parts.iter().enumerate().rev() {
         score(part, &["--shard", &format!("{i}/3")]);
     }
-    common::adgan_ok(&["merge", "--parts", &parts.join(","), "--out", &d("merged.csv")]);
+    common::adgan_ok(&[
+        "merge",
+        "--parts",
+        &parts.join(","),
+        "--out",
+        &d("merged.csv"),
+    ]);
     let whole = bytes(&dir.path().join("whole.csv"));
     assert!(String::from_utf8_lossy(&whole).starts_with("id,score,p_value,anomalous\n"));
     assert_eq!(bytes(&dir.path().join("merged.csv")), whole);
@@ -52,7 +74,9 @@ fn three_shards_merged_equal_one_run() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("give every shard"));
 
     let rank = |out: &str, extra: &[&str]| {
-        let mut args = vec!["rank", "--model", &run, "--images", &imgs, "--top", "4", "--out", out];
+        let mut args = vec![
+            "rank", "--model", &run, "--images", &imgs, "--top", "4", "--out", out,
+        ];
         args.extend_from_slice(&search);
         args.extend_from_slice(extra);
         common::adgan_ok(&args);
@@ -63,8 +87,16 @@ fn three_shards_merged_equal_one_run() {
         rank(part, &["--shard", &format!("{i}/3")]);
     }
     common::adgan_ok(&[
-        "merge", "--rank", "--images", &imgs, "--top", "4", "--parts", &parts.join(","),
-        "--out", &d("ranked-merged"),
+        "merge",
+        "--rank",
+        "--images",
+        &imgs,
+        "--top",
+        "4",
+        "--parts",
+        &parts.join(","),
+        "--out",
+        &d("ranked-merged"),
     ]);
     for file in adgan::report::RANKING_FILES {
         assert_eq!(
