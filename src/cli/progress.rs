@@ -221,16 +221,42 @@ pub(crate) fn on_bad_file(strict: bool) -> OnBadFile {
 pub(crate) struct ExperimentProgress {
     bar: ProgressBar,
     stage: String,
+    /// Cells of the whole experiment, and those done so far (finished now, or earlier).
+    cells: usize,
+    finished: usize,
+    skipped: usize,
+    start: Instant,
 }
 
 impl ExperimentProgress {
-    pub(crate) fn new() -> Self {
+    /// Progress of an experiment of `cells` (class, method) cells.
+    pub(crate) fn new(cells: usize) -> Self {
         let template =
             "{prefix:>22} {bar:30} {pos}/{len}  [{elapsed_precise} < {eta_precise}]  {msg}";
         Self {
             bar: styled(0, template),
             stage: String::new(),
+            cells,
+            finished: 0,
+            skipped: 0,
+            start: Instant::now(),
         }
+    }
+
+    /// The time left, from the mean time of the cells finished in this run (training and
+    /// fitting included).
+    fn time_left(&self) -> String {
+        let left = self.cells.saturating_sub(self.finished + self.skipped);
+        if self.finished == 0 || left == 0 {
+            return format!("{left} cells left");
+        }
+        let seconds = self.start.elapsed().as_secs_f64() / self.finished as f64 * left as f64;
+        let (value, unit) = match seconds {
+            s if s >= 5400.0 => (s / 3600.0, "h"),
+            s if s >= 90.0 => (s / 60.0, "min"),
+            s => (s, "s"),
+        };
+        format!("{left} cells left, about {value:.1} {unit}")
     }
 
     fn say(&self, line: String) {
@@ -294,17 +320,24 @@ impl ExperimentProgress {
                 point.seconds
             )),
             Event::Note(note) => self.say(format!("note: {note}")),
-            Event::Skipped { class, method } => self.say(format!(
-                "class {class} {}: finished earlier, kept",
-                method.name()
-            )),
-            Event::Finished { cell } => self.say(format!(
-                "class {} {}: ROC-AUC {:.4} ({:.0} s)",
-                cell.class,
-                cell.method.name(),
-                cell.auc,
-                cell.seconds
-            )),
+            Event::Skipped { class, method } => {
+                self.skipped += 1;
+                self.say(format!(
+                    "class {class} {}: finished earlier, kept",
+                    method.name()
+                ))
+            }
+            Event::Finished { cell } => {
+                self.finished += 1;
+                self.say(format!(
+                    "class {} {}: ROC-AUC {:.4} ({:.0} s; {})",
+                    cell.class,
+                    cell.method.name(),
+                    cell.auc,
+                    cell.seconds,
+                    self.time_left()
+                ))
+            }
         }
     }
 
