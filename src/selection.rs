@@ -41,6 +41,8 @@ pub struct SelectionConfig {
     pub loss: Vec<ReconstructionLoss>,
     /// Candidate aggregations of the seeds' losses.
     pub aggregate: Vec<Aggregate>,
+    /// Candidate numbers of search steps k.
+    pub k: Vec<usize>,
     /// Fraction of the normal training images held out (the GAN never trains on them).
     pub holdout_fraction: f64,
     /// At most this many held-out normal images, and as many anomalous ones, are scored at
@@ -58,6 +60,7 @@ impl Default for SelectionConfig {
             lr_theta: vec![AdganConfig::default().lr_theta],
             loss: vec![AdganConfig::default().loss],
             aggregate: vec![AdganConfig::default().aggregate],
+            k: vec![AdganConfig::default().k],
             holdout_fraction: 0.1,
             max_per_side: 250,
             seed: 0,
@@ -72,24 +75,33 @@ impl SelectionConfig {
     }
 
     /// The search configurations tried at every point: `base` with every combination of the
-    /// candidate learning rates, losses and aggregations.
+    /// candidate learning rates, losses, aggregations and numbers of steps.
     pub fn candidates(&self, base: &AdganConfig) -> Vec<AdganConfig> {
-        let mut all = Vec::new();
-        for &loss in &self.loss {
-            for &aggregate in &self.aggregate {
-                for &lr_z in &self.lr_z {
-                    for &lr_theta in &self.lr_theta {
-                        all.push(AdganConfig {
-                            lr_z,
-                            lr_theta,
-                            loss,
-                            aggregate,
-                            ..*base
-                        });
-                    }
-                }
-            }
-        }
+        let mut all = vec![*base];
+        let vary = |all: Vec<AdganConfig>, set: &dyn Fn(&mut AdganConfig, usize), n: usize| {
+            all.iter()
+                .flat_map(|c| {
+                    (0..n).map(move |i| {
+                        let mut c = *c;
+                        set(&mut c, i);
+                        c
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        all = vary(all, &|c, i| c.loss = self.loss[i], self.loss.len());
+        all = vary(
+            all,
+            &|c, i| c.aggregate = self.aggregate[i],
+            self.aggregate.len(),
+        );
+        all = vary(all, &|c, i| c.k = self.k[i], self.k.len());
+        all = vary(all, &|c, i| c.lr_z = self.lr_z[i], self.lr_z.len());
+        all = vary(
+            all,
+            &|c, i| c.lr_theta = self.lr_theta[i],
+            self.lr_theta.len(),
+        );
         all
     }
 
@@ -111,8 +123,11 @@ impl SelectionConfig {
             !self.lr_z.is_empty()
                 && !self.lr_theta.is_empty()
                 && !self.loss.is_empty()
-                && !self.aggregate.is_empty(),
-            "selection needs at least one candidate of each kind (lr_z, lr_theta, loss, aggregate)"
+                && !self.aggregate.is_empty()
+                && !self.k.is_empty()
+                && self.k.iter().all(|&k| k > 0),
+            "selection needs at least one candidate of each kind (lr_z, lr_theta, loss, \
+             aggregate, k >= 1)"
         );
         ensure!(
             self.lr_z.iter().all(|&l| l > 0.0 && l.is_finite())

@@ -355,6 +355,9 @@ pub(crate) struct SelectionArgs {
     /// Candidate aggregations over seeds for the selection [default: --aggregate].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) select_aggregate: Vec<Aggregate>,
+    /// Candidate numbers of search steps k for the selection [default: --k].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) select_k: Vec<usize>,
     /// Fraction of the normal training images held out for validation (never trained on).
     #[arg(long, default_value_t = SelectionConfig::default().holdout_fraction)]
     pub(crate) validation_fraction: f64,
@@ -381,6 +384,7 @@ impl SelectionArgs {
             lr_theta: or(&self.select_lr_theta, search.lr_theta),
             loss: or(&self.select_loss, search.loss),
             aggregate: or(&self.select_aggregate, search.aggregate),
+            k: or(&self.select_k, search.k),
             holdout_fraction: self.validation_fraction,
             max_per_side: self.validation_max,
             ..SelectionConfig::default()

@@ -113,6 +113,9 @@ pub fn candidate_label(search: &AdganConfig) -> String {
     if search.aggregate != default.aggregate {
         label += &format!(", {:?}", search.aggregate).to_lowercase();
     }
+    if search.k != default.k {
+        label += &format!(", k {}", search.k);
+    }
     label
 }
 
