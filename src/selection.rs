@@ -373,3 +373,28 @@ fn validation_scores(
     let batch = auto_batch(&gan.generator, search, device);
     score_all(&mut adgan, &validation.images, batch, device, on_batch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_combine_every_list_and_points_end_at_the_total() {
+        let selection = SelectionConfig {
+            every: 500,
+            lr_theta: vec![5e-5, 5e-4],
+            loss: vec![ReconstructionLoss::L2, ReconstructionLoss::Laplacian],
+            k: vec![5],
+            ..SelectionConfig::default()
+        };
+        let c = selection.candidates(&AdganConfig::default());
+        assert_eq!(c.len(), 4);
+        assert_eq!((c[0].loss, c[0].lr_theta), (ReconstructionLoss::L2, 5e-5));
+        assert_eq!((c[1].loss, c[1].lr_theta), (ReconstructionLoss::L2, 5e-4));
+        assert_eq!(c[2].loss, ReconstructionLoss::Laplacian);
+        assert_eq!(selection.points(1200), vec![500, 1000, 1200]);
+        assert_eq!(selection.points(1000), vec![500, 1000]);
+        let off = SelectionConfig::default();
+        assert_eq!(off.points(700), vec![700]);
+    }
+}

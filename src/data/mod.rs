@@ -213,3 +213,27 @@ impl Dataset {
         format!("{:x}", Sha256::digest(&bytes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Ids keep every byte of a file name: bytes that are not UTF-8 are escaped, and so is the
+    /// escape character itself, so that two different names never share an id.
+    #[test]
+    fn ids_of_non_utf8_names_are_lossless() {
+        let name = std::ffi::OsStr::from_bytes(b"dir/caf\xe9 \\x.png");
+        assert_eq!(
+            id_of_path(std::path::Path::new(name)),
+            "dir/caf\\xE9 \\\\x.png"
+        );
+        let plain = std::path::Path::new("dir/ünïcode.png");
+        assert_eq!(id_of_path(plain), "dir/ünïcode.png");
+        let other = std::ffi::OsStr::from_bytes(b"dir/caf\\xE9 \\x.png");
+        assert_ne!(
+            id_of_path(std::path::Path::new(other)),
+            id_of_path(std::path::Path::new(name))
+        );
+    }
+}
