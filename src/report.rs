@@ -114,9 +114,15 @@ pub fn write_score_table(
     dest.write(&text)
 }
 
-/// Names of the files [`write_ranking`] writes into its folder: the score table, then the
-/// galleries of the most and the least anomalous images.
-pub const RANKING_FILES: [&str; 3] = ["scores.csv", "most_anomalous.png", "least_anomalous.png"];
+/// Names of the files [`write_ranking`] writes into its folder: the score table, the galleries
+/// of the most and the least anomalous images, and their anomaly maps.
+pub const RANKING_FILES: [&str; 5] = [
+    "scores.csv",
+    "most_anomalous.png",
+    "least_anomalous.png",
+    "most_anomalous_maps.png",
+    "least_anomalous_maps.png",
+];
 
 /// The files [`write_ranking`] writes.
 #[derive(Debug, Clone)]
@@ -127,46 +133,74 @@ pub struct RankingFiles {
     pub most_anomalous: PathBuf,
     /// Gallery of the least anomalous images.
     pub least_anomalous: PathBuf,
+    /// Their anomaly maps, when there are reconstructions.
+    pub maps: Option<(PathBuf, PathBuf)>,
+}
+
+/// A scored collection to rank.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranking<'a> {
+    /// Image ids.
+    pub ids: &'a [String],
+    /// Labels, when the images have some.
+    pub labels: Option<&'a [i64]>,
+    /// Anomaly scores.
+    pub scores: &'a [f64],
+    /// p-values and alpha, when the run is calibrated.
+    pub decisions: Option<Decisions<'a>>,
 }
 
 /// Ranks a collection (the paper's LSUN experiment, Figs. 4-6): `scores.csv` sorted from the
-/// most to the least anomalous (with p-values and decisions when `decisions` are given), and
-/// two galleries of `top` images each with their scores.
-/// `images_of(indices)` supplies the gallery images, so the collection need not be in memory.
+/// most to the least anomalous (with p-values and decisions when there are some), and two
+/// galleries of `top` images each with their scores. `images_of(indices)` supplies the gallery
+/// images, so the collection need not be in memory; `reconstruct(images)`, when given, their
+/// reconstructions, drawn as anomaly maps (image | reconstruction | residual).
 pub fn write_ranking(
     out: &Path,
-    ids: &[String],
-    labels: Option<&[i64]>,
-    scores: &[f64],
-    decisions: Option<Decisions>,
+    ranking: &Ranking,
     top: usize,
     images_of: &mut dyn FnMut(&[usize]) -> Result<tch::Tensor>,
+    reconstruct: Option<&mut dyn FnMut(&tch::Tensor) -> Result<tch::Tensor>>,
 ) -> Result<RankingFiles> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let scores = ranking.scores;
     let order = crate::score::ranking(scores);
+    let path = |i: usize| out.join(RANKING_FILES[i]);
     let files = RankingFiles {
-        scores: out.join(RANKING_FILES[0]),
-        most_anomalous: out.join(RANKING_FILES[1]),
-        least_anomalous: out.join(RANKING_FILES[2]),
+        scores: path(0),
+        most_anomalous: path(1),
+        least_anomalous: path(2),
+        maps: reconstruct.is_some().then(|| (path(3), path(4))),
     };
     write_score_table(
         &Destination::File(files.scores.clone()),
-        ids,
-        labels,
+        ranking.ids,
+        ranking.labels,
         scores,
-        decisions,
+        ranking.decisions,
         &order,
     )?;
     let top = top.clamp(1, order.len());
     let least: Vec<usize> = order.iter().rev().take(top).copied().collect();
-    for (indices, path) in [
-        (&order[..top], &files.most_anomalous),
-        (&least[..], &files.least_anomalous),
-    ] {
+    let mut reconstruct = reconstruct;
+    for (k, indices) in [&order[..top], &least[..]].into_iter().enumerate() {
         let images = images_of(indices)?;
         let captions: Vec<String> = indices.iter().map(|&i| format_score(scores[i])).collect();
         let zoom = if images.size()[2] <= 32 { 2 } else { 1 };
-        save_gallery(&images, &captions, 8, zoom, path)?;
+        save_gallery(&images, &captions, 8, zoom, &path(1 + k))?;
+        if let Some(reconstruct) = reconstruct.as_mut() {
+            let reconstructions = reconstruct(&images)?;
+            let channels = images.size()[1];
+            let scale = crate::visual::heat_scale(channels);
+            crate::visual::save_anomaly_maps(
+                &images,
+                &reconstructions,
+                scale,
+                zoom * 2,
+                4,
+                &path(3 + k),
+            )?;
+        }
     }
     Ok(files)
 }

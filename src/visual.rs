@@ -203,17 +203,11 @@ pub fn heat_scale(channels: i64) -> f64 {
     channels as f64
 }
 
-/// Writes an anomaly map of one image as a PNG strip, atomically: the image, its
+/// The three panels of an anomaly map as RGB images in [-1, 1], [3, 3, H, W]: the image, its
 /// reconstruction, and the per-pixel residual |x - reconstruction| summed over channels as a
-/// heat map from 0 (black) through red and yellow to `scale` and above (white), each panel
-/// `zoom` times larger. Images are C x H x W in [-1, 1].
-pub fn save_anomaly_map(
-    image: &Tensor,
-    reconstruction: &Tensor,
-    scale: f64,
-    zoom: i64,
-    path: &Path,
-) -> Result<()> {
+/// heat map from 0 (black) through red and yellow to `scale` and above (white). Images are
+/// C x H x W in [-1, 1].
+pub fn anomaly_map_panels(image: &Tensor, reconstruction: &Tensor, scale: f64) -> Result<Tensor> {
     let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
     let (image, reconstruction) = (cpu(image), cpu(reconstruction));
     let size = image.size();
@@ -231,7 +225,6 @@ pub fn save_anomaly_map(
             t.shallow_clone()
         }
     };
-    // The heat map as an RGB image in [-1, 1], so that all three panels share one grid.
     let (h, w) = (size[1], size[2]);
     let values: Vec<f32> = Vec::try_from(residual.flatten(0, -1))?;
     let mut colours = vec![0f32; (3 * h * w) as usize];
@@ -242,12 +235,45 @@ pub fn save_anomaly_map(
         }
     }
     let map = Tensor::from_slice(&colours).view([3, h, w]);
-    let panels = Tensor::stack(&[rgb(&image), rgb(&reconstruction), map], 0).upsample_nearest2d(
-        [h * zoom, w * zoom],
-        None,
-        None,
-    );
-    save_grid(&panels, 3, path)
+    Ok(Tensor::stack(&[rgb(&image), rgb(&reconstruction), map], 0))
+}
+
+/// Writes the anomaly maps of images [N, C, H, W] and their reconstructions as one PNG,
+/// atomically: a strip per image (see [`anomaly_map_panels`]), `per_row` strips a row, each
+/// panel `zoom` times larger.
+pub fn save_anomaly_maps(
+    images: &Tensor,
+    reconstructions: &Tensor,
+    scale: f64,
+    zoom: i64,
+    per_row: usize,
+    path: &Path,
+) -> Result<()> {
+    let n = images.size()[0];
+    let panels = (0..n)
+        .map(|i| anomaly_map_panels(&images.get(i), &reconstructions.get(i), scale))
+        .collect::<Result<Vec<_>>>()?;
+    let s = images.size();
+    let panels = Tensor::cat(&panels, 0).upsample_nearest2d([s[2] * zoom, s[3] * zoom], None, None);
+    save_grid(&panels, 3 * per_row, path)
+}
+
+/// Writes the anomaly map of one image as a PNG strip (see [`save_anomaly_maps`]).
+pub fn save_anomaly_map(
+    image: &Tensor,
+    reconstruction: &Tensor,
+    scale: f64,
+    zoom: i64,
+    path: &Path,
+) -> Result<()> {
+    save_anomaly_maps(
+        &image.unsqueeze(0),
+        &reconstruction.unsqueeze(0),
+        scale,
+        zoom,
+        1,
+        path,
+    )
 }
 
 /// Writes the legend of the heat maps: the colour bar from 0 to `scale` with both ends marked.

@@ -559,6 +559,11 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
             .count();
         assert!(caption_ink > 10, "captions are drawn under the tiles");
     }
+    // The anomaly maps of both ends: four strips of three 128x128 panels (4 to a row).
+    for name in ["most_anomalous_maps.png", "least_anomalous_maps.png"] {
+        let maps = image::open(out.join(name)).unwrap();
+        assert_eq!((maps.width(), maps.height()), (2 + 12 * 130, 2 + 130));
+    }
 }
 
 #[test]

@@ -4,7 +4,9 @@
 use super::progress::on_bad_file;
 use adgan::data::FolderStream;
 use adgan::output::{Destination, ShardRecord};
-use adgan::report::{read_score_table, write_table, Decisions, ScoreTable, RANKING_FILES};
+use adgan::report::{read_score_table, write_table, Decisions, Ranking, ScoreTable, RANKING_FILES};
+use adgan::score::adgan::AdganConfig;
+use adgan::score::method::{self, Inputs, Method};
 use adgan::train::{RunConfig, CONFIG_FILE};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
@@ -178,14 +180,27 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
                 .with_context(|| format!("{id} is not in {}", images.display()))
         })
         .collect::<Result<Vec<usize>>>()?;
+    // The maps come from the same search over the same generator as in one run.
+    let device = tch::Device::Cpu;
+    let gan = adgan::run::load_gan(&model, device)?;
+    let search: AdganConfig = serde_json::from_value(job["method"]["search"].clone())
+        .context("the parts name no search settings")?;
+    let inputs = Inputs::for_gan(device, &gan, search, None);
+    let mut detector = method::build(Method::Adgan, &inputs, &mut |_, _| {})?.detector;
+    let ranking = Ranking {
+        ids: &ids,
+        labels: labels.as_deref(),
+        scores: &scores,
+        decisions,
+    };
     let files = adgan::report::write_ranking(
         &args.out,
-        &ids,
-        labels.as_deref(),
-        &scores,
-        decisions,
+        &ranking,
         args.top,
         &mut |rows: &[usize]| stream.images(&rows.iter().map(|&r| index[r]).collect::<Vec<_>>()),
+        Some(&mut |images: &tch::Tensor| {
+            super::rank::reconstruct(detector.as_mut(), images, device)
+        }),
     )?;
     join_skipped(
         records.iter().map(|(p, _)| p.join("skipped.txt")),

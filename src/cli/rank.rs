@@ -7,7 +7,7 @@ use super::progress::{on_bad_file, report_skipped, score_with_progress};
 use super::score::{folder_ids, score_job};
 use adgan::data::{FolderStream, Shard, SkippedImage};
 use adgan::output::{ScoreJournal, ShardRecord};
-use adgan::report::Decisions;
+use adgan::report::{Decisions, Ranking};
 use adgan::run;
 use adgan::score::method::{self, Inputs, Method};
 use anyhow::{bail, Result};
@@ -136,17 +136,21 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let ranking = Ranking {
+        ids: &ids,
+        labels: labels.as_deref(),
+        scores: &scores,
+        decisions,
+    };
     let files = adgan::report::write_ranking(
         &args.out,
-        &ids,
-        labels.as_deref(),
-        &scores,
-        decisions,
+        &ranking,
         args.top,
         &mut |indices: &[usize]| {
             let original: Vec<usize> = indices.iter().map(|&i| kept[i]).collect();
             stream.images(&original)
         },
+        Some(&mut |images: &tch::Tensor| reconstruct(detector.as_mut(), images, device)),
     )?;
     journal.finish()?;
     let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
@@ -169,5 +173,20 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     println!("  scores:          {}", files.scores.display());
     println!("  most anomalous:  {}", files.most_anomalous.display());
     println!("  least anomalous: {}", files.least_anomalous.display());
+    if let Some((most, least)) = &files.maps {
+        println!("  anomaly maps:    {}, {}", most.display(), least.display());
+    }
     Ok(())
+}
+
+/// What `detector` reconstructs of `images` (ADGAN: each one's best g(z*)).
+pub(crate) fn reconstruct(
+    detector: &mut dyn adgan::score::Detector,
+    images: &tch::Tensor,
+    device: tch::Device,
+) -> Result<tch::Tensor> {
+    detector.score_batch(&images.to_device(device))?;
+    detector
+        .reconstructions()
+        .ok_or_else(|| anyhow::anyhow!("{} reconstructs nothing", detector.name()))
 }
