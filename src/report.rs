@@ -137,6 +137,9 @@ pub struct RankingFiles {
     pub maps: Option<(PathBuf, PathBuf)>,
 }
 
+/// What gives the reconstructions of a batch of images (for the anomaly maps).
+pub type Reconstruct<'a> = dyn FnMut(&tch::Tensor) -> Result<tch::Tensor> + 'a;
+
 /// A scored collection to rank.
 #[derive(Debug, Clone, Copy)]
 pub struct Ranking<'a> {
@@ -160,7 +163,7 @@ pub fn write_ranking(
     ranking: &Ranking,
     top: usize,
     images_of: &mut dyn FnMut(&[usize]) -> Result<tch::Tensor>,
-    reconstruct: Option<&mut dyn FnMut(&tch::Tensor) -> Result<tch::Tensor>>,
+    reconstruct: Option<&mut Reconstruct>,
 ) -> Result<RankingFiles> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let scores = ranking.scores;
