@@ -136,9 +136,10 @@ pub(crate) enum ObjectiveKind {
 /// Architecture and training of the GAN.
 #[derive(Args, Debug)]
 pub(crate) struct GanArgs {
-    /// Training recipe: chosen (on validation data, see RESULTS.md: WGAN-GP, width 32, 1000
-    /// iterations) or paper (the paper's WGAN: weight clipping, RMSprop, width 64, 10000
-    /// iterations). Each flag below overrides its part of the recipe.
+    /// Training recipe: chosen (on validation data, see RESULTS.md: WGAN-GP, width 32,
+    /// PyTorch's initialisation, Adam betas 0.5 and 0.9, 1500 iterations) or paper (the paper's
+    /// WGAN: weight clipping, RMSprop, DCGAN initialisation, width 64, 10000 iterations). Each
+    /// flag below overrides its part of the recipe.
     #[arg(long, default_value = "chosen")]
     pub(crate) recipe: Recipe,
     /// Image side the model works at (32 or 64).
@@ -169,10 +170,11 @@ pub(crate) struct GanArgs {
     /// Critic steps per generator step.
     #[arg(long, default_value_t = 5)]
     pub(crate) n_critic: usize,
-    /// Weight initialisation: dcgan (N(0, 0.02)) or uniform (PyTorch's layer defaults).
-    #[arg(long, default_value = "dcgan")]
-    pub(crate) init: Init,
-    /// Adam's beta1 with the gp objective [default: 0, as in WGAN-GP].
+    /// Weight initialisation: dcgan (N(0, 0.02)) or uniform (PyTorch's layer defaults)
+    /// [default: the recipe's].
+    #[arg(long)]
+    pub(crate) init: Option<Init>,
+    /// Adam's beta1 with the gp objective [default: the recipe's, or 0 as in WGAN-GP].
     #[arg(long)]
     pub(crate) beta1: Option<f64>,
     /// Weight clipping bound (clip).
@@ -256,7 +258,7 @@ impl GanArgs {
             iterations: self.iterations.unwrap_or(recipe.iterations),
             batch_size: self.batch_size,
             n_critic: self.n_critic,
-            init: self.init,
+            init: self.init.unwrap_or(recipe.init),
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             sample_every: self.sample_every,
