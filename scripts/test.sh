@@ -8,6 +8,8 @@ source scripts/env.sh
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
+# The library alone, as a dependency sees it: no clap, no progress bars.
+cargo clippy --lib --no-default-features --quiet -- -D warnings
 cargo test --release
 # The report as a browser shows it (skipped, saying so, where Debian's chromium is absent).
 scripts/check-report.sh

@@ -10,7 +10,8 @@ use std::ffi::{CStr, CString};
 use tch::Device;
 
 /// Which device the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum DeviceChoice {
     /// CUDA when it loads and a GPU is visible, else CPU.
     #[default]

@@ -128,7 +128,8 @@ pub struct ImageSpec {
 }
 
 /// How an image whose size differs from the model's is brought to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Fit {
     /// Centre smaller images on a black border (the default: MNIST 28x28 -> 32x32 unchanged

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// The train or test part of a data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     /// Training images.

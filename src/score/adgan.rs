@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 /// Which parameters the latent search adapts besides the latents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ThetaMode {
     /// One copy of theta per image, shared by its n_seed latents (the default).
@@ -37,7 +38,8 @@ pub enum ThetaMode {
 }
 
 /// The reconstruction loss of the search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ReconstructionLoss {
     /// Squared L2 distance summed over pixels (the paper's).
@@ -53,7 +55,8 @@ pub enum ReconstructionLoss {
 }
 
 /// How the n_seed final losses of an image become its score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregate {
     /// Mean over seeds (the paper's).
@@ -90,7 +93,8 @@ pub struct AdganConfig {
 
 /// Number format of the generator's forward pass during the search. theta, the latents, their
 /// gradients, the Adam state, the generated image and the loss stay f32 in both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats throughout (the default).

@@ -15,17 +15,18 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 /// A classic baseline on PCA features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Classic {
     /// Gaussian KDE, bandwidth by 10-fold cross-validated likelihood.
     Kde,
     /// One-class SVM, Gaussian kernel, nu = 0.1.
-    #[value(name = "ocsvm")]
+    #[cfg_attr(feature = "cli", value(name = "ocsvm"))]
     #[serde(rename = "ocsvm")]
     OcSvm,
     /// Isolation Forest, 100 trees of 256 points.
-    #[value(name = "iforest")]
+    #[cfg_attr(feature = "cli", value(name = "iforest"))]
     #[serde(rename = "iforest")]
     IsolationForest,
     /// Full-covariance GMM, 2-20 components by BIC.

@@ -31,7 +31,8 @@ const CLASSIC_BATCH: usize = 1024;
 const ANOGAN_BATCH: usize = 64;
 
 /// A scoring method: ADGAN, the other scores of the GAN, and every baseline of the paper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// ADGAN: mean final reconstruction loss of the latent search.
@@ -55,11 +56,11 @@ pub enum Method {
     /// Gaussian mixture on PCA features.
     Gmm,
     /// Gaussian KDE on PCA of AlexNet features (final convolutional layer).
-    #[value(name = "kde-alexnet")]
+    #[cfg_attr(feature = "cli", value(name = "kde-alexnet"))]
     #[serde(rename = "kde-alexnet")]
     KdeAlexnet,
     /// One-class SVM on PCA of AlexNet features (final convolutional layer).
-    #[value(name = "ocsvm-alexnet")]
+    #[cfg_attr(feature = "cli", value(name = "ocsvm-alexnet"))]
     #[serde(rename = "ocsvm-alexnet")]
     OcsvmAlexnet,
 }
