@@ -50,7 +50,7 @@ impl Destination {
                 );
             }
             if !replace {
-                bail!("{} exists and would be replaced", path.display());
+                return Err(WouldReplace(format!("{} exists", path.display())).into());
             }
         }
         refuse_run_file(&target)?;
@@ -87,6 +87,19 @@ impl Destination {
     }
 }
 
+/// The refusal to replace an existing result without being asked to: the one refusal that the
+/// user's permission (`--force` on the command line) lifts, so front ends can tell it apart.
+#[derive(Debug)]
+pub struct WouldReplace(pub String);
+
+impl std::fmt::Display for WouldReplace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} and would be replaced", self.0)
+    }
+}
+
+impl std::error::Error for WouldReplace {}
+
 /// Checks `dir` as the output folder of a command that writes the files `ours` into it: it must
 /// not be a file, nor hold any of `ours` already unless `replace` is set. Created if missing.
 pub fn check_folder(dir: &Path, ours: &[&str], replace: bool) -> Result<()> {
@@ -101,11 +114,8 @@ pub fn check_folder(dir: &Path, ours: &[&str], replace: bool) -> Result<()> {
             .filter(|name| std::fs::symlink_metadata(target.join(name)).is_ok())
             .collect();
         if !present.is_empty() && !replace {
-            bail!(
-                "{} already holds {} and would be replaced",
-                dir.display(),
-                present.join(", ")
-            );
+            let held = format!("{} already holds {}", dir.display(), present.join(", "));
+            return Err(WouldReplace(held).into());
         }
         for name in present {
             let meta = std::fs::metadata(target.join(name));

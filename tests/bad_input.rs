@@ -58,6 +58,10 @@ fn refused(dir: &Path, args: &[&str], wanted: &str) {
         "{args:?}: a message, not a backtrace:\n{stderr}"
     );
     assert!(tree_digest(dir) == before, "{args:?} changed files");
+    // --force is suggested only where it would help: never when it was given already.
+    if args.contains(&"--force") {
+        assert!(!stderr.contains("pass --force"), "{args:?}: {stderr}");
+    }
 }
 
 /// A quick `train` on the demo data with `extra` flags, which replace the defaults they name.
@@ -179,7 +183,10 @@ fn scoring_refuses_nonsense_before_scoring() {
         ),
         (&["--out", "run", "--force"], "is a folder"),
         (&["--out", "/dev/null", "--force"], "not a regular file"),
-        (&["--out", "run/samples/../losses.csv"], "exists"),
+        (
+            &["--out", "run/samples/../losses.csv"],
+            "pass --force to replace it",
+        ),
     ] {
         refused(d, &score(extra), wanted);
     }
@@ -205,7 +212,7 @@ fn scoring_refuses_nonsense_before_scoring() {
     );
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("unknown class \"unicorn\""), "{stderr}");
-    assert!(!d.join("exp/runs").exists(), "nothing was trained");
+    assert!(!d.join("exp").exists(), "nothing was trained or written");
     // An experiment into a training run's folder, or onto a file, is refused.
     for out in ["run", "run/losses.csv"] {
         refused(

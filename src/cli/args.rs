@@ -393,3 +393,18 @@ impl SelectionArgs {
         }
     }
 }
+
+/// Adds the flag to an output check's error, and the way out when only permission is missing:
+/// `--force` is suggested for an existing result, never for a folder, device or run file.
+pub(crate) fn out_error(flag: &str, path: &Path) -> impl FnOnce(anyhow::Error) -> anyhow::Error {
+    let flag = format!("{flag} {}", path.display());
+    move |e| {
+        if e.is::<adgan::output::WouldReplace>() {
+            e.context(format!(
+                "{flag}: pass --force to replace it, or choose another path"
+            ))
+        } else {
+            e.context(flag)
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! `adgan export`: a trained run as PyTorch state dicts, for use outside adgan.
 
+use super::args::out_error;
 use adgan::output::Destination;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
@@ -29,12 +30,8 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn run(args: &ExportArgs) -> Result<()> {
-    let Destination::File(path) = Destination::check(&args.out, args.force).map_err(|e| {
-        e.context(format!(
-            "--out {}: pass --force to replace an existing file, or choose another path",
-            args.out.display()
-        ))
-    })?
+    let Destination::File(path) =
+        Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?
     else {
         bail!("--out -: an export is a binary file; give a path");
     };

@@ -1,6 +1,7 @@
 //! `adgan merge`: joins the parts of a sharded `score` or `rank` into the table (and, for a
 //! ranking, the galleries) that one run over the whole folder writes.
 
+use super::args::out_error;
 use super::progress::on_bad_file;
 use adgan::data::FolderStream;
 use adgan::output::{Destination, ShardRecord};
@@ -86,12 +87,7 @@ fn join_skipped(lists: impl Iterator<Item = PathBuf>, list: &Path) -> Result<()>
 
 fn merge_scores(args: &MergeArgs) -> Result<()> {
     let records = ShardRecord::check_parts(&args.parts, false)?;
-    let dest = Destination::check(&args.out, args.force).map_err(|e| {
-        e.context(format!(
-            "--out {}: pass --force to replace it",
-            args.out.display()
-        ))
-    })?;
+    let dest = Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?;
     let table = joined(&records, Path::to_path_buf)?;
     write_table(&dest, &table)?;
     if let Destination::File(path) = &dest {
@@ -117,7 +113,7 @@ fn name(path: &Path) -> String {
 fn merge_ranking(args: &MergeArgs) -> Result<()> {
     let records = ShardRecord::check_parts(&args.parts, true)?;
     adgan::output::check_folder(&args.out, &RANKING_FILES, args.force)
-        .context("--out: pass --force to replace an earlier ranking")?;
+        .map_err(out_error("--out", &args.out))?;
     let table = joined(&records, |p| p.join(RANKING_FILES[0]))?;
     let (job, alpha) = (&records[0].1.job, records[0].1.alpha);
     let column = |name: &str| table.header.iter().position(|h| h == name);

@@ -1,7 +1,7 @@
 //! `adgan rank`: a folder of images from the most to the least anomalous (the paper's LSUN
 //! experiment), with galleries of both ends.
 
-use super::args::{DeviceArgs, SearchArgs};
+use super::args::{out_error, DeviceArgs, SearchArgs};
 use super::calibrate;
 use super::progress::{on_bad_file, report_skipped, score_with_progress};
 use super::score::{folder_ids, score_job};
@@ -51,14 +51,8 @@ pub(crate) struct RankArgs {
 }
 
 pub(crate) fn run(args: &RankArgs) -> Result<()> {
-    adgan::output::check_folder(&args.out, &adgan::report::RANKING_FILES, args.force).map_err(
-        |e| {
-            e.context(format!(
-                "--out {}: pass --force to replace an earlier ranking, or choose another folder",
-                args.out.display()
-            ))
-        },
-    )?;
+    adgan::output::check_folder(&args.out, &adgan::report::RANKING_FILES, args.force)
+        .map_err(out_error("--out", &args.out))?;
     let device = args.device.select()?;
     let gan = run::load_gan(&args.model, device)?;
     let spec = gan.config.model.image_spec();
@@ -69,7 +63,9 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
-    let calibration = calibrate::matching(&args.model, &args.search.config())?;
+    let search = args.search.config();
+    search.validate(&gan.config.model)?;
+    let calibration = calibrate::matching(&args.model, &search)?;
     let inputs = Inputs::for_gan(
         device,
         &gan,

@@ -1,7 +1,7 @@
 //! `adgan score`: one score per image (ADGAN, or any other method), from a folder (streamed
 //! and resumable) or a data set.
 
-use super::args::{data_source, value_name, DatasetKind, DeviceArgs, SearchArgs};
+use super::args::{data_source, out_error, value_name, DatasetKind, DeviceArgs, SearchArgs};
 use super::calibrate;
 use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
@@ -157,12 +157,7 @@ fn build_detector<'g>(args: &ScoreArgs, gan: &'g TrainedGan) -> Result<method::B
 }
 
 pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
-    let dest = Destination::check(&args.out, args.force).map_err(|e| {
-        e.context(format!(
-            "--out {}: pass --force to replace an existing file, or choose another path",
-            args.out.display()
-        ))
-    })?;
+    let dest = Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?;
     let device = args.device.select()?;
     let gan = run::load_gan(&args.model, device)?;
     match &args.images {
@@ -179,7 +174,7 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
     let shard = args.shard.unwrap_or(Shard::WHOLE);
     let on_bad = on_bad_file(args.strict);
     let mut stream = FolderStream::open_shard(dir, spec, gan.config.data.fit, on_bad, shard)?;
-    let decide = decisions_for(args)?;
+    let decide = decisions_for(args, gan)?;
     let built = build_detector(args, gan)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!(
@@ -290,7 +285,7 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
     report_skipped(&data.skipped, None)?;
-    let decide = decisions_for(args)?;
+    let decide = decisions_for(args, gan)?;
     let built = build_detector(args, gan)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
@@ -328,7 +323,7 @@ fn map_writer<'a>(
         bail!("--maps needs --method adgan (the maps show the search's reconstructions)");
     }
     adgan::output::check_folder(dir, &["legend.png"], args.force)
-        .context("--maps: pass --force to replace the maps of an earlier run")?;
+        .map_err(out_error("--maps", dir))?;
     let scale = adgan::visual::heat_scale(gan.config.model.channels);
     adgan::visual::save_heat_legend(scale, &dir.join("legend.png"))?;
     eprintln!(
@@ -369,13 +364,19 @@ fn map_name(index: usize, id: &str) -> String {
 }
 
 /// The run's calibration, when the method is ADGAN and the calibration was made with the same
-/// search (checked before any scoring).
-fn decisions_for(args: &ScoreArgs) -> Result<Option<Calibration>> {
+/// search (checked before any scoring, after the search's own settings).
+fn decisions_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibration>> {
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
     match args.method {
-        Method::Adgan => calibrate::matching(&args.model, &args.search.config()),
+        Method::Adgan => {
+            let search = args.search.config();
+            search
+                .validate(&gan.config.model)
+                .context("--method adgan")?;
+            calibrate::matching(&args.model, &search)
+        }
         _ => Ok(None),
     }
 }

@@ -191,13 +191,11 @@ fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<
     Ok(cell)
 }
 
-/// Creates the experiment folder `out`, or checks that it holds this experiment (methods may be
-/// added to it), and saves the configuration.
+/// Checks the settings, and that the folder `out` is new or holds this experiment (methods and
+/// classes may be added to it).
 fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> {
     config.validate()?;
     crate::output::check_experiment_folder(out)?;
-    std::fs::create_dir_all(out.join("cells"))
-        .with_context(|| format!("cannot create {}", out.display()))?;
     let config_path = out.join("experiment.json");
     if config_path.exists() {
         let saved: ExperimentConfig = read_json(&config_path, "adgan experiment configuration")?;
@@ -222,7 +220,15 @@ fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> 
             );
         }
     }
-    write_json(&config_path, config)
+    Ok(())
+}
+
+/// Creates the experiment's folder and records its settings: only once every class resolved
+/// and the data loaded, so that a refused experiment leaves nothing behind.
+fn start_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out.join("cells"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    write_json(&out.join("experiment.json"), config)
 }
 
 /// Runs (or continues) the experiment in `out`; returns every cell, class by class.
@@ -234,6 +240,7 @@ pub fn run_one_vs_all(
 ) -> Result<Vec<Cell>> {
     check_experiment_folder(config, out)?;
     let splits = Splits::load(config, on_event)?;
+    start_experiment_folder(config, out)?;
     let mut cells = Vec::new();
     for (class, &normal) in config.classes.iter().zip(&splits.normals) {
         let pending = finished_cells(config, out, class, splits.n_test, &mut cells, on_event)?;
