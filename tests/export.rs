@@ -4,33 +4,15 @@
 
 mod common;
 
-use adgan::optim::OptimizerConfig;
 use adgan::run::load_gan;
-use adgan::train::{self, TrainConfig};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 #[test]
 fn an_export_loads_into_plain_pytorch_models() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, provenance) = common::demo_training_data();
-    let config = common::tiny_run(
-        TrainConfig {
-            iterations: 4,
-            batch_size: 16,
-            n_critic: 1,
-            checkpoint_every: 100,
-            sample_every: 100,
-            optimizer: OptimizerConfig::adam(1e-3, 0.5, 0.9),
-            ..TrainConfig::gradient_penalty()
-        },
-        provenance,
-    );
     let run = dir.path().join("run");
-    train::train(&run, &config, &data, Device::Cpu, false, &mut |_| {
-        std::ops::ControlFlow::Continue(())
-    })
-    .unwrap();
+    let config = common::train_tiny_gp(&run, 4);
     // The checkpoint says what it holds by itself.
     let meta = adgan::io::read_metadata(&run.join(adgan::train::CHECKPOINT_FILE)).unwrap();
     assert_eq!(meta["format"], "adgan-checkpoint");

@@ -5,38 +5,21 @@ mod common;
 
 use adgan::autoencoder::AutoencoderConfig;
 use adgan::data::{DataSource, Fit, Split};
-use adgan::optim::OptimizerConfig;
 use adgan::run::load_gan;
 use adgan::score::adgan::AdganConfig;
 use adgan::score::anogan::AnoganConfig;
 use adgan::score::features::{PcaConfig, Validation};
 use adgan::score::method::{self, Inputs, Method};
 use adgan::score::score_all;
-use adgan::train::{self, TrainConfig};
 use clap::ValueEnum;
 use tch::Device;
 
 #[test]
 fn every_method_builds_and_scores_from_one_set_of_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, provenance) = common::demo_training_data();
-    let config = common::tiny_run(
-        TrainConfig {
-            iterations: 10,
-            batch_size: 16,
-            n_critic: 1,
-            checkpoint_every: 100,
-            sample_every: 100,
-            optimizer: OptimizerConfig::adam(1e-3, 0.5, 0.9),
-            ..TrainConfig::gradient_penalty()
-        },
-        provenance,
-    );
     let run = dir.path().join("run");
-    train::train(&run, &config, &data, Device::Cpu, false, &mut |_| {
-        std::ops::ControlFlow::Continue(())
-    })
-    .unwrap();
+    let config = common::train_tiny_gp(&run, 10);
+    let (data, _) = common::demo_training_data();
     let gan = load_gan(&run, Device::Cpu).unwrap();
     let spec = config.model.image_spec();
     let all = DataSource::Demo { seed: 0 }

@@ -172,7 +172,7 @@ pub(crate) fn score_with_progress(
     let journal = journal.unwrap_or(&mut in_memory);
     let mut nothing = |_: ScoredBatch| Ok(());
     let after_batch = after_batch.unwrap_or(&mut nothing);
-    let scores = adgan::score::score_resumable_with(
+    let scores = adgan::score::score_resumable(
         detector,
         images,
         batch,

@@ -103,28 +103,6 @@ pub fn score_columns(
     Ok(columns)
 }
 
-/// As [`score_source`], resumable: images whose score `journal` holds (from an earlier,
-/// stopped run of the same job) are not scored again, and every batch is recorded in the
-/// journal as soon as it is scored.
-pub fn score_resumable(
-    detector: &mut dyn Detector,
-    source: &mut dyn ImageSource,
-    batch: usize,
-    device: tch::Device,
-    journal: &mut crate::output::ScoreJournal,
-    on_batch: &mut dyn FnMut(usize, usize),
-) -> Result<Vec<f64>> {
-    score_resumable_with(
-        detector,
-        source,
-        batch,
-        device,
-        journal,
-        on_batch,
-        &mut |_| Ok(()),
-    )
-}
-
 /// One batch just scored: which images, the images, their scores, and what the detector
 /// reconstructed of them (if it reconstructs).
 pub struct ScoredBatch<'a> {
@@ -138,12 +116,14 @@ pub struct ScoredBatch<'a> {
     pub reconstructions: Option<Tensor>,
 }
 
-/// What is called with every batch scored (see [`score_resumable_with`]).
+/// What is called with every batch scored (see [`score_resumable`]).
 pub type AfterBatch<'a> = dyn FnMut(ScoredBatch) -> Result<()> + 'a;
 
-/// [`score_resumable`], calling `after_batch` with every batch it scores (to write anomaly
+/// As [`score_source`], resumable: images whose score `journal` holds (from an earlier,
+/// stopped run of the same job) are not scored again, and every batch is recorded in the
+/// journal as soon as it is scored; `after_batch` sees every batch scored (to write anomaly
 /// maps as the scores come, say).
-pub fn score_resumable_with(
+pub fn score_resumable(
     detector: &mut dyn Detector,
     source: &mut dyn ImageSource,
     batch: usize,

@@ -34,6 +34,29 @@ pub fn tiny_run(train: TrainConfig, data: train::DataProvenance) -> RunConfig {
     }
 }
 
+/// Trains the tiny model on the demo discs for `iterations` WGAN-GP steps (batch 16, one critic
+/// step) into `run`; returns its configuration.
+pub fn train_tiny_gp(run: &std::path::Path, iterations: usize) -> RunConfig {
+    let (data, provenance) = demo_training_data();
+    let config = tiny_run(
+        TrainConfig {
+            iterations,
+            batch_size: 16,
+            n_critic: 1,
+            checkpoint_every: 100,
+            sample_every: 100,
+            optimizer: adgan::optim::OptimizerConfig::adam(1e-3, 0.5, 0.9),
+            ..TrainConfig::gradient_penalty()
+        },
+        provenance,
+    );
+    train::train(run, &config, &data, tch::Device::Cpu, false, &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    config
+}
+
 /// Path of the shared data folder, when present.
 pub fn shared_data(name: &str) -> Option<std::path::PathBuf> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
