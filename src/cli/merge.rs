@@ -116,66 +116,16 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
         .map_err(out_error("--out", &args.out))?;
     let table = joined(&records, |p| p.join(RANKING_FILES[0]))?;
     let (job, alpha) = (&records[0].1.job, records[0].1.alpha);
-    let column = |name: &str| table.header.iter().position(|h| h == name);
-    let numbers = |i: usize| -> Result<Vec<f64>> {
-        table
-            .rows
-            .iter()
-            .map(|r| {
-                r[i].parse::<f64>()
-                    .with_context(|| format!("{:?} is not a number", r[i]))
-            })
-            .collect()
-    };
-    let ids: Vec<String> = table.rows.iter().map(|r| r[0].clone()).collect();
-    let scores = numbers(column("score").context("no score column")?)?;
-    let p_values = column("p_value").map(numbers).transpose()?;
-    let labels = match column("label") {
-        Some(i) => Some(
-            numbers(i)?
-                .into_iter()
-                .map(|v| v as i64)
-                .collect::<Vec<_>>(),
-        ),
-        None => None,
-    };
-    let decisions = match (p_values.as_deref(), alpha) {
+    let columns = Columns::of(&table)?;
+    let decisions = match (columns.p_values.as_deref(), alpha) {
         (Some(p_values), Some(alpha)) => Some(Decisions { p_values, alpha }),
         (None, None) => None,
         _ => bail!("the parts have p-values but no alpha, or the reverse"),
     };
     // The galleries need the images: the folder the parts ranked, read as they read it.
     let model = PathBuf::from(job["model"].as_str().context("the parts name no model")?);
-    let run: RunConfig = adgan::io::read_json(&model.join(CONFIG_FILE), "adgan run configuration")?;
     let images = args.images.as_deref().context("--rank needs --images")?;
-    let mut stream = FolderStream::open(
-        images,
-        run.model.image_spec(),
-        run.data.fit,
-        on_bad_file(false),
-    )?;
-    ensure!(
-        stream.len() == records[0].1.images,
-        "{} holds {} images, the parts ranked {}: give the folder they ranked",
-        images.display(),
-        stream.len(),
-        records[0].1.images
-    );
-    let position: HashMap<String, usize> = stream
-        .ids()
-        .into_iter()
-        .enumerate()
-        .map(|(i, id)| (id, i))
-        .collect();
-    let index = ids
-        .iter()
-        .map(|id| {
-            position
-                .get(id)
-                .copied()
-                .with_context(|| format!("{id} is not in {}", images.display()))
-        })
-        .collect::<Result<Vec<usize>>>()?;
+    let (mut stream, index) = ranked_folder(&model, images, records[0].1.images, &columns.ids)?;
     // The maps come from the same search over the same generator as in one run.
     let device = tch::Device::Cpu;
     let gan = adgan::run::load_gan(&model, device)?;
@@ -184,9 +134,9 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
     let inputs = Inputs::for_gan(device, &gan, search, None);
     let mut detector = method::build(Method::Adgan, &inputs, &mut |_, _| {})?.detector;
     let ranking = Ranking {
-        ids: &ids,
-        labels: labels.as_deref(),
-        scores: &scores,
+        ids: &columns.ids,
+        labels: columns.labels.as_deref(),
+        scores: &columns.scores,
         decisions,
     };
     let files = adgan::report::write_ranking(
@@ -202,13 +152,71 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
         records.iter().map(|(p, _)| p.join("skipped.txt")),
         &args.out.join("skipped.txt"),
     )?;
-    println!(
-        "ranked {} images from {} parts: {}, {}, {}",
-        ids.len(),
-        records.len(),
-        files.scores.display(),
-        files.most_anomalous.display(),
-        files.least_anomalous.display()
-    );
+    println!("joined {} parts", records.len());
+    super::rank::print_ranking(&ranking, &files, alpha.unwrap_or_default());
     Ok(())
+}
+
+/// The columns of a joined score table.
+struct Columns {
+    ids: Vec<String>,
+    scores: Vec<f64>,
+    p_values: Option<Vec<f64>>,
+    labels: Option<Vec<i64>>,
+}
+
+impl Columns {
+    fn of(table: &ScoreTable) -> Result<Self> {
+        let column = |name: &str| table.header.iter().position(|h| h == name);
+        let numbers = |i: usize| -> Result<Vec<f64>> {
+            table
+                .rows
+                .iter()
+                .map(|r| {
+                    r[i].parse::<f64>()
+                        .with_context(|| format!("{:?} is not a number", r[i]))
+                })
+                .collect()
+        };
+        let labels = column("label").map(numbers).transpose()?;
+        Ok(Columns {
+            ids: table.rows.iter().map(|r| r[0].clone()).collect(),
+            scores: numbers(column("score").context("no score column")?)?,
+            p_values: column("p_value").map(numbers).transpose()?,
+            labels: labels.map(|l| l.into_iter().map(|v| v as i64).collect()),
+        })
+    }
+}
+
+/// The folder the parts ranked, opened as they opened it (`n_images` of them), and the row of
+/// each of `ids` in it.
+fn ranked_folder(
+    model: &Path,
+    images: &Path,
+    n_images: usize,
+    ids: &[String],
+) -> Result<(FolderStream, Vec<usize>)> {
+    let run: RunConfig = adgan::io::read_json(&model.join(CONFIG_FILE), "adgan run configuration")?;
+    let spec = run.model.image_spec();
+    let stream = FolderStream::open(images, spec, run.data.fit, on_bad_file(false))?;
+    ensure!(
+        stream.len() == n_images,
+        "{} holds {} images, the parts ranked {n_images}: give the folder they ranked",
+        images.display(),
+        stream.len(),
+    );
+    let position: HashMap<String, usize> = stream
+        .ids()
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, i))
+        .collect();
+    let index = ids
+        .iter()
+        .map(|id| {
+            let row = position.get(id).copied();
+            row.with_context(|| format!("{id} is not in {}", images.display()))
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    Ok((stream, index))
 }

@@ -8,6 +8,7 @@ mod calibrate;
 mod demo;
 mod experiment;
 mod export;
+mod folder;
 mod info;
 mod merge;
 mod progress;

@@ -3,11 +3,10 @@
 
 use super::args::{out_error, DeviceArgs, SearchArgs};
 use super::calibrate;
-use super::progress::{on_bad_file, report_skipped, score_with_progress};
-use super::score::{folder_ids, score_job};
-use adgan::data::{FolderStream, Shard, SkippedImage};
-use adgan::output::{ScoreJournal, ShardRecord};
-use adgan::report::{Decisions, Ranking};
+use super::folder::FolderJob;
+use adgan::data::Shard;
+use adgan::output::ShardRecord;
+use adgan::report::{write_score_table, Decisions, Ranking, RankingFiles, RANKING_FILES};
 use adgan::run;
 use adgan::score::method::{self, Inputs, Method};
 use anyhow::{bail, Result};
@@ -51,120 +50,100 @@ pub(crate) struct RankArgs {
 }
 
 pub(crate) fn run(args: &RankArgs) -> Result<()> {
-    adgan::output::check_folder(&args.out, &adgan::report::RANKING_FILES, args.force)
+    adgan::output::check_folder(&args.out, &RANKING_FILES, args.force)
         .map_err(out_error("--out", &args.out))?;
-    let device = args.device.select()?;
-    let gan = run::load_gan(&args.model, device)?;
-    let spec = gan.config.model.image_spec();
-    let shard = args.shard.unwrap_or(Shard::WHOLE);
-    let on_bad = on_bad_file(args.strict);
-    let mut stream =
-        FolderStream::open_shard(&args.images, spec, gan.config.data.fit, on_bad, shard)?;
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
+    let device = args.device.select()?;
+    let gan = run::load_gan(&args.model, device)?;
+    let job = FolderJob {
+        model: &args.model,
+        gan: &gan,
+        dir: &args.images,
+        shard: args.shard.unwrap_or(Shard::WHOLE),
+        strict: args.strict,
+    };
+    let stream = job.open()?;
     let search = args.search.config();
     search.validate(&gan.config.model)?;
     let calibration = calibrate::matching(&args.model, &search)?;
-    let inputs = Inputs::for_gan(
-        device,
-        &gan,
-        args.search.config(),
-        args.search.batch_images()?,
-    );
-    let built = method::build(Method::Adgan, &inputs, &mut |_, _| {})?;
+    let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
+    let mut built = method::build(Method::Adgan, &inputs, &mut |_, _| {})?;
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
-    let (mut detector, batch) = (built.detector, built.batch);
-    let table = args.out.join(adgan::report::RANKING_FILES[0]);
-    let method = serde_json::json!({"name": "adgan", "search": args.search.config()});
-    let all_ids = folder_ids(&args.images)?;
-    let job = score_job(&args.model, &gan, method, &all_ids)?;
-    let mut in_shard = job.clone();
-    in_shard["shard"] = serde_json::json!(shard);
-    let mut journal = ScoreJournal::open(&table, &in_shard)?;
-    let all_scores = score_with_progress(
-        detector.as_mut(),
-        &mut stream,
-        batch,
-        device,
-        Some(&mut journal),
-        None,
-    )?;
-    // Unreadable files are left out of the ranking and listed beside it.
-    let skipped = stream.skipped();
-    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-    let kept: Vec<usize> = (0..all_scores.len())
-        .filter(|i| !left_out.contains(i))
-        .collect();
-    let shard_ids = stream.ids();
-    let ids: Vec<String> = kept.iter().map(|&i| shard_ids[i].clone()).collect();
-    let labels: Option<Vec<i64>> = stream
-        .labels()
-        .map(|l| kept.iter().map(|&i| l[i]).collect());
-    let scores: Vec<f64> = kept.iter().map(|&i| all_scores[i]).collect();
-    let p_values: Option<Vec<f64>> = calibration
-        .as_ref()
-        .map(|c| scores.iter().map(|&s| c.p_value(s)).collect());
+    let method = serde_json::json!({"name": "adgan", "search": search});
+    let table = args.out.join(RANKING_FILES[0]);
+    let alpha = calibration.as_ref().map(|_| args.alpha);
+    let mut done = job.score(stream, &mut built, method, Some(&table), alpha, None)?;
+    let p_values = done.scored.p_values(calibration.as_ref());
     let decisions = p_values.as_deref().map(|p_values| Decisions {
         p_values,
         alpha: args.alpha,
     });
-    if shard.count > 1 {
+    let scored = &done.scored;
+    if job.shard.count > 1 {
         // A part: its scores in folder order; `adgan merge --rank` ranks the whole.
-        let order: Vec<usize> = (0..ids.len()).collect();
-        let dest = adgan::output::Destination::File(table.clone());
-        let labels = labels.as_deref();
-        adgan::report::write_score_table(&dest, &ids, labels, &scores, decisions, &order)?;
-        let record = ShardRecord {
-            shard,
-            images: all_ids.len(),
-            job,
-            alpha: calibration.as_ref().map(|_| args.alpha),
-        };
-        adgan::io::write_json(&ShardRecord::path_for(&args.out, true), &record)?;
-        journal.finish()?;
-        let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
-        report_skipped(&skipped, Some(&args.out.join("skipped.txt")))?;
+        let dest = adgan::output::Destination::File(table);
+        let labels = scored.labels.as_deref();
+        write_score_table(
+            &dest,
+            &scored.ids,
+            labels,
+            &scored.scores,
+            decisions,
+            &scored.kept,
+        )?;
         println!(
-            "scored shard {shard} ({} images) into {}; join the parts with `adgan merge --rank`",
-            ids.len(),
+            "scored shard {} ({} images) into {}; join the parts with `adgan merge --rank`",
+            job.shard,
+            scored.kept.len(),
             args.out.display()
         );
-        return Ok(());
+    } else {
+        let kept = scored.kept.clone();
+        let pick = |v: &[f64]| -> Vec<f64> { kept.iter().map(|&i| v[i]).collect() };
+        let ids: Vec<String> = kept.iter().map(|&i| scored.ids[i].clone()).collect();
+        let labels: Option<Vec<i64>> = scored
+            .labels
+            .as_ref()
+            .map(|l| kept.iter().map(|&i| l[i]).collect());
+        let (scores, p_kept) = (pick(&scored.scores), p_values.as_deref().map(pick));
+        let ranking = Ranking {
+            ids: &ids,
+            labels: labels.as_deref(),
+            scores: &scores,
+            decisions: p_kept.as_deref().map(|p_values| Decisions {
+                p_values,
+                alpha: args.alpha,
+            }),
+        };
+        let stream = &mut done.stream;
+        let files = adgan::report::write_ranking(
+            &args.out,
+            &ranking,
+            args.top,
+            &mut |rows: &[usize]| stream.images(&rows.iter().map(|&r| kept[r]).collect::<Vec<_>>()),
+            Some(&mut |images: &tch::Tensor| reconstruct(built.detector.as_mut(), images, device)),
+        )?;
+        print_ranking(&ranking, &files, args.alpha);
     }
-    let ranking = Ranking {
-        ids: &ids,
-        labels: labels.as_deref(),
-        scores: &scores,
-        decisions,
-    };
-    let files = adgan::report::write_ranking(
-        &args.out,
-        &ranking,
-        args.top,
-        &mut |indices: &[usize]| {
-            let original: Vec<usize> = indices.iter().map(|&i| kept[i]).collect();
-            stream.images(&original)
-        },
-        Some(&mut |images: &tch::Tensor| reconstruct(detector.as_mut(), images, device)),
-    )?;
-    journal.finish()?;
-    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
-    report_skipped(&skipped, Some(&args.out.join("skipped.txt")))?;
-    let order = adgan::score::ranking(&scores);
-    if let Some(p) = &p_values {
-        let flagged = p.iter().filter(|&&v| v <= args.alpha).count();
+    let record_at = ShardRecord::path_for(&args.out, true);
+    done.finish(record_at, Some(&args.out.join("skipped.txt")))
+}
+
+/// Prints what a ranking flagged, its most anomalous images and where its files are.
+pub(crate) fn print_ranking(ranking: &Ranking, files: &RankingFiles, alpha: f64) {
+    if let Some(decisions) = &ranking.decisions {
+        let flagged = decisions.p_values.iter().filter(|&&v| v <= alpha).count();
         println!(
-            "flagged {flagged} of {} images as anomalous at alpha {} (on normal images the \
-             expected rate of false alarms is at most {})",
-            p.len(),
-            args.alpha,
-            args.alpha
+            "flagged {flagged} of {} images as anomalous at alpha {alpha} (on normal images the \
+             expected rate of false alarms is at most {alpha})",
+            decisions.p_values.len(),
         );
     }
-    println!("ranked {} images; most anomalous:", ids.len());
-    for &i in order.iter().take(5) {
-        println!("  {:>10.2}  {}", scores[i], ids[i]);
+    println!("ranked {} images; most anomalous:", ranking.ids.len());
+    for i in adgan::score::ranking(ranking.scores).into_iter().take(5) {
+        println!("  {:>10.2}  {}", ranking.scores[i], ranking.ids[i]);
     }
     println!("  scores:          {}", files.scores.display());
     println!("  most anomalous:  {}", files.most_anomalous.display());
@@ -172,7 +151,6 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     if let Some((most, least)) = &files.maps {
         println!("  anomaly maps:    {}, {}", most.display(), least.display());
     }
-    Ok(())
 }
 
 /// What `detector` reconstructs of `images` (ADGAN: each one's best g(z*)).

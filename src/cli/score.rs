@@ -3,11 +3,12 @@
 
 use super::args::{data_source, out_error, value_name, DatasetKind, DeviceArgs, SearchArgs};
 use super::calibrate;
+use super::folder::FolderJob;
 use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
 use adgan::calibration::Calibration;
-use adgan::data::{Dataset, FolderStream, Shard, SkippedImage, Split};
-use adgan::output::{Destination, ScoreJournal, ShardRecord};
+use adgan::data::{Dataset, Shard, Split};
+use adgan::output::{Destination, ShardRecord};
 use adgan::report::Decisions;
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
@@ -169,23 +170,24 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
 /// Scores a folder, streamed (a batch of images in memory at a time) and resumable through a
 /// journal beside the output. Its files are listed and their headers read before any work.
 fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destination) -> Result<()> {
-    let device = args.device.select()?;
-    let spec = gan.config.model.image_spec();
-    let shard = args.shard.unwrap_or(Shard::WHOLE);
-    let on_bad = on_bad_file(args.strict);
-    let mut stream = FolderStream::open_shard(dir, spec, gan.config.data.fit, on_bad, shard)?;
+    let job = FolderJob {
+        model: &args.model,
+        gan,
+        dir,
+        shard: args.shard.unwrap_or(Shard::WHOLE),
+        strict: args.strict,
+    };
+    let stream = job.open()?;
     let decide = decisions_for(args, gan)?;
-    let built = build_detector(args, gan)?;
-    let (mut detector, batch) = (built.detector, built.batch);
+    let mut built = build_detector(args, gan)?;
+    let part = match job.shard.count {
+        1 => String::new(),
+        _ => format!(" (shard {})", job.shard),
+    };
     eprintln!(
-        "scoring {} images with {}{}",
+        "scoring {} images with {}{part}",
         stream.len(),
-        args.method.name(),
-        if shard.count > 1 {
-            format!(" (shard {shard})")
-        } else {
-            String::new()
-        }
+        args.method.name()
     );
     let method = serde_json::json!({
         "name": args.method.name(),
@@ -194,70 +196,27 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         "train": args.train.as_deref().map(std::path::absolute).transpose()?,
         "alexnet_layer": format!("{:?}", args.alexnet_layer),
     });
-    // The job names every image of the folder, so that the shards of one job agree.
-    let all_ids = folder_ids(dir)?;
-    let job = score_job(&args.model, gan, method, &all_ids)?;
-    let mut journal = match dest {
-        Destination::File(path) => {
-            let mut in_shard = job.clone();
-            in_shard["shard"] = serde_json::json!(shard);
-            let journal = ScoreJournal::open(path, &in_shard)?;
-            if !journal.done().is_empty() {
-                eprintln!(
-                    "continuing: {} of {} images were scored by an earlier run of this command",
-                    journal.done().len(),
-                    stream.len()
-                );
-            }
-            Some(journal)
-        }
+    let path = match dest {
+        Destination::File(path) => Some(path.as_path()),
         Destination::Stdout => None,
-    };
-    let record = ShardRecord {
-        shard,
-        images: all_ids.len(),
-        job,
-        alpha: decide.as_ref().map(|_| args.alpha),
     };
     let ids = stream.ids();
     let mut maps = map_writer(args, gan, &ids)?;
-    let scores = score_with_progress(
-        detector.as_mut(),
-        &mut stream,
-        batch,
-        device,
-        journal.as_mut(),
-        maps.as_mut().map(|m| m as &mut AfterBatch),
-    )?;
-    // Unreadable files keep their rows while scoring; they are left out of every output.
-    let skipped = stream.skipped();
-    let left_out: std::collections::BTreeSet<usize> = skipped.iter().map(|(i, _)| *i).collect();
-    let kept: Vec<usize> = (0..scores.len())
-        .filter(|i| !left_out.contains(i))
-        .collect();
-    let scored = Scored {
-        ids: stream.ids(),
-        labels: stream.labels(),
-        scores,
-        kept,
-        anomaly_labels: false,
+    let alpha = decide.as_ref().map(|_| args.alpha);
+    let after_batch = maps.as_mut().map(|m| m as &mut AfterBatch);
+    let done = job.score(stream, &mut built, method, path, alpha, after_batch)?;
+    done.scored.write(dest, decide.as_ref(), args.alpha)?;
+    let beside = |suffix: &str, p: &Path| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        p.with_file_name(format!("{name}{suffix}"))
     };
-    scored.write(dest, decide.as_ref(), args.alpha)?;
-    if let (Destination::File(path), true) = (dest, shard.count > 1) {
-        adgan::io::write_json(&ShardRecord::path_for(path, false), &record)?;
+    match path {
+        Some(p) => done.finish(
+            ShardRecord::path_for(p, false),
+            Some(&beside(".skipped.txt", p)),
+        ),
+        None => done.finish(PathBuf::new(), None),
     }
-    if let Some(journal) = journal {
-        journal.finish()?;
-    }
-    let list = match dest {
-        Destination::File(path) => Some(path.with_file_name(format!(
-            "{}.skipped.txt",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        ))),
-        Destination::Stdout => None,
-    };
-    let skipped: Vec<SkippedImage> = skipped.into_iter().map(|(_, s)| s).collect();
-    report_skipped(&skipped, list.as_deref())
 }
 
 /// Scores a data set's split, or a seeded one-vs-all draw of it with --normal-class.
