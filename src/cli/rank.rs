@@ -3,7 +3,7 @@
 
 use super::args::{out_error, DeviceArgs, SearchArgs};
 use super::calibrate;
-use super::folder::FolderJob;
+use super::folder::{FolderJob, ScoredFolder};
 use adgan::data::Shard;
 use adgan::output::ShardRecord;
 use adgan::report::{write_score_table, Decisions, Ranking, RankingFiles, RANKING_FILES};
@@ -100,35 +100,49 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
             args.out.display()
         );
     } else {
-        let kept = scored.kept.clone();
-        let pick = |v: &[f64]| -> Vec<f64> { kept.iter().map(|&i| v[i]).collect() };
-        let ids: Vec<String> = kept.iter().map(|&i| scored.ids[i].clone()).collect();
-        let labels: Option<Vec<i64>> = scored
-            .labels
-            .as_ref()
-            .map(|l| kept.iter().map(|&i| l[i]).collect());
-        let (scores, p_kept) = (pick(&scored.scores), p_values.as_deref().map(pick));
-        let ranking = Ranking {
-            ids: &ids,
-            labels: labels.as_deref(),
-            scores: &scores,
-            decisions: p_kept.as_deref().map(|p_values| Decisions {
-                p_values,
-                alpha: args.alpha,
-            }),
-        };
-        let stream = &mut done.stream;
-        let files = adgan::report::write_ranking(
-            &args.out,
-            &ranking,
-            args.top,
-            &mut |rows: &[usize]| stream.images(&rows.iter().map(|&r| kept[r]).collect::<Vec<_>>()),
-            Some(&mut |images: &tch::Tensor| reconstruct(built.detector.as_mut(), images, device)),
-        )?;
-        print_ranking(&ranking, &files, args.alpha);
+        let reconstruct =
+            &mut |images: &tch::Tensor| reconstruct(built.detector.as_mut(), images, device);
+        write_whole_ranking(args, &mut done, p_values.as_deref(), reconstruct)?;
     }
     let record_at = ShardRecord::path_for(&args.out, true);
     done.finish(record_at, Some(&args.out.join("skipped.txt")))
+}
+
+/// Ranks the images of a whole folder (unreadable ones left out) and draws the galleries.
+fn write_whole_ranking(
+    args: &RankArgs,
+    done: &mut ScoredFolder,
+    p_values: Option<&[f64]>,
+    reconstruct: &mut adgan::report::Reconstruct,
+) -> Result<()> {
+    let scored = &done.scored;
+    let kept = scored.kept.clone();
+    let pick = |v: &[f64]| -> Vec<f64> { kept.iter().map(|&i| v[i]).collect() };
+    let ids: Vec<String> = kept.iter().map(|&i| scored.ids[i].clone()).collect();
+    let labels: Option<Vec<i64>> = scored
+        .labels
+        .as_ref()
+        .map(|l| kept.iter().map(|&i| l[i]).collect());
+    let (scores, p_kept) = (pick(&scored.scores), p_values.map(pick));
+    let ranking = Ranking {
+        ids: &ids,
+        labels: labels.as_deref(),
+        scores: &scores,
+        decisions: p_kept.as_deref().map(|p_values| Decisions {
+            p_values,
+            alpha: args.alpha,
+        }),
+    };
+    let stream = &mut done.stream;
+    let files = adgan::report::write_ranking(
+        &args.out,
+        &ranking,
+        args.top,
+        &mut |rows: &[usize]| stream.images(&rows.iter().map(|&r| kept[r]).collect::<Vec<_>>()),
+        Some(reconstruct),
+    )?;
+    print_ranking(&ranking, &files, args.alpha);
+    Ok(())
 }
 
 /// Prints what a ranking flagged, its most anomalous images and where its files are.
