@@ -1,10 +1,12 @@
-//! What `score --images` and `rank` share: a folder (or one shard of it) scored resumably by
-//! one detector, its unreadable files set aside, and the record that `adgan merge` joins.
+//! What `score` and `rank` share: a folder (or one shard of it) scored resumably by one
+//! detector, its unreadable files set aside, the record that `adgan merge` joins, and the
+//! written scores with their summary.
 
 use super::progress::{on_bad_file, report_skipped, score_with_progress};
-use super::score::Scored;
+use adgan::calibration::Calibration;
 use adgan::data::{FolderStream, Shard, SkippedImage};
-use adgan::output::{ScoreJournal, ShardRecord};
+use adgan::output::{Destination, ScoreJournal, ShardRecord};
+use adgan::report::Decisions;
 use adgan::run::TrainedGan;
 use adgan::score::method::Built;
 use adgan::score::AfterBatch;
@@ -54,8 +56,8 @@ impl FolderJob<'_> {
         after_batch: Option<&mut AfterBatch>,
     ) -> Result<ScoredFolder> {
         // The job names every image of the folder, so that the shards of one job agree.
-        let all_ids = super::score::folder_ids(self.dir)?;
-        let job = super::score::score_job(self.model, self.gan, method, &all_ids)?;
+        let all_ids = folder_ids(self.dir)?;
+        let job = score_job(self.model, self.gan, method, &all_ids)?;
         let mut journal = match journal_at {
             Some(path) => Some(self.open_journal(path, &job, stream.len())?),
             None => None,
@@ -123,4 +125,114 @@ impl ScoredFolder {
         }
         report_skipped(&self.skipped, skipped_at)
     }
+}
+
+/// Scores of a command, with what is needed to write and summarise them.
+pub(crate) struct Scored {
+    pub(crate) ids: Vec<String>,
+    pub(crate) labels: Option<Vec<i64>>,
+    pub(crate) scores: Vec<f64>,
+    /// The rows to report, in order (unreadable files are left out).
+    pub(crate) kept: Vec<usize>,
+    /// Whether `labels` say anomalous (1) or normal (0), as in a one-vs-all draw, rather than
+    /// naming classes.
+    pub(crate) anomaly_labels: bool,
+}
+
+impl Scored {
+    /// The p-values of the scores under `calibration`.
+    pub(crate) fn p_values(&self, calibration: Option<&Calibration>) -> Option<Vec<f64>> {
+        calibration.map(|c| self.scores.iter().map(|&s| c.p_value(s)).collect())
+    }
+
+    /// Writes the table (with p-values and decisions when calibrated) and prints a summary:
+    /// how many images were flagged and, with labels, how good that is.
+    pub(crate) fn write(
+        &self,
+        dest: &Destination,
+        calibration: Option<&Calibration>,
+        alpha: f64,
+    ) -> Result<()> {
+        let p_values = self.p_values(calibration);
+        let decisions = p_values
+            .as_deref()
+            .map(|p_values| Decisions { p_values, alpha });
+        let labels = self.labels.as_deref();
+        adgan::report::write_score_table(
+            dest,
+            &self.ids,
+            labels,
+            &self.scores,
+            decisions,
+            &self.kept,
+        )?;
+        eprintln!("wrote {} scores to {}", self.kept.len(), dest.describe());
+        self.summarise(p_values.as_deref(), alpha)
+    }
+
+    /// Prints the decisions' summary, and with labels their quality and the ROC-AUC.
+    pub(crate) fn summarise(&self, p_values: Option<&[f64]>, alpha: f64) -> Result<()> {
+        let pick = |v: &[f64]| -> Vec<f64> { self.kept.iter().map(|&i| v[i]).collect() };
+        let labels: Option<Vec<i64>> = match (&self.labels, self.anomaly_labels) {
+            (Some(l), true) => Some(self.kept.iter().map(|&i| l[i]).collect()),
+            _ => None,
+        };
+        if let Some(p) = p_values {
+            let p = pick(p);
+            let flagged = p.iter().filter(|&&v| v <= alpha).count();
+            println!(
+                "flagged {flagged} of {} images as anomalous at alpha {alpha} (on normal images \
+                 the expected rate of false alarms is at most {alpha})",
+                p.len()
+            );
+            if let Some(labels) = &labels {
+                let q = adgan::calibration::decision_quality(&p, labels, alpha);
+                println!(
+                    "with the labels: false-positive rate {:.4} on normal images, precision \
+                     {:.4}, recall {:.4}",
+                    q.false_positive_rate, q.precision, q.recall
+                );
+            }
+        }
+        if let Some(labels) = &labels {
+            let scores = pick(&self.scores);
+            if labels.contains(&0) && labels.contains(&1) {
+                let auc = adgan::eval::roc_auc(&scores, labels)?;
+                let ap = adgan::eval::average_precision(&scores, labels)?;
+                println!(
+                    "ROC-AUC {auc:.4}, average precision {ap:.4} on {} images",
+                    scores.len()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ids of every image of a folder, in the order they are scored.
+pub(crate) fn folder_ids(dir: &Path) -> Result<Vec<String>> {
+    let listing = adgan::data::folder::list(dir)?;
+    Ok(listing
+        .paths
+        .iter()
+        .map(|p| adgan::data::id_of_path(p))
+        .collect())
+}
+
+/// What identifies a scoring job in its journal: the model and checkpoint, the method and its
+/// settings (`method`: any JSON), and the images (a digest of their ids).
+pub(crate) fn score_job(
+    model: &Path,
+    gan: &TrainedGan,
+    method: serde_json::Value,
+    ids: &[String],
+) -> Result<serde_json::Value> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(ids.join("\n").as_bytes());
+    Ok(serde_json::json!({
+        "model": std::path::absolute(model)?,
+        "iteration": gan.iteration,
+        "method": method,
+        "images": format!("{digest:x}"),
+    }))
 }

@@ -3,13 +3,12 @@
 
 use super::args::{data_source, out_error, value_name, DatasetKind, DeviceArgs, SearchArgs};
 use super::calibrate;
-use super::folder::FolderJob;
+use super::folder::{FolderJob, Scored};
 use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
 use adgan::calibration::Calibration;
 use adgan::data::{Dataset, Shard, Split};
 use adgan::output::{Destination, ShardRecord};
-use adgan::report::Decisions;
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
@@ -338,114 +337,4 @@ fn decisions_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibratio
         }
         _ => Ok(None),
     }
-}
-
-/// Scores of a command, with what is needed to write and summarise them.
-pub(crate) struct Scored {
-    pub(crate) ids: Vec<String>,
-    pub(crate) labels: Option<Vec<i64>>,
-    pub(crate) scores: Vec<f64>,
-    /// The rows to report, in order (unreadable files are left out).
-    pub(crate) kept: Vec<usize>,
-    /// Whether `labels` say anomalous (1) or normal (0), as in a one-vs-all draw, rather than
-    /// naming classes.
-    pub(crate) anomaly_labels: bool,
-}
-
-impl Scored {
-    /// The p-values of the scores under `calibration`.
-    pub(crate) fn p_values(&self, calibration: Option<&Calibration>) -> Option<Vec<f64>> {
-        calibration.map(|c| self.scores.iter().map(|&s| c.p_value(s)).collect())
-    }
-
-    /// Writes the table (with p-values and decisions when calibrated) and prints a summary:
-    /// how many images were flagged and, with labels, how good that is.
-    pub(crate) fn write(
-        &self,
-        dest: &Destination,
-        calibration: Option<&Calibration>,
-        alpha: f64,
-    ) -> Result<()> {
-        let p_values = self.p_values(calibration);
-        let decisions = p_values
-            .as_deref()
-            .map(|p_values| Decisions { p_values, alpha });
-        let labels = self.labels.as_deref();
-        adgan::report::write_score_table(
-            dest,
-            &self.ids,
-            labels,
-            &self.scores,
-            decisions,
-            &self.kept,
-        )?;
-        eprintln!("wrote {} scores to {}", self.kept.len(), dest.describe());
-        self.summarise(p_values.as_deref(), alpha)
-    }
-
-    /// Prints the decisions' summary, and with labels their quality and the ROC-AUC.
-    pub(crate) fn summarise(&self, p_values: Option<&[f64]>, alpha: f64) -> Result<()> {
-        let pick = |v: &[f64]| -> Vec<f64> { self.kept.iter().map(|&i| v[i]).collect() };
-        let labels: Option<Vec<i64>> = match (&self.labels, self.anomaly_labels) {
-            (Some(l), true) => Some(self.kept.iter().map(|&i| l[i]).collect()),
-            _ => None,
-        };
-        if let Some(p) = p_values {
-            let p = pick(p);
-            let flagged = p.iter().filter(|&&v| v <= alpha).count();
-            println!(
-                "flagged {flagged} of {} images as anomalous at alpha {alpha} (on normal images \
-                 the expected rate of false alarms is at most {alpha})",
-                p.len()
-            );
-            if let Some(labels) = &labels {
-                let q = adgan::calibration::decision_quality(&p, labels, alpha);
-                println!(
-                    "with the labels: false-positive rate {:.4} on normal images, precision \
-                     {:.4}, recall {:.4}",
-                    q.false_positive_rate, q.precision, q.recall
-                );
-            }
-        }
-        if let Some(labels) = &labels {
-            let scores = pick(&self.scores);
-            if labels.contains(&0) && labels.contains(&1) {
-                let auc = adgan::eval::roc_auc(&scores, labels)?;
-                let ap = adgan::eval::average_precision(&scores, labels)?;
-                println!(
-                    "ROC-AUC {auc:.4}, average precision {ap:.4} on {} images",
-                    scores.len()
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The ids of every image of a folder, in the order they are scored.
-pub(crate) fn folder_ids(dir: &Path) -> Result<Vec<String>> {
-    let listing = adgan::data::folder::list(dir)?;
-    Ok(listing
-        .paths
-        .iter()
-        .map(|p| adgan::data::id_of_path(p))
-        .collect())
-}
-
-/// What identifies a scoring job in its journal: the model and checkpoint, the method and its
-/// settings (`method`: any JSON), and the images (a digest of their ids).
-pub(crate) fn score_job(
-    model: &Path,
-    gan: &run::TrainedGan,
-    method: serde_json::Value,
-    ids: &[String],
-) -> Result<serde_json::Value> {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(ids.join("\n").as_bytes());
-    Ok(serde_json::json!({
-        "model": std::path::absolute(model)?,
-        "iteration": gan.iteration,
-        "method": method,
-        "images": format!("{digest:x}"),
-    }))
 }
