@@ -6,7 +6,7 @@
 //! from the same distribution (they are exchangeable; Vovk et al., "Algorithmic Learning in a
 //! Random World", 2005).
 
-use crate::data::{hold_out, holdout_size, Dataset, ImageSource};
+use crate::data::{Dataset, ImageSource};
 use crate::io::{read_json, write_json};
 use crate::score::adgan::AdganConfig;
 use crate::score::method::{self, Inputs, Method};
@@ -18,43 +18,6 @@ use std::path::Path;
 
 /// File of the calibration inside a run folder.
 pub const CALIBRATION_FILE: &str = "calibration.json";
-
-/// How the calibration split is drawn from the normal training images.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CalibrationSplit {
-    /// Fraction of the normal training images held out (never trained on).
-    pub fraction: f64,
-    /// Seed of the draw.
-    pub seed: u64,
-}
-
-impl Default for CalibrationSplit {
-    fn default() -> Self {
-        Self {
-            fraction: 0.1,
-            seed: 0,
-        }
-    }
-}
-
-impl CalibrationSplit {
-    /// Splits `normal` into (training images, calibration images).
-    pub fn split(&self, normal: &Dataset) -> Result<(Dataset, Dataset)> {
-        ensure!(
-            self.fraction > 0.0 && self.fraction < 1.0,
-            "the calibration fraction must lie strictly between 0 and 1, not {}",
-            self.fraction
-        );
-        let n = normal.len();
-        let count = holdout_size(n, self.fraction);
-        ensure!(
-            count < n,
-            "{n} normal images are too few to hold out a calibration split"
-        );
-        let (held, kept) = hold_out(n, count, &mut crate::rng::seeded(self.seed));
-        Ok((normal.select(&kept), normal.select(&held)))
-    }
-}
 
 /// The ADGAN scores of normal images no model was fitted on, saved in the run folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //! uninterrupted run would have drawn, and (on the CPU) ends with bit-identical weights.
 //! Real batches are drawn with replacement, independently at every critic step.
 
-use crate::calibration::CalibrationSplit;
+use crate::data::CalibrationSplit;
 use crate::data::{DataSource, Dataset, Fit, Split};
 use crate::io;
 use crate::model::{initialise, Critic, Generator, Init, ModelConfig};

@@ -3,7 +3,7 @@
 use super::args::{DataArgs, DeviceArgs, GanArgs};
 use super::calibrate;
 use super::progress::{report_skipped, train_with_progress};
-use adgan::calibration::CalibrationSplit;
+use adgan::data::CalibrationSplit;
 use adgan::score::adgan::AdganConfig;
 use adgan::score::method::Inputs;
 use adgan::train::{self, RunConfig, CHECKPOINT_FILE, CONFIG_FILE, FORMAT_VERSION};

@@ -15,7 +15,7 @@ pub use folder::OnBadFile;
 pub use source::{load_folder, DataSource, FolderStream, Split};
 pub use split::{
     draw_test, hold_out, holdout_size, normal_class_index, one_vs_all, only_class, other_classes,
-    OneVsAll, Shard, ValidationSplit,
+    CalibrationSplit, OneVsAll, Shard, ValidationSplit,
 };
 
 use anyhow::{bail, Result};

@@ -6,6 +6,7 @@ use anyhow::{bail, ensure, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 /// Resolves a class given by name (a class folder, `cat`) or by index (`3`).
@@ -229,6 +230,43 @@ impl ValidationSplit {
         let keep = max.min(side);
         let indices: Vec<usize> = (0..keep).chain(side..side + keep).collect();
         self.validation.select(&indices)
+    }
+}
+
+/// How the calibration split is drawn from the normal training images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSplit {
+    /// Fraction of the normal training images held out (never trained on).
+    pub fraction: f64,
+    /// Seed of the draw.
+    pub seed: u64,
+}
+
+impl Default for CalibrationSplit {
+    fn default() -> Self {
+        Self {
+            fraction: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+impl CalibrationSplit {
+    /// Splits `normal` into (training images, calibration images).
+    pub fn split(&self, normal: &Dataset) -> Result<(Dataset, Dataset)> {
+        ensure!(
+            self.fraction > 0.0 && self.fraction < 1.0,
+            "the calibration fraction must lie strictly between 0 and 1, not {}",
+            self.fraction
+        );
+        let n = normal.len();
+        let count = holdout_size(n, self.fraction);
+        ensure!(
+            count < n,
+            "{n} normal images are too few to hold out a calibration split"
+        );
+        let (held, kept) = hold_out(n, count, &mut crate::rng::seeded(self.seed));
+        Ok((normal.select(&kept), normal.select(&held)))
     }
 }
 
