@@ -11,7 +11,6 @@ use adgan::score::anogan::AnoganConfig;
 use adgan::score::features::{PcaConfig, Validation};
 use adgan::score::method::{self, Inputs, Method};
 use adgan::score::score_all;
-use clap::ValueEnum;
 use tch::Device;
 
 #[test]
@@ -64,7 +63,7 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
         alexnet_layer: Default::default(),
     };
     let mut scores = std::collections::HashMap::new();
-    for &method in Method::value_variants() {
+    for method in Method::ALL {
         if method.uses_alexnet() {
             let err = method::build(method, &inputs, &mut |_, _| {})
                 .err()
@@ -117,4 +116,17 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
         format!("{err:#}").contains("critic needs a trained GAN"),
         "{err:#}"
     );
+}
+
+/// A method has one name: in tables and files, in JSON, and on the command line.
+#[test]
+fn every_method_has_one_name() {
+    use clap::ValueEnum;
+    assert_eq!(Method::value_variants(), Method::ALL.as_slice());
+    for method in Method::ALL {
+        let json = serde_json::to_string(&method).unwrap();
+        assert_eq!(json, format!("\"{}\"", method.name()));
+        let cli = method.to_possible_value().unwrap();
+        assert_eq!(cli.get_name(), method.name());
+    }
 }

@@ -66,6 +66,22 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the order of the paper's tables.
+    pub const ALL: [Method; 12] = [
+        Method::Adgan,
+        Method::Critic,
+        Method::Prior,
+        Method::Anogan,
+        Method::Dcae,
+        Method::Vae,
+        Method::Kde,
+        Method::Ocsvm,
+        Method::Iforest,
+        Method::Gmm,
+        Method::KdeAlexnet,
+        Method::OcsvmAlexnet,
+    ];
+
     /// The name used in file names and tables.
     pub fn name(self) -> &'static str {
         match self {
