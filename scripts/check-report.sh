@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Renders a small experiment report in headless Chromium and checks what a reader sees: the
-# ROC-AUC table (a row per class and the mean), the ROC plot, a gallery tile for every image of
+# ROC-AUC table (a row per class and the mean), the ROC plot, the calibrated decisions (a row
+# and a score histogram per class), a gallery tile for every image of
 # every method, every image decodable, and no console error; leaves a screenshot to look at.
 # Needs Debian's `chromium`; says that it skipped otherwise.
 #   scripts/check-report.sh [OUT_DIR]     (default: a temporary folder; the screenshot is kept there)
@@ -16,7 +17,8 @@ adgan="$root/target/release/adgan"
 [ -x "$adgan" ] || (cd "$root" && source scripts/env.sh && cargo build --release --quiet)
 "$adgan" experiment one-vs-all --dataset demo --classes disc,stripes --methods adgan,critic,kde \
   --n-test 40 --iterations 20 --objective gp --width 8 --latent-dim 16 --n-seed 4 \
-  --pca-dims 8,16 --device cpu --out "$out/exp" > "$out/experiment.log" 2>&1
+  --pca-dims 8,16 --select-every 10 --validation-max 40 --device cpu --out "$out/exp" \
+  > "$out/experiment.log" 2>&1
 report="$out/exp/report.html"
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
        --disable-background-networking --disable-component-update --disable-sync
@@ -35,6 +37,14 @@ if rows != 1 + 2 + 1:
     fail.append(f"the ROC-AUC table has {rows} rows, not 4 (header, 2 classes, mean)")
 if "<svg" not in dom:
     fail.append("no ROC plot")
+decisions = re.search(r'<table id="decisions">(.*?)</table>', dom, re.S)
+rows = decisions.group(1).count("<tr>") if decisions else 0
+if rows != 1 + 2:
+    fail.append(f"the calibrated-decisions table has {rows} rows, not 3 (header, 2 classes)")
+elif re.search(r"<th>[^<]*</th><td>\d+</td><td>-</td>", decisions.group(1)):
+    fail.append("a class has no threshold although 40 calibration images allow alpha 0.05")
+if dom.count("<svg") != 1 + 2:
+    fail.append(f"{dom.count('<svg')} plots, not 3 (ROC and a histogram per class)")
 figures = dom.count("<figure")
 if figures != 3 * 2 * 2 * 8:
     fail.append(f"{figures} gallery tiles, not 96 (3 methods x 2 classes x 2 ends x 8)")

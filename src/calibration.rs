@@ -57,6 +57,21 @@ impl Calibration {
         (1 + at_least) as f64 / (self.scores.len() + 1) as f64
     }
 
+    /// The score above which an image is flagged at `alpha` (p-value at most alpha): the
+    /// (m+1)-th largest calibration score with m = floor(alpha (n_cal + 1)) - 1, since a score
+    /// strictly above it has at most m calibration scores at least as large. None when alpha is
+    /// below [`Self::smallest_alpha`] (no image can be flagged).
+    pub fn threshold(&self, alpha: f64) -> Option<f64> {
+        let n = self.scores.len();
+        let m = (alpha * (n + 1) as f64).floor() as usize;
+        if m == 0 || n == 0 {
+            return None;
+        }
+        let mut sorted = self.scores.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        Some(sorted[(m - 1).min(n - 1)])
+    }
+
     /// The smallest alpha this calibration can decide with: 1 / (n_cal + 1). Below it no image
     /// is ever flagged.
     pub fn smallest_alpha(&self) -> f64 {
@@ -210,6 +225,22 @@ mod tests {
         assert_eq!(c.p_value(3.0), 0.6, "ties count: (1 + 2) / 5");
         assert_eq!(c.p_value(0.0), 1.0);
         assert_eq!(c.smallest_alpha(), 0.2);
+    }
+
+    #[test]
+    fn the_threshold_separates_flagged_from_kept_scores() {
+        let c = calibration((1..=99).map(f64::from).collect());
+        for alpha in [0.01, 0.05, 0.2, 0.5] {
+            let t = c.threshold(alpha).unwrap();
+            for s in [t - 0.5, t, t + 0.5] {
+                assert_eq!(c.p_value(s) <= alpha, s > t, "alpha {alpha}, score {s}");
+            }
+        }
+        assert_eq!(
+            c.threshold(0.005),
+            None,
+            "below 1 / (n + 1) nothing is flagged"
+        );
     }
 
     #[test]

@@ -154,6 +154,10 @@ pub struct CurvePoint {
     pub auc: f64,
     /// Seconds spent scoring the validation images.
     pub seconds: f64,
+    /// ADGAN scores of the validation's normal images: normal images the GAN never trained
+    /// on, so they calibrate this point's scores (absent from curves saved before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub normal_scores: Vec<f64>,
 }
 
 /// The saved learning curve of one run.
@@ -335,6 +339,10 @@ fn score_point(
             search: *candidate,
             auc: roc_auc(&scores, labels)?,
             seconds: start.elapsed().as_secs_f64(),
+            normal_scores: (scores.iter().zip(labels))
+                .filter(|(_, &l)| l == 0)
+                .map(|(&s, _)| s)
+                .collect(),
         };
         curve.points.push(point.clone());
         write_json(&run_dir.join(CURVE_FILE), curve)?;

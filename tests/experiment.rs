@@ -280,6 +280,25 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
         assert_eq!(cell.chosen["validation_auc"], best.auc);
     }
     assert!(curve.points.iter().all(|p| p.auc <= best.auc));
+
+    // The held-out normal validation images calibrate ADGAN's test scores: the report shows
+    // the decisions at alpha and a histogram.
+    assert!(curve.points.iter().all(|p| p.normal_scores.len() == 12));
+    for cell in &cells {
+        let expected = match cell.method {
+            Method::Adgan => best.normal_scores.clone(),
+            _ => Vec::new(),
+        };
+        assert_eq!(cell.calibration_scores, expected, "{:?}", cell.method);
+    }
+    experiment::report::write_report(&config, &cells, out.path()).unwrap();
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("<table id=\"decisions\">"));
+    assert_eq!(
+        html.matches("<svg").count(),
+        2,
+        "the ROC plot and one histogram"
+    );
 }
 
 /// `batch_images` reaches the experiment's search: images are scored that many at a time.

@@ -22,6 +22,9 @@ pub struct ChosenGan {
     pub search: AdganConfig,
     /// The chosen training length and learning rates and their validation ROC-AUC.
     pub chosen: BTreeMap<String, f64>,
+    /// ADGAN scores of held-out normal validation images at the chosen point (empty without
+    /// selection): the calibration of the class's ADGAN scores.
+    pub calibration_scores: Vec<f64>,
 }
 
 /// The run configuration of the GAN of `class`, trained on `images`.
@@ -84,6 +87,7 @@ pub(super) fn prepare_gan(
             gan: run::load_gan(&run_dir, device)?,
             search: config.search,
             chosen: BTreeMap::new(),
+            calibration_scores: Vec::new(),
         });
     }
     let curve = class_curve(config, images, &run_dir, device, on_event)?;
@@ -100,6 +104,7 @@ pub(super) fn prepare_gan(
         gan: run::load_gan_from(&run_dir, &snapshot, device)?,
         search,
         chosen,
+        calibration_scores: best.normal_scores.clone(),
     })
 }
 

@@ -6,6 +6,7 @@
 //! whose GAN is already trained with the same configuration reuses it (a half-trained one
 //! resumes).
 
+pub mod decisions;
 mod gan;
 pub mod report;
 mod scoring;
@@ -125,6 +126,11 @@ pub struct Cell {
     /// Hyperparameters the method chose on the training data (PCA dimension, bandwidth, ...).
     #[serde(default)]
     pub chosen: BTreeMap<String, f64>,
+    /// For ADGAN under selection: the scores of held-out normal validation images at the
+    /// chosen point, which calibrate the test scores (conformal p-values, see
+    /// [`crate::calibration`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration_scores: Vec<f64>,
 }
 
 /// What the runner reports while it works.
@@ -393,10 +399,15 @@ fn run_class(
         let mut report =
             |m, done, total, fitting| on_event(progress_event(class, m, done, total, fitting));
         for mut result in score_method(&context, method, pending, &mut report)? {
+            let mut cell_calibration = Vec::new();
             if let (true, Some(gan)) = (result.method.needs_gan(), &chosen) {
                 result.chosen.extend(gan.chosen.clone());
+                if result.method == Method::Adgan {
+                    cell_calibration.clone_from(&gan.calibration_scores);
+                }
             }
-            let cell = Cell::new(class, &task, result)?;
+            let mut cell = Cell::new(class, &task, result)?;
+            cell.calibration_scores = cell_calibration;
             write_json(&cell_path(out, class, cell.method), &cell)?;
             on_event(Event::Finished { cell: &cell });
             cells.push(cell);
@@ -420,6 +431,7 @@ impl Cell {
             labels,
             scores: scored.scores,
             chosen: scored.chosen,
+            calibration_scores: Vec::new(),
         })
     }
 }

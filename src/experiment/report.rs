@@ -193,7 +193,7 @@ fn tile(test: &Dataset, i: usize, cell: &Cell) -> Result<String> {
     ))
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -225,6 +225,7 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
         escape(&config.source.describe()), config.n_test, config.seed, config.train.iterations, config.model.width, config.model.latent_dim)?;
     writeln!(html, "<h2>ROC-AUC</h2>{}", auc_html(config, cells)?)?;
     writeln!(html, "<h2>Mean ROC curves</h2>{svg}")?;
+    html += &super::decisions::decisions_html(cells)?;
     // The first method's galleries are also kept as PNG files, one per class and end.
     for cell in cells.iter().filter(|c| c.method == ranking_method) {
         let (most, least) = gallery_indices(cell, &test_index, 16)?;

@@ -1,0 +1,160 @@
+//! ADGAN's calibrated decisions on an experiment's test draws: under selection, the held-out
+//! normal validation images of a class calibrate its test scores (conformal p-values, as
+//! `adgan score --alpha` gives a user). The report shows, per class, how many test images
+//! are flagged at alpha, the false-positive rate that the guarantee bounds, and a histogram
+//! of normal and anomalous test scores with the threshold drawn.
+
+use crate::calibration::{decision_quality, Calibration, DecisionQuality};
+use crate::experiment::Cell;
+use crate::score::method::Method;
+use anyhow::Result;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+
+/// The alpha of the report's decisions (the default of `adgan score --alpha`).
+pub const REPORT_ALPHA: f64 = 0.05;
+
+/// Histogram bins of the score plots.
+const BINS: usize = 40;
+
+/// One class's decisions at alpha.
+pub struct ClassDecisions<'a> {
+    /// The ADGAN cell of the class.
+    pub cell: &'a Cell,
+    /// Its calibration (the validation normals' scores).
+    pub calibration: Calibration,
+    /// The score above which an image is flagged, if any can be.
+    pub threshold: Option<f64>,
+    /// Flags, false-positive rate on normal test images, precision and recall.
+    pub quality: DecisionQuality,
+}
+
+/// The decisions of every ADGAN cell that carries calibration scores.
+pub fn class_decisions(cells: &[Cell], alpha: f64) -> Vec<ClassDecisions<'_>> {
+    cells
+        .iter()
+        .filter(|c| c.method == Method::Adgan && !c.calibration_scores.is_empty())
+        .map(|cell| {
+            let calibration = Calibration {
+                origin: "validation".into(),
+                search: Default::default(),
+                ids: Vec::new(),
+                scores: cell.calibration_scores.clone(),
+            };
+            let p: Vec<f64> = cell
+                .scores
+                .iter()
+                .map(|&s| calibration.p_value(s))
+                .collect();
+            ClassDecisions {
+                cell,
+                threshold: calibration.threshold(alpha),
+                quality: decision_quality(&p, &cell.labels, alpha),
+                calibration,
+            }
+        })
+        .collect()
+}
+
+/// The report's section: a table of the decisions and one histogram per class; empty when no
+/// cell is calibrated.
+pub fn decisions_html(cells: &[Cell]) -> Result<String> {
+    let decisions = class_decisions(cells, REPORT_ALPHA);
+    if decisions.is_empty() {
+        return Ok(String::new());
+    }
+    let mut html = format!(
+        "<h2>Calibrated decisions (ADGAN, alpha {REPORT_ALPHA})</h2><p>The held-out normal \
+         validation images of each class (never trained on) calibrate its test scores; an image \
+         is flagged when its conformal p-value is at most alpha, which bounds the expected \
+         false-positive rate on normal images by alpha. In the histograms (test \
+         images, each colour normalised to its own count): green normal, red anomalous, the \
+         black line the threshold above which images are flagged.</p><table id=\"decisions\"><thead><tr>\
+         <th>normal class</th><th>calibration images</th><th>threshold</th><th>flagged</th>\
+         <th>false-positive rate</th><th>precision</th><th>recall</th></tr></thead><tbody>"
+    );
+    for d in &decisions {
+        let q = &d.quality;
+        let threshold = d.threshold.map_or("-".into(), |t| format!("{t:.1}"));
+        // Precision is undefined when nothing is flagged.
+        let precision = match q.flagged {
+            0 => "-".into(),
+            _ => format!("{:.3}", q.precision),
+        };
+        write!(
+            html,
+            "<tr><th>{}</th><td>{}</td><td>{threshold}</td><td>{}</td><td>{:.3}</td>\
+             <td>{precision}</td><td>{:.3}</td></tr>",
+            super::report::escape(&d.cell.class),
+            d.calibration.scores.len(),
+            q.flagged,
+            q.false_positive_rate,
+            q.recall
+        )?;
+    }
+    html += "</tbody></table><div class=\"gallery\">";
+    for d in &decisions {
+        html += &histogram_svg(d)?;
+    }
+    html += "</div>";
+    Ok(html)
+}
+
+/// The class's test scores as two histograms (each normalised to its own count, so that the
+/// few normal images show beside the many anomalous ones), with the threshold as a line. The
+/// range ends at the 99th percentile; higher scores count in the last bin.
+fn histogram_svg(d: &ClassDecisions) -> Result<String> {
+    let cell = d.cell;
+    let mut sorted = cell.scores.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (low, high) = (sorted[0], sorted[(sorted.len() - 1) * 99 / 100]);
+    let high = d.threshold.map_or(high, |t| high.max(t)).max(low + 1e-9);
+    let width = (high - low) / BINS as f64;
+    let fractions = |label: i64| -> Vec<f64> {
+        let mut counts = vec![0.0; BINS];
+        let mut n = 0.0;
+        for (&s, &l) in cell.scores.iter().zip(&cell.labels) {
+            if l == label {
+                let bin = (((s - low) / width).floor().max(0.0) as usize).min(BINS - 1);
+                counts[bin] += 1.0;
+                n += 1.0;
+            }
+        }
+        counts.iter().map(|c| c / f64::max(n, 1.0)).collect()
+    };
+    let (normal, anomalous) = (fractions(0), fractions(1));
+    let top = normal.iter().chain(&anomalous).copied().fold(0.0, f64::max) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (360, 220)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("class {}", cell.class), ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(40)
+            .build_cartesian_2d(low..high, 0f64..top.max(1e-9))?;
+        chart
+            .configure_mesh()
+            .x_desc("ADGAN score")
+            .y_desc("fraction")
+            .x_labels(4)
+            .y_labels(4)
+            .light_line_style(WHITE)
+            .draw()?;
+        for (fractions, colour) in [
+            (&anomalous, RGBColor(214, 39, 40)),
+            (&normal, RGBColor(44, 160, 44)),
+        ] {
+            chart.draw_series(fractions.iter().enumerate().map(|(i, &f)| {
+                let x = low + i as f64 * width;
+                Rectangle::new([(x, 0.0), (x + width, f)], colour.mix(0.45).filled())
+            }))?;
+        }
+        if let Some(t) = d.threshold {
+            chart.draw_series(LineSeries::new([(t, 0.0), (t, top)], BLACK.stroke_width(2)))?;
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}
