@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// File of the learning curve inside a run folder.
 pub const CURVE_FILE: &str = "validation.json";
@@ -286,7 +286,50 @@ pub fn learning_curve(
             curve.points.push(point.clone());
         }
     }
+    fill_best_normal_scores(task, &labels, &mut saved, &mut curve, device, on_event)?;
     Ok(curve)
+}
+
+/// The best point's normal validation scores calibrate ADGAN's test scores; a point saved
+/// before points kept them has none, so its normal images are scored again (once: the curve
+/// is saved with them).
+fn fill_best_normal_scores(
+    task: &CurveTask,
+    labels: &[i64],
+    saved: &mut Curve,
+    curve: &mut Curve,
+    device: Device,
+    on_event: &mut dyn FnMut(CurveEvent),
+) -> Result<()> {
+    let Some(best) = curve.best().cloned() else {
+        return Ok(());
+    };
+    if !best.normal_scores.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<i64> = (0..labels.len() as i64)
+        .filter(|&i| labels[i as usize] == 0)
+        .collect();
+    let normals = task
+        .validation
+        .images
+        .index_select(0, &Tensor::from_slice(&rows));
+    let snapshot = snapshot_path(task.run_dir, best.iteration);
+    let gan = run::load_gan_from(task.run_dir, &snapshot, device)?;
+    let iteration = best.iteration;
+    let scores = validation_scores(&gan, &best.search, &normals, device, &mut |done, total| {
+        on_event(CurveEvent::Scoring {
+            iteration,
+            done,
+            total,
+        })
+    })?;
+    for point in saved.points.iter_mut().chain(curve.points.iter_mut()) {
+        if point.iteration == best.iteration && point.search == best.search {
+            point.normal_scores.clone_from(&scores);
+        }
+    }
+    write_json(&task.run_dir.join(CURVE_FILE), saved)
 }
 
 /// Trains up to `iteration` (keeping the snapshot) unless its snapshot exists, and scores the
@@ -324,7 +367,7 @@ fn score_point(
         let scores = validation_scores(
             &gan,
             candidate,
-            task.validation,
+            &task.validation.images,
             device,
             &mut |done, total| {
                 on_event(CurveEvent::Scoring {
@@ -369,17 +412,17 @@ fn train_to(
     Ok(())
 }
 
-/// ADGAN scores of the validation images with the generator of `gan`.
+/// ADGAN scores of validation images with the generator of `gan`.
 fn validation_scores(
     gan: &TrainedGan,
     search: &AdganConfig,
-    validation: &Dataset,
+    images: &Tensor,
     device: Device,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f64>> {
     let mut adgan = Adgan::new(&gan.generator, *search, device)?;
     let batch = auto_batch(&gan.generator, search, device);
-    score_all(&mut adgan, &validation.images, batch, device, on_batch)
+    score_all(&mut adgan, images, batch, device, on_batch)
 }
 
 #[cfg(test)]

@@ -299,6 +299,30 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
         2,
         "the ROC plot and one histogram"
     );
+
+    // A curve saved before points kept their normal scores gets them for its best point.
+    let curve_path = run.join("validation.json");
+    let mut saved: adgan::selection::Curve = adgan::io::read_json(&curve_path, "curve").unwrap();
+    saved
+        .points
+        .iter_mut()
+        .for_each(|p| p.normal_scores.clear());
+    adgan::io::write_json(&curve_path, &saved).unwrap();
+    std::fs::remove_file(out.path().join("cells/disc-adgan.json")).unwrap();
+    let cells = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |_| {}).unwrap();
+    let adgan_cell = cells.iter().find(|c| c.method == Method::Adgan).unwrap();
+    assert_eq!(adgan_cell.calibration_scores.len(), 12);
+    let saved: adgan::selection::Curve = adgan::io::read_json(&curve_path, "curve").unwrap();
+    let filled: Vec<_> = saved
+        .points
+        .iter()
+        .filter(|p| !p.normal_scores.is_empty())
+        .collect();
+    assert_eq!(filled.len(), 1, "only the best point is scored again");
+    assert_eq!(
+        (filled[0].iteration, filled[0].search),
+        (best.iteration, best.search)
+    );
 }
 
 /// `batch_images` reaches the experiment's search: images are scored that many at a time.
