@@ -58,14 +58,14 @@ impl Default for AutoencoderConfig {
 /// Encoder: strided convolutions with BatchNorm and ReLU down to 4 x 4, then a 4 x 4
 /// convolution to `outputs` numbers per image.
 #[derive(Debug)]
-struct Encoder {
+pub(crate) struct Encoder {
     convs: Vec<nn::Conv2D>,
     norms: Vec<nn::BatchNorm>,
     head: nn::Conv2D,
 }
 
 impl Encoder {
-    fn new(vs: &nn::Path, model: ModelConfig, outputs: i64) -> Self {
+    pub(crate) fn new(vs: &nn::Path, model: ModelConfig, outputs: i64) -> Self {
         let stages = model.stages();
         let mut widths = vec![model.channels];
         widths.extend((0..stages).map(|i| model.width << i));
@@ -96,7 +96,7 @@ impl Encoder {
         Self { convs, norms, head }
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = x.shallow_clone();
         for (conv, norm) in self.convs.iter().zip(&self.norms) {
             h = h.apply(conv).apply_t(norm, train).relu();

@@ -17,6 +17,7 @@ pub mod device;
 pub mod eval;
 pub mod experiment;
 pub mod export;
+pub mod inverse;
 pub mod io;
 pub mod model;
 pub mod optim;

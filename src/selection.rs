@@ -9,9 +9,12 @@
 
 use crate::data::Dataset;
 use crate::eval::roc_auc;
+use crate::inverse::{EncoderConfig, LatentEncoder};
 use crate::io::{self, read_json, write_json};
 use crate::run::{self, TrainedGan};
-use crate::score::adgan::{auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss};
+use crate::score::adgan::{
+    auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss, SearchStart,
+};
 use crate::score::score_all;
 use crate::train::CHECKPOINT_FILE;
 use crate::train::{self, Progress, RunConfig};
@@ -43,6 +46,8 @@ pub struct SelectionConfig {
     pub aggregate: Vec<Aggregate>,
     /// Candidate numbers of search steps k.
     pub k: Vec<usize>,
+    /// Candidate starts of the search.
+    pub start: Vec<SearchStart>,
     /// Fraction of the normal training images held out (the GAN never trains on them).
     pub holdout_fraction: f64,
     /// At most this many held-out normal images, and as many anomalous ones, are scored at
@@ -61,6 +66,7 @@ impl Default for SelectionConfig {
             loss: vec![AdganConfig::default().loss],
             aggregate: vec![AdganConfig::default().aggregate],
             k: vec![AdganConfig::default().k],
+            start: vec![AdganConfig::default().start],
             holdout_fraction: 0.1,
             max_per_side: 250,
             seed: 0,
@@ -96,6 +102,7 @@ impl SelectionConfig {
             self.aggregate.len(),
         );
         all = vary(all, &|c, i| c.k = self.k[i], self.k.len());
+        all = vary(all, &|c, i| c.start = self.start[i], self.start.len());
         all = vary(all, &|c, i| c.lr_z = self.lr_z[i], self.lr_z.len());
         all = vary(
             all,
@@ -125,9 +132,10 @@ impl SelectionConfig {
                 && !self.loss.is_empty()
                 && !self.aggregate.is_empty()
                 && !self.k.is_empty()
+                && !self.start.is_empty()
                 && self.k.iter().all(|&k| k > 0),
             "selection needs at least one candidate of each kind (lr_z, lr_theta, loss, \
-             aggregate, k >= 1)"
+             aggregate, k >= 1, start)"
         );
         ensure!(
             self.lr_z.iter().all(|&l| l > 0.0 && l.is_finite())
@@ -317,13 +325,20 @@ fn fill_best_normal_scores(
     let snapshot = snapshot_path(task.run_dir, best.iteration);
     let gan = run::load_gan_from(task.run_dir, &snapshot, device)?;
     let iteration = best.iteration;
-    let scores = validation_scores(&gan, &best.search, &normals, device, &mut |done, total| {
-        on_event(CurveEvent::Scoring {
-            iteration,
-            done,
-            total,
-        })
-    })?;
+    let scores = validation_scores(
+        &gan,
+        task.fit,
+        &best.search,
+        &normals,
+        device,
+        &mut |done, total| {
+            on_event(CurveEvent::Scoring {
+                iteration,
+                done,
+                total,
+            })
+        },
+    )?;
     for point in saved.points.iter_mut().chain(curve.points.iter_mut()) {
         if point.iteration == best.iteration && point.search == best.search {
             point.normal_scores.clone_from(&scores);
@@ -366,6 +381,7 @@ fn score_point(
         let start = Instant::now();
         let scores = validation_scores(
             &gan,
+            task.fit,
             candidate,
             &task.validation.images,
             device,
@@ -412,15 +428,23 @@ fn train_to(
     Ok(())
 }
 
-/// ADGAN scores of validation images with the generator of `gan`.
+/// ADGAN scores of validation images with the generator of `gan` (trained on `trained_on`,
+/// which an encoder start trains its encoder on).
 fn validation_scores(
     gan: &TrainedGan,
+    trained_on: &Dataset,
     search: &AdganConfig,
     images: &Tensor,
     device: Device,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f64>> {
     let mut adgan = Adgan::new(&gan.generator, *search, device)?;
+    if search.start == SearchStart::Encoder {
+        let config = EncoderConfig::default();
+        let encoder =
+            LatentEncoder::train_or_load(gan, Some(trained_on), config, device, &mut |_, _| {})?;
+        adgan = adgan.with_encoder(encoder);
+    }
     let batch = auto_batch(&gan.generator, search, device);
     score_all(&mut adgan, images, batch, device, on_batch)
 }

@@ -618,3 +618,51 @@ fn search_benchmarks_run_on_a_trained_generator() {
     assert!(profile.contains("bf16"), "{profile}");
     assert!(profile.contains("backward (all layers)"), "{profile}");
 }
+
+/// The encoder start (an option beyond the paper): the encoder is trained once into the run
+/// folder and loaded after that, and its guesses start the search nearer to each image than
+/// the prior's draws do.
+#[test]
+fn the_encoder_start_begins_nearer_to_the_image() {
+    use adgan::inverse::{encoder_dir, EncoderConfig, LatentEncoder};
+    use adgan::score::adgan::SearchStart;
+    let gan = gan();
+    let config = EncoderConfig {
+        iterations: 200,
+        ..EncoderConfig::default()
+    };
+    let mut steps = 0;
+    let encoder =
+        LatentEncoder::train_or_load(&gan, None, config, Device::Cpu, &mut |_, _| steps += 1)
+            .unwrap();
+    assert_eq!(steps, 200);
+    assert!(encoder_dir(&gan).join("encoder.json").exists());
+    let loaded = LatentEncoder::train_or_load(&gan, None, config, Device::Cpu, &mut |_, _| {
+        panic!("trained again")
+    })
+    .unwrap();
+    let (images, _) = demo_test_images(24);
+    assert!(loaded.encode(&images).equal(&encoder.encode(&images)));
+    let start_loss = |adgan: Adgan| -> Vec<f64> {
+        let search = adgan.search(&images).unwrap();
+        Vec::<f64>::try_from(search.losses.get(0)).unwrap()
+    };
+    let prior_config = search_config(ThetaMode::Shared);
+    let prior = start_loss(Adgan::new(&gan.generator, prior_config, Device::Cpu).unwrap());
+    let encoder_config = AdganConfig {
+        start: SearchStart::Encoder,
+        ..prior_config
+    };
+    let guided = Adgan::new(&gan.generator, encoder_config, Device::Cpu).unwrap();
+    let guided = start_loss(guided.with_encoder(encoder));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    eprintln!(
+        "start loss: prior {:.1}, encoder {:.1}",
+        mean(&prior),
+        mean(&guided)
+    );
+    assert!(mean(&guided) < 0.8 * mean(&prior));
+    // Without an encoder, an encoder start is refused rather than silently started at 0.
+    let missing = Adgan::new(&gan.generator, encoder_config, Device::Cpu).unwrap();
+    assert!(missing.search(&images).is_err());
+}

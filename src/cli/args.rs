@@ -4,7 +4,9 @@ use adgan::data::{DataSource, Fit};
 use adgan::device::{self, DeviceChoice};
 use adgan::model::{Init, ModelConfig};
 use adgan::optim::OptimizerConfig;
-use adgan::score::adgan::{AdganConfig, Aggregate, Precision, ReconstructionLoss, ThetaMode};
+use adgan::score::adgan::{
+    AdganConfig, Aggregate, Precision, ReconstructionLoss, SearchStart, ThetaMode,
+};
 use adgan::selection::SelectionConfig;
 use adgan::train::{Objective, Recipe, TrainConfig};
 use anyhow::{bail, Context, Result};
@@ -307,6 +309,14 @@ pub(crate) struct SearchArgs {
     /// Images per batched search (default: chosen from memory).
     #[arg(long)]
     pub(crate) batch_images: Option<usize>,
+    /// Where the latents start: prior (the paper's) or encoder (around the guess of an
+    /// encoder trained to invert the generator, kept in RUN/encoder/; an option beyond the
+    /// paper, measured in RESULTS.md).
+    #[arg(long, value_enum, default_value_t = SearchStart::Prior)]
+    pub(crate) start: SearchStart,
+    /// With --start encoder: the scale of the prior draws around the encoder's guess.
+    #[arg(long, default_value_t = AdganConfig::default().spread)]
+    pub(crate) spread: f64,
 }
 
 impl SearchArgs {
@@ -333,6 +343,8 @@ impl SearchArgs {
             aggregate: self.aggregate,
             seed: self.search_seed,
             precision: self.precision,
+            start: self.start,
+            spread: self.spread,
         }
     }
 }
@@ -360,6 +372,9 @@ pub(crate) struct SelectionArgs {
     /// Candidate numbers of search steps k for the selection [default: --k].
     #[arg(long, value_delimiter = ',')]
     pub(crate) select_k: Vec<usize>,
+    /// Candidate starts of the search for the selection [default: --start].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) select_start: Vec<SearchStart>,
     /// Fraction of the normal training images held out for validation (never trained on).
     #[arg(long, default_value_t = SelectionConfig::default().holdout_fraction)]
     pub(crate) validation_fraction: f64,
@@ -387,6 +402,7 @@ impl SelectionArgs {
             loss: or(&self.select_loss, search.loss),
             aggregate: or(&self.select_aggregate, search.aggregate),
             k: or(&self.select_k, search.k),
+            start: or(&self.select_start, search.start),
             holdout_fraction: self.validation_fraction,
             max_per_side: self.validation_max,
             ..SelectionConfig::default()

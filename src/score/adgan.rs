@@ -16,10 +16,11 @@
 //!   is exactly one Adam per image. B = 1 is the plain per-image loop.
 
 use super::Detector;
+use crate::inverse::LatentEncoder;
 use crate::model::{Generator, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -66,6 +67,30 @@ pub enum Aggregate {
     Min,
 }
 
+/// Where the search's n_seed latents start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum SearchStart {
+    /// Drawn from the prior N(0, I) (the paper's).
+    #[default]
+    Prior,
+    /// Around E(x), the guess of an encoder trained to invert the generator
+    /// ([`crate::inverse`]): z_j = E(x) + spread * epsilon_j with the prior draws epsilon_j.
+    Encoder,
+}
+
+impl SearchStart {
+    /// Whether this is the paper's start (left out of saved settings, which stay as before).
+    pub fn is_prior(&self) -> bool {
+        *self == SearchStart::Prior
+    }
+}
+
+fn default_spread() -> f64 {
+    0.5
+}
+
 /// Settings of the ADGAN latent search.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdganConfig {
@@ -89,6 +114,16 @@ pub struct AdganConfig {
     /// Number format of the generator's matrix products during the search.
     #[serde(default)]
     pub precision: Precision,
+    /// Where the latents start.
+    #[serde(default, skip_serializing_if = "SearchStart::is_prior")]
+    pub start: SearchStart,
+    /// With the encoder start: the scale of the prior draws around E(x).
+    #[serde(default = "default_spread", skip_serializing_if = "is_default_spread")]
+    pub spread: f64,
+}
+
+fn is_default_spread(spread: &f64) -> bool {
+    *spread == default_spread()
 }
 
 /// Number format of the generator's forward pass during the search. theta, the latents, their
@@ -123,6 +158,8 @@ impl Default for AdganConfig {
             aggregate: Aggregate::Mean,
             seed: 0,
             precision: Precision::F32,
+            start: SearchStart::Prior,
+            spread: default_spread(),
         }
     }
 }
@@ -145,6 +182,11 @@ impl AdganConfig {
             self.theta == ThetaMode::Fixed || (self.lr_theta > 0.0 && self.lr_theta.is_finite()),
             "lr_theta must be positive and finite, not {} (to keep theta fixed, say so instead)",
             self.lr_theta
+        );
+        ensure!(
+            self.spread >= 0.0 && self.spread.is_finite(),
+            "the spread around the encoder's guess must be finite and not negative, not {}",
+            self.spread
         );
         let need = search_bytes_per_image(model, self);
         if let Some(free) = crate::device::available_memory() {
@@ -479,6 +521,8 @@ pub struct Adgan<'a> {
     generator: &'a Generator,
     config: AdganConfig,
     initial_latents: Tensor,
+    /// The encoder whose guess the latents start around ([`SearchStart::Encoder`]).
+    encoder: Option<LatentEncoder>,
     /// The best reconstructions of the last batch scored.
     last_best: Option<Tensor>,
 }
@@ -499,19 +543,39 @@ impl<'a> Adgan<'a> {
             generator,
             config,
             initial_latents,
+            encoder: None,
             last_best: None,
         })
     }
 
-    /// Fresh search state for `b` images: theta stacked `copies` times (adapted or not), the
-    /// initial latents repeated per image, and Adam on both.
-    fn start(&self, b: i64, copies: i64, adapt: bool) -> SearchState {
+    /// The detector with the encoder the latents start around (needed by
+    /// [`SearchStart::Encoder`]).
+    pub fn with_encoder(mut self, encoder: LatentEncoder) -> Self {
+        self.encoder = Some(encoder);
+        self
+    }
+
+    /// The initial latents of a batch, [B, n_seed, d']: the prior draws, the same for every
+    /// image, or those draws scaled by the spread around each image's encoder guess.
+    fn initial_for(&self, images: &Tensor) -> Result<Tensor> {
+        let b = images.size()[0];
+        let draws = self.initial_latents.unsqueeze(0);
+        Ok(match self.config.start {
+            SearchStart::Prior => draws.repeat([b, 1, 1]),
+            SearchStart::Encoder => {
+                let encoder = self.encoder.as_ref().context(
+                    "the search starts around an encoder's guess, but no encoder was given",
+                )?;
+                encoder.encode(images).unsqueeze(1) + draws * self.config.spread
+            }
+        })
+    }
+
+    /// Fresh search state from the initial latents [B, n_seed, d']: theta stacked `copies`
+    /// times (adapted or not), and Adam on both.
+    fn start(&self, initial: Tensor, copies: i64, adapt: bool) -> SearchState {
         let stacked = StackedGenerator::new(self.generator, copies, adapt, self.config.precision);
-        let latents = self
-            .initial_latents
-            .unsqueeze(0)
-            .repeat([b, 1, 1])
-            .set_requires_grad(true);
+        let latents = initial.detach().set_requires_grad(true);
         let adam = |lr| OptimizerConfig::adam(lr, 0.9, 0.999);
         let opt_z = Optimizer::over(
             adam(self.config.lr_z),
@@ -531,19 +595,21 @@ impl<'a> Adgan<'a> {
         }
     }
 
-    /// The search state for a batch of `b` images under the configured theta mode.
-    fn start_for(&self, b: i64) -> SearchState {
+    /// The search state for a batch of images under the configured theta mode.
+    fn start_for(&self, images: &Tensor) -> Result<SearchState> {
+        let b = images.size()[0];
         let copies = match self.config.theta {
             ThetaMode::Shared => b,
             ThetaMode::PerSeed => b * self.config.n_seed,
             ThetaMode::Fixed => 1,
         };
-        self.start(b, copies, self.config.theta != ThetaMode::Fixed)
+        let initial = self.initial_for(images)?;
+        Ok(self.start(initial, copies, self.config.theta != ThetaMode::Fixed))
     }
 
     /// Runs the search on a batch of images.
     pub fn search(&self, images: &Tensor) -> Result<Search> {
-        self.start_for(images.size()[0]).run(images, &self.config)
+        self.start_for(images)?.run(images, &self.config)
     }
 }
 
@@ -569,7 +635,7 @@ impl Adgan<'_> {
     /// averaged over `steps` steps after one untimed step.
     pub fn profile_step(&self, images: &Tensor, steps: usize) -> Result<Vec<(String, f64)>> {
         let b = images.size()[0];
-        let mut state = self.start(b, b, true);
+        let mut state = self.start(self.initial_for(images)?, b, true);
         let cuda = images.device().is_cuda();
         let sync = || {
             if cuda {

@@ -2,7 +2,7 @@
 //! experiment all build theirs with [`build`], which also owns each method's batch size and
 //! the search shared by `adgan` and `prior` ([`search_columns`]).
 
-use super::adgan::{auto_batch, Adgan, AdganConfig};
+use super::adgan::{auto_batch, Adgan, AdganConfig, SearchStart};
 use super::anogan::{Anogan, AnoganConfig};
 use super::classic::{fit_classic, Classic};
 use super::critic::CriticScore;
@@ -14,6 +14,7 @@ use super::{score_columns, to_scores, Detector};
 use crate::alexnet::AlexNetLayer;
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use crate::data::Dataset;
+use crate::inverse::{encoder_dir, EncoderConfig, LatentEncoder};
 use crate::model::ModelConfig;
 use crate::run::TrainedGan;
 use anyhow::{Context, Result};
@@ -237,7 +238,7 @@ pub fn build<'g>(
     on_fit: &mut dyn FnMut(usize, usize),
 ) -> Result<Built<'g>> {
     match method {
-        Method::Adgan | Method::Prior => build_search(method, inputs),
+        Method::Adgan | Method::Prior => build_search(method, inputs, on_fit),
         Method::Critic => Ok(Built::plain(
             Box::new(CriticScore::new(&inputs.gan(method)?.critic)),
             CRITIC_BATCH,
@@ -260,15 +261,28 @@ impl<'g> Built<'g> {
     }
 }
 
-/// ADGAN, or the prior likelihood of the latents it ends at.
-fn build_search<'g>(method: Method, inputs: &Inputs<'_, 'g>) -> Result<Built<'g>> {
+/// ADGAN, or the prior likelihood of the latents it ends at; with the encoder start, the
+/// encoder of the GAN is trained once (into the run folder) or loaded.
+fn build_search<'g>(
+    method: Method,
+    inputs: &Inputs<'_, 'g>,
+    on_fit: &mut dyn FnMut(usize, usize),
+) -> Result<Built<'g>> {
     let gan = inputs.gan(method)?;
     let search = inputs.search;
     let batch = inputs.search_batch(gan);
-    let adgan = Adgan::new(&gan.generator, search, inputs.device)?;
+    let adgan = search_detector(gan, inputs, on_fit)?;
+    let start = match search.start {
+        SearchStart::Prior => String::new(),
+        SearchStart::Encoder => format!(
+            ", starting around the guess of the encoder in {} (spread {})",
+            encoder_dir(gan).display(),
+            search.spread
+        ),
+    };
     let summary = format!(
         "{} by the ADGAN search (n_seed {}, k {}, lr_z {}, lr_theta {}, {batch} image(s) per \
-         search)",
+         search{start})",
         method.name(),
         search.n_seed,
         search.k,
@@ -280,6 +294,22 @@ fn build_search<'g>(method: Method, inputs: &Inputs<'_, 'g>) -> Result<Built<'g>
         _ => Box::new(PriorScore::new(adgan)),
     };
     Ok(Built::plain(detector, batch, summary))
+}
+
+/// The ADGAN search over `gan`, with its encoder when the search starts from one (trained once
+/// into the run folder, or loaded from there).
+fn search_detector<'g>(
+    gan: &'g TrainedGan,
+    inputs: &Inputs,
+    on_fit: &mut dyn FnMut(usize, usize),
+) -> Result<Adgan<'g>> {
+    let adgan = Adgan::new(&gan.generator, inputs.search, inputs.device)?;
+    if inputs.search.start == SearchStart::Prior {
+        return Ok(adgan);
+    }
+    let config = EncoderConfig::default();
+    let encoder = LatentEncoder::train_or_load(gan, None, config, inputs.device, on_fit)?;
+    Ok(adgan.with_encoder(encoder))
 }
 
 /// AnoGAN on the GAN's generator and critic.
@@ -373,7 +403,7 @@ pub fn search_columns(
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<[Vec<f64>; 2]> {
     let gan = inputs.gan(Method::Adgan)?;
-    let adgan = Adgan::new(&gan.generator, inputs.search, inputs.device)?;
+    let adgan = search_detector(gan, inputs, &mut |_, _| {})?;
     let batch = inputs.search_batch(gan);
     let mut columns = score_columns(
         &mut { images },
