@@ -21,6 +21,8 @@ def label(search):
         parts.append(f"k {search['k']}")
     if search["precision"] != "bf16":
         parts.append(search["precision"])
+    if search.get("start", "prior") != "prior":
+        parts.append(f"{search['start']} start, spread {search.get('spread', 0.5):g}")
     return ", ".join(parts)
 
 

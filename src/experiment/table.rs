@@ -102,8 +102,8 @@ pub fn curve_table(curves: &[(String, Curve)]) -> String {
     text
 }
 
-/// A short name of a candidate search: its learning rates, and its loss and aggregation when
-/// they are not the paper's.
+/// A short name of a candidate search: its learning rates, and its loss, aggregation, steps
+/// and start when they are not the paper's.
 pub fn candidate_label(search: &AdganConfig) -> String {
     let mut label = format!("lr_z {}, lr_theta {}", search.lr_z, search.lr_theta);
     let default = AdganConfig::default();
@@ -115,6 +115,9 @@ pub fn candidate_label(search: &AdganConfig) -> String {
     }
     if search.k != default.k {
         label += &format!(", k {}", search.k);
+    }
+    if search.start != default.start {
+        label += &format!(", {:?} start, spread {}", search.start, search.spread).to_lowercase();
     }
     label
 }
