@@ -320,3 +320,11 @@ pub fn write_table(dest: &Destination, table: &ScoreTable) -> Result<()> {
     }
     dest.write(&text)
 }
+
+/// `text` safe inside HTML text and quoted attributes (file names may hold any of these).
+pub fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

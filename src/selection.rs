@@ -9,7 +9,6 @@
 
 use crate::data::Dataset;
 use crate::eval::roc_auc;
-use crate::inverse::{EncoderConfig, LatentEncoder};
 use crate::io::{self, read_json, write_json};
 use crate::run::{self, TrainedGan};
 use crate::score::adgan::{
@@ -324,21 +323,7 @@ fn fill_best_normal_scores(
         .index_select(0, &Tensor::from_slice(&rows));
     let snapshot = snapshot_path(task.run_dir, best.iteration);
     let gan = run::load_gan_from(task.run_dir, &snapshot, device)?;
-    let iteration = best.iteration;
-    let scores = validation_scores(
-        &gan,
-        task.fit,
-        &best.search,
-        &normals,
-        device,
-        &mut |done, total| {
-            on_event(CurveEvent::Scoring {
-                iteration,
-                done,
-                total,
-            })
-        },
-    )?;
+    let scores = validation_scores(task, &gan, &best.search, &normals, device, on_event)?;
     for point in saved.points.iter_mut().chain(curve.points.iter_mut()) {
         if point.iteration == best.iteration && point.search == best.search {
             point.normal_scores.clone_from(&scores);
@@ -379,20 +364,8 @@ fn score_point(
     );
     for &candidate in missing {
         let start = Instant::now();
-        let scores = validation_scores(
-            &gan,
-            task.fit,
-            candidate,
-            &task.validation.images,
-            device,
-            &mut |done, total| {
-                on_event(CurveEvent::Scoring {
-                    iteration,
-                    done,
-                    total,
-                })
-            },
-        )?;
+        let images = &task.validation.images;
+        let scores = validation_scores(task, &gan, candidate, images, device, on_event)?;
         let point = CurvePoint {
             iteration,
             search: *candidate,
@@ -428,25 +401,26 @@ fn train_to(
     Ok(())
 }
 
-/// ADGAN scores of validation images with the generator of `gan` (trained on `trained_on`,
-/// which an encoder start trains its encoder on).
+/// ADGAN scores of validation images with `gan` (a snapshot of the task's run, whose training
+/// images an encoder start trains its encoder on), reported as scoring progress.
 fn validation_scores(
+    task: &CurveTask,
     gan: &TrainedGan,
-    trained_on: &Dataset,
     search: &AdganConfig,
     images: &Tensor,
     device: Device,
-    on_batch: &mut dyn FnMut(usize, usize),
+    on_event: &mut dyn FnMut(CurveEvent),
 ) -> Result<Vec<f64>> {
-    let mut adgan = Adgan::new(&gan.generator, *search, device)?;
-    if search.start == SearchStart::Encoder {
-        let config = EncoderConfig::default();
-        let encoder =
-            LatentEncoder::train_or_load(gan, Some(trained_on), config, device, &mut |_, _| {})?;
-        adgan = adgan.with_encoder(encoder);
-    }
+    let mut adgan = Adgan::for_run(gan, *search, Some(task.fit), device, &mut |_, _| {})?;
     let batch = auto_batch(&gan.generator, search, device);
-    score_all(&mut adgan, images, batch, device, on_batch)
+    let iteration = gan.iteration as usize;
+    score_all(&mut adgan, images, batch, device, &mut |done, total| {
+        on_event(CurveEvent::Scoring {
+            iteration,
+            done,
+            total,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ pub fn decisions_html(cells: &[Cell]) -> Result<String> {
             html,
             "<tr><th>{}</th><td>{}</td><td>{threshold}</td><td>{}</td><td>{:.3}</td>\
              <td>{precision}</td><td>{:.3}</td></tr>",
-            super::report::escape(&d.cell.class),
+            crate::report::escape_html(&d.cell.class),
             d.calibration.scores.len(),
             q.flagged,
             q.false_positive_rate,

@@ -6,6 +6,7 @@ use crate::data::{Dataset, Split};
 use crate::eval::{mean_roc, roc_curve};
 use crate::experiment::{Cell, ExperimentConfig};
 use crate::io::write_atomic;
+use crate::report::escape_html as escape;
 use crate::score::method::Method;
 use crate::visual::save_gallery;
 use anyhow::{Context, Result};
@@ -191,12 +192,6 @@ fn tile(test: &Dataset, i: usize, cell: &Cell) -> Result<String> {
         base64::engine::general_purpose::STANDARD.encode(png),
         escape(id)
     ))
-}
-
-pub(super) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Writes `roc.svg`, `galleries/<class>-most.png` and `-least.png` (ranked by the first method

@@ -16,10 +16,12 @@
 //!   is exactly one Adam per image. B = 1 is the plain per-image loop.
 
 use super::Detector;
-use crate::inverse::LatentEncoder;
+use crate::data::Dataset;
+use crate::inverse::{EncoderConfig, LatentEncoder};
 use crate::model::{Generator, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
+use crate::run::TrainedGan;
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -546,6 +548,27 @@ impl<'a> Adgan<'a> {
             encoder: None,
             last_best: None,
         })
+    }
+
+    /// The search over a trained run's generator, with its encoder when the search starts from
+    /// one: trained once into the run folder on `trained_on` (the GAN's training images; read
+    /// again from the run when `None`), or loaded from there. `on_fit(done, total)` follows
+    /// the encoder's training.
+    pub fn for_run(
+        gan: &'a TrainedGan,
+        config: AdganConfig,
+        trained_on: Option<&Dataset>,
+        device: Device,
+        on_fit: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let adgan = Self::new(&gan.generator, config, device)?;
+        if config.start == SearchStart::Prior {
+            return Ok(adgan);
+        }
+        let encoder_config = EncoderConfig::default();
+        let encoder =
+            LatentEncoder::train_or_load(gan, trained_on, encoder_config, device, on_fit)?;
+        Ok(adgan.with_encoder(encoder))
     }
 
     /// The detector with the encoder the latents start around (needed by

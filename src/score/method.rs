@@ -14,7 +14,7 @@ use super::{score_columns, to_scores, Detector};
 use crate::alexnet::AlexNetLayer;
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderKind};
 use crate::data::Dataset;
-use crate::inverse::{encoder_dir, EncoderConfig, LatentEncoder};
+use crate::inverse::encoder_dir;
 use crate::model::ModelConfig;
 use crate::run::TrainedGan;
 use anyhow::{Context, Result};
@@ -271,7 +271,7 @@ fn build_search<'g>(
     let gan = inputs.gan(method)?;
     let search = inputs.search;
     let batch = inputs.search_batch(gan);
-    let adgan = search_detector(gan, inputs, on_fit)?;
+    let adgan = Adgan::for_run(gan, search, None, inputs.device, on_fit)?;
     let start = match search.start {
         SearchStart::Prior => String::new(),
         SearchStart::Encoder => format!(
@@ -294,22 +294,6 @@ fn build_search<'g>(
         _ => Box::new(PriorScore::new(adgan)),
     };
     Ok(Built::plain(detector, batch, summary))
-}
-
-/// The ADGAN search over `gan`, with its encoder when the search starts from one (trained once
-/// into the run folder, or loaded from there).
-fn search_detector<'g>(
-    gan: &'g TrainedGan,
-    inputs: &Inputs,
-    on_fit: &mut dyn FnMut(usize, usize),
-) -> Result<Adgan<'g>> {
-    let adgan = Adgan::new(&gan.generator, inputs.search, inputs.device)?;
-    if inputs.search.start == SearchStart::Prior {
-        return Ok(adgan);
-    }
-    let config = EncoderConfig::default();
-    let encoder = LatentEncoder::train_or_load(gan, None, config, inputs.device, on_fit)?;
-    Ok(adgan.with_encoder(encoder))
 }
 
 /// AnoGAN on the GAN's generator and critic.
@@ -403,7 +387,7 @@ pub fn search_columns(
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<[Vec<f64>; 2]> {
     let gan = inputs.gan(Method::Adgan)?;
-    let adgan = search_detector(gan, inputs, &mut |_, _| {})?;
+    let adgan = Adgan::for_run(gan, inputs.search, None, inputs.device, &mut |_, _| {})?;
     let batch = inputs.search_batch(gan);
     let mut columns = score_columns(
         &mut { images },
