@@ -27,5 +27,6 @@ pub mod rng;
 pub mod run;
 pub mod score;
 pub mod selection;
+pub mod setting;
 pub mod train;
 pub mod visual;

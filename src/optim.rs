@@ -4,6 +4,7 @@
 //! (running averages, step count) out of reach: a checkpoint could not hold it, and a resumed run
 //! would not equal an uninterrupted one.
 
+use crate::setting::check;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -67,21 +68,17 @@ impl OptimizerConfig {
                 eps,
             } => (lr, vec![("beta1", beta1), ("beta2", beta2)], eps),
         };
-        anyhow::ensure!(
-            lr > 0.0 && lr.is_finite(),
-            "the learning rate must be positive and finite, not {lr}"
-        );
+        check(lr > 0.0 && lr.is_finite(), "lr", || {
+            format!("the learning rate must be positive and finite, not {lr}")
+        })?;
         for (name, value) in decays {
-            anyhow::ensure!(
-                (0.0..1.0).contains(&value),
-                "{name} must lie in [0, 1), not {value}"
-            );
+            check((0.0..1.0).contains(&value), name, || {
+                format!("{name} must lie in [0, 1), not {value}")
+            })?;
         }
-        anyhow::ensure!(
-            eps > 0.0 && eps.is_finite(),
-            "eps must be positive, not {eps}"
-        );
-        Ok(())
+        check(eps > 0.0 && eps.is_finite(), "eps", || {
+            format!("eps must be positive, not {eps}")
+        })
     }
 
     fn slots(&self) -> &'static [&'static str] {

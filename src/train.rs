@@ -16,6 +16,7 @@ use crate::io;
 use crate::model::{initialise, Critic, Generator, Init, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
+use crate::setting::check;
 use crate::visual::save_grid;
 use anyhow::{bail, ensure, Context, Result};
 use rand_chacha::ChaCha8Rng;
@@ -156,20 +157,25 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.optimizer.validate()?;
         match self.objective {
-            Objective::WeightClipping { clip } => ensure!(
-                clip > 0.0 && clip.is_finite(),
-                "the clipping bound must be positive and finite, not {clip}"
-            ),
-            Objective::GradientPenalty { lambda } => ensure!(
-                lambda >= 0.0 && lambda.is_finite(),
-                "the gradient penalty weight must be finite and not negative, not {lambda}"
-            ),
+            Objective::WeightClipping { clip } => {
+                check(clip > 0.0 && clip.is_finite(), "clip", || {
+                    format!("the clipping bound must be positive and finite, not {clip}")
+                })?
+            }
+            Objective::GradientPenalty { lambda } => {
+                check(lambda >= 0.0 && lambda.is_finite(), "lambda", || {
+                    format!(
+                        "the gradient penalty weight must be finite and not negative, not {lambda}"
+                    )
+                })?
+            }
         }
-        ensure!(
-            self.batch_size > 0 && self.n_critic > 0,
-            "the batch size and n_critic must be at least 1"
-        );
-        Ok(())
+        check(self.batch_size > 0, "batch_size", || {
+            "the batch size must be at least 1".to_string()
+        })?;
+        check(self.n_critic > 0, "n_critic", || {
+            "n_critic must be at least 1".to_string()
+        })
     }
 
     /// The settings a resumed run must share with the run it continues: all but the length

@@ -97,7 +97,7 @@ fn nonsense_settings_are_refused_before_any_work() {
     for (extra, wanted) in [
         (&["--width", "100000"][..], "width 100000 is out of range"),
         (&["--latent-dim", "100000000"], "latent dimension 100000000"),
-        (&["--lr=-1"], "learning rate must be positive"),
+        (&["--lr=-1"], "--lr: the learning rate must be positive"),
         (&["--lr", "0"], "learning rate must be positive"),
         (&["--lr", "NaN"], "learning rate must be positive"),
         (
@@ -106,7 +106,7 @@ fn nonsense_settings_are_refused_before_any_work() {
         ),
         (
             &["--objective", "gp", "--lambda=-10"],
-            "penalty weight must be finite and not negative",
+            "--lambda: the gradient penalty weight must be finite and not negative",
         ),
         (&["--objective", "clip", "--beta1", "0.5"], "--beta1"),
         (&["--recipe", "best"], "unknown recipe"),
@@ -114,7 +114,10 @@ fn nonsense_settings_are_refused_before_any_work() {
             &["--objective", "gp", "--beta1", "1.5"],
             "beta1 must lie in [0, 1)",
         ),
-        (&["--n-critic", "0"], "n_critic must be at least 1"),
+        (
+            &["--n-critic", "0"],
+            "--n-critic: n_critic must be at least 1",
+        ),
         (&["--init", "zeros"], "unknown initialisation"),
         (&["--normal-class", "giraffe"], "unknown class \"giraffe\""),
         (&["--resume"], "holds no training run to continue"),

@@ -265,9 +265,7 @@ impl GanArgs {
             checkpoint_every: self.checkpoint_every,
             sample_every: self.sample_every,
         };
-        config
-            .validate()
-            .context("check --lr, --beta1, --clip, --lambda, --batch-size and --n-critic")?;
+        config.validate().map_err(name_the_flag)?;
         Ok(config)
     }
 }
@@ -422,5 +420,18 @@ pub(crate) fn out_error(flag: &str, path: &Path) -> impl FnOnce(anyhow::Error) -
         } else {
             e.context(flag)
         }
+    }
+}
+
+/// Names the flag of a setting the library refused ([`adgan::setting::BadSetting`]): the
+/// library names its settings as its configuration types do (`n_critic`), the flags are those
+/// names in kebab case (`--n-critic`).
+pub(crate) fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<adgan::setting::BadSetting>() {
+        Some(bad) => {
+            let flag = format!("--{}", bad.name.replace('_', "-"));
+            err.context(flag)
+        }
+        None => err,
     }
 }
