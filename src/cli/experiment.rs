@@ -85,7 +85,7 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
     };
     let device = args.device.select()?;
     let start = std::time::Instant::now();
-    let mut progress = ExperimentProgress::new(config.classes.len() * config.methods.len());
+    let mut progress = ExperimentProgress::new(config.classes.len(), config.methods.len());
     let mut on_event = |event: Event| progress.on_event(event);
     if args.selection.validation_only {
         let curves = experiment::run_validation(&config, &args.out, device, &mut on_event)?;

@@ -221,22 +221,25 @@ pub(crate) fn on_bad_file(strict: bool) -> OnBadFile {
 pub(crate) struct ExperimentProgress {
     bar: ProgressBar,
     stage: String,
-    /// Cells of the whole experiment, and those done so far (finished now, or earlier).
+    /// Cells of the whole experiment and of one class, and those done so far (finished now,
+    /// or earlier).
     cells: usize,
+    cells_per_class: usize,
     finished: usize,
     skipped: usize,
     start: Instant,
 }
 
 impl ExperimentProgress {
-    /// Progress of an experiment of `cells` (class, method) cells.
-    pub(crate) fn new(cells: usize) -> Self {
+    /// Progress of an experiment of `classes` x `methods` cells.
+    pub(crate) fn new(classes: usize, methods: usize) -> Self {
         let template =
             "{prefix:>22} {bar:30} {pos}/{len}  [{elapsed_precise} < {eta_precise}]  {msg}";
         Self {
             bar: styled(0, template),
             stage: String::new(),
-            cells,
+            cells: classes * methods,
+            cells_per_class: methods,
             finished: 0,
             skipped: 0,
             start: Instant::now(),
@@ -244,11 +247,15 @@ impl ExperimentProgress {
     }
 
     /// The time left, from the mean time of the cells finished in this run (training and
-    /// fitting included).
+    /// fitting included). The cells of a class differ widely (its GAN trains before its first
+    /// one), so there is an estimate only once a class's worth of cells has finished.
     fn time_left(&self) -> String {
         let left = self.cells.saturating_sub(self.finished + self.skipped);
-        if self.finished == 0 || left == 0 {
-            return format!("{left} cells left");
+        if left == 0 {
+            return "no cells left".to_string();
+        }
+        if self.finished < self.cells_per_class {
+            return format!("{left} cells left, time estimate after the first class");
         }
         let seconds = self.start.elapsed().as_secs_f64() / self.finished as f64 * left as f64;
         let (value, unit) = match seconds {
