@@ -78,7 +78,7 @@ fn runner_writes_everything_and_continues_after_a_stop() {
     let out = tempfile::tempdir().unwrap();
     let config = config();
     let mut finished = 0;
-    let cells = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| {
+    let cells = experiment::run_and_report(&config, out.path(), Device::Cpu, &mut |e| {
         if let Event::Finished { .. } = e {
             finished += 1
         }
@@ -86,8 +86,6 @@ fn runner_writes_everything_and_continues_after_a_stop() {
     .unwrap();
     assert_eq!(finished, 6);
     assert_eq!(cells.len(), 6);
-    experiment::write_summary(&config, &cells, out.path()).unwrap();
-    adgan::experiment::report::write_report(&config, &cells, out.path()).unwrap();
     for file in [
         "experiment.json",
         "results.json",
@@ -238,6 +236,11 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
         }
     })
     .unwrap();
+    let (written, path) =
+        experiment::run_validation_and_report(&config, out.path(), Device::Cpu, &mut |_| {})
+            .unwrap();
+    assert_eq!(path, out.path().join("validation.md"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
     let (class, curve) = &curves[0];
     assert_eq!(class, "disc");
     assert_eq!(
@@ -260,6 +263,7 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
         "the held-out tenth is not trained on"
     );
     let table = experiment::curve_table(&curves);
+    assert_eq!(table, written, "a second validation run reuses the curve");
     assert_eq!(table.lines().count(), 2 + 2, "{table}");
     assert_eq!(table.matches("**").count(), 2, "one best point: {table}");
 

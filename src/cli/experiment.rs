@@ -6,7 +6,6 @@ use super::progress::ExperimentProgress;
 use adgan::alexnet::AlexNetLayer;
 use adgan::autoencoder::AutoencoderConfig;
 use adgan::experiment::{self, Event, ExperimentConfig};
-use adgan::io;
 use adgan::score::anogan::AnoganConfig;
 use adgan::score::features::PcaConfig;
 use adgan::score::method::Method;
@@ -88,11 +87,9 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
     let mut progress = ExperimentProgress::new(config.classes.len(), config.methods.len());
     let mut on_event = |event: Event| progress.on_event(event);
     if args.selection.validation_only {
-        let curves = experiment::run_validation(&config, &args.out, device, &mut on_event)?;
+        let (table, path) =
+            experiment::run_validation_and_report(&config, &args.out, device, &mut on_event)?;
         progress.finish();
-        let table = experiment::curve_table(&curves);
-        let path = args.out.join("validation.md");
-        io::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, &table)?))?;
         println!("{table}");
         println!(
             "validation ROC-AUC of ADGAN in {}; {:.0} s",
@@ -101,10 +98,8 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let cells = experiment::run_one_vs_all(&config, &args.out, device, &mut on_event)?;
+    let cells = experiment::run_and_report(&config, &args.out, device, &mut on_event)?;
     progress.finish();
-    experiment::write_summary(&config, &cells, &args.out)?;
-    adgan::experiment::report::write_report(&config, &cells, &args.out)?;
     println!("{}", experiment::auc_table(&config, &cells));
     println!(
         "results in {} (results.json, table.md, roc.svg, galleries/, report.html); {:.0} s",

@@ -271,6 +271,36 @@ pub fn run_one_vs_all(
     Ok(cells)
 }
 
+/// The experiment end to end, as `adgan experiment one-vs-all` runs it: every cell
+/// ([`run_one_vs_all`]), then `results.json`, `table.md` and `report.html` in `out`. Returns the
+/// cells, class by class.
+pub fn run_and_report(
+    config: &ExperimentConfig,
+    out: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Cell>> {
+    let cells = run_one_vs_all(config, out, device, on_event)?;
+    write_summary(config, &cells, out)?;
+    report::write_report(config, &cells, out)?;
+    Ok(cells)
+}
+
+/// The validation study alone ([`run_validation`]), its table written to `validation.md` in
+/// `out`. Returns the table and the path it was written to.
+pub fn run_validation_and_report(
+    config: &ExperimentConfig,
+    out: &Path,
+    device: Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(String, PathBuf)> {
+    let curves = run_validation(config, out, device, on_event)?;
+    let table = curve_table(&curves);
+    let path = out.join("validation.md");
+    io::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, &table)?))?;
+    Ok((table, path))
+}
+
 /// Both splits of the data, every class resolved (before the first one is trained), and the
 /// number of test images drawn per class.
 struct Splits {
