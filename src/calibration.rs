@@ -51,25 +51,15 @@ impl Calibration {
         write_json(&run_dir.join(CALIBRATION_FILE), self)
     }
 
-    /// The conformal p-value of a score: (1 + #{calibration scores >= s}) / (n_cal + 1).
+    /// The conformal p-value of a score ([`p_value`] over these calibration scores).
     pub fn p_value(&self, score: f64) -> f64 {
-        let at_least = self.scores.iter().filter(|&&c| c >= score).count();
-        (1 + at_least) as f64 / (self.scores.len() + 1) as f64
+        p_value(&self.scores, score)
     }
 
-    /// The score above which an image is flagged at `alpha` (p-value at most alpha): the
-    /// (m+1)-th largest calibration score with m = floor(alpha (n_cal + 1)) - 1, since a score
-    /// strictly above it has at most m calibration scores at least as large. None when alpha is
-    /// below [`Self::smallest_alpha`] (no image can be flagged).
+    /// The score above which an image is flagged at `alpha` ([`threshold`] over these
+    /// calibration scores); None below [`Self::smallest_alpha`].
     pub fn threshold(&self, alpha: f64) -> Option<f64> {
-        let n = self.scores.len();
-        let m = (alpha * (n + 1) as f64).floor() as usize;
-        if m == 0 || n == 0 {
-            return None;
-        }
-        let mut sorted = self.scores.clone();
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        Some(sorted[(m - 1).min(n - 1)])
+        threshold(&self.scores, alpha)
     }
 
     /// The smallest alpha this calibration can decide with: 1 / (n_cal + 1). Below it no image
@@ -112,6 +102,28 @@ impl Calibration {
         }
         warnings
     }
+}
+
+/// The conformal p-value of `score` against the scores of normal calibration images:
+/// (1 + #{calibration scores >= score}) / (n_cal + 1).
+pub fn p_value(calibration_scores: &[f64], score: f64) -> f64 {
+    let at_least = calibration_scores.iter().filter(|&&c| c >= score).count();
+    (1 + at_least) as f64 / (calibration_scores.len() + 1) as f64
+}
+
+/// The score above which an image is flagged at `alpha` (p-value at most alpha): the (m+1)-th
+/// largest calibration score with m = floor(alpha (n_cal + 1)) - 1, since a score strictly
+/// above it has at most m calibration scores at least as large. None when alpha is below
+/// 1 / (n_cal + 1) (no image can be flagged).
+pub fn threshold(calibration_scores: &[f64], alpha: f64) -> Option<f64> {
+    let n = calibration_scores.len();
+    let m = (alpha * (n + 1) as f64).floor() as usize;
+    if m == 0 || n == 0 {
+        return None;
+    }
+    let mut sorted = calibration_scores.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    Some(sorted[(m - 1).min(n - 1)])
 }
 
 /// The run's own calibration images: its normal training images, split again as they were when

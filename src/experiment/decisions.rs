@@ -4,7 +4,7 @@
 //! are flagged at alpha, the false-positive rate that the guarantee bounds, and a histogram
 //! of normal and anomalous test scores with the threshold drawn.
 
-use crate::calibration::{decision_quality, Calibration, DecisionQuality};
+use crate::calibration::{self, decision_quality, DecisionQuality};
 use crate::experiment::Cell;
 use crate::score::method::Method;
 use anyhow::Result;
@@ -19,10 +19,8 @@ const BINS: usize = 40;
 
 /// One class's decisions at alpha.
 pub struct ClassDecisions<'a> {
-    /// The ADGAN cell of the class.
+    /// The ADGAN cell of the class, with its calibration scores (the validation normals').
     pub cell: &'a Cell,
-    /// Its calibration (the validation normals' scores).
-    pub calibration: Calibration,
     /// The score above which an image is flagged, if any can be.
     pub threshold: Option<f64>,
     /// Flags, false-positive rate on normal test images, precision and recall.
@@ -35,22 +33,16 @@ pub fn class_decisions(cells: &[Cell], alpha: f64) -> Vec<ClassDecisions<'_>> {
         .iter()
         .filter(|c| c.method == Method::Adgan && !c.calibration_scores.is_empty())
         .map(|cell| {
-            let calibration = Calibration {
-                origin: "validation".into(),
-                search: Default::default(),
-                ids: Vec::new(),
-                scores: cell.calibration_scores.clone(),
-            };
+            let calibration = &cell.calibration_scores;
             let p: Vec<f64> = cell
                 .scores
                 .iter()
-                .map(|&s| calibration.p_value(s))
+                .map(|&s| calibration::p_value(calibration, s))
                 .collect();
             ClassDecisions {
                 cell,
-                threshold: calibration.threshold(alpha),
+                threshold: calibration::threshold(calibration, alpha),
                 quality: decision_quality(&p, &cell.labels, alpha),
-                calibration,
             }
         })
         .collect()
@@ -86,7 +78,7 @@ pub fn decisions_html(cells: &[Cell]) -> Result<String> {
             "<tr><th>{}</th><td>{}</td><td>{threshold}</td><td>{}</td><td>{:.3}</td>\
              <td>{precision}</td><td>{:.3}</td></tr>",
             crate::report::escape_html(&d.cell.class),
-            d.calibration.scores.len(),
+            d.cell.calibration_scores.len(),
             q.flagged,
             q.false_positive_rate,
             q.recall
