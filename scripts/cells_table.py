@@ -4,7 +4,10 @@ at the end): one row per class whose cells are all finished, the mean over those
 validation curve chose for ADGAN, and ADGAN's calibrated decisions at alpha (the same conformal
 rule as `adgan score --alpha` and report.html). Standard library only.
 
-Usage: scripts/cells_table.py RESULTS_FOLDER [--alpha 0.05]
+With --by-anomaly CLASS it prints instead, for that normal class, each method's ROC-AUC
+against each anomalous class alone (which anomalies a method misses).
+
+Usage: scripts/cells_table.py RESULTS_FOLDER [--alpha 0.05] [--by-anomaly CLASS]
 """
 import argparse
 import json
@@ -15,6 +18,44 @@ import statistics
 def p_value(calibration, score):
     """Conformal p-value: (1 + #{calibration >= score}) / (n + 1)."""
     return (1 + sum(c >= score for c in calibration)) / (len(calibration) + 1)
+
+
+def roc_auc(positives, negatives):
+    """Mann-Whitney ROC-AUC, ties counted half."""
+    ranked = sorted([(v, 1) for v in positives] + [(v, 0) for v in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(ranked):
+        j = i
+        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
+            j += 1
+        mid_rank = (i + 1 + j) / 2
+        rank_sum += mid_rank * sum(label for _, label in ranked[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def by_anomaly(folder, klass, methods):
+    """Each method's ROC-AUC of the normal test images against each anomalous class alone."""
+    rows = []
+    for method in methods:
+        path = folder / "cells" / f"{klass}-{method}.json"
+        if not path.exists():
+            continue
+        cell = json.loads(path.read_text())
+        triples = list(zip(cell["scores"], cell["labels"], cell["test_classes"]))
+        normal = [s for s, label, _ in triples if label == 0]
+        anomalous = sorted({t for _, label, t in triples if label == 1})
+        rows.append((method, anomalous, [
+            roc_auc([s for s, label, t in triples if label == 1 and t == a], normal)
+            for a in anomalous]))
+    if not rows:
+        print(f"no finished cell of class {klass}")
+        return
+    print(f"| normal class {klass}: method | " + " | ".join(str(a) for a in rows[0][1]) + " |")
+    print("| --- |" + " ---: |" * len(rows[0][1]))
+    for method, _, aucs in rows:
+        print(f"| {method} | " + " | ".join(f"{v:.3f}" for v in aucs) + " |")
 
 
 def decisions(cell, alpha):
@@ -44,9 +85,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=pathlib.Path)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--by-anomaly", metavar="CLASS")
     args = parser.parse_args()
     experiment = json.loads((args.folder / "experiment.json").read_text())
     methods = experiment["methods"]
+    if args.by_anomaly is not None:
+        by_anomaly(args.folder, args.by_anomaly, methods)
+        return
     rows, extras = [], []
     for klass in experiment["classes"]:
         paths = [args.folder / "cells" / f"{klass}-{m}.json" for m in methods]
