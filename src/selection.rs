@@ -12,7 +12,7 @@ use crate::eval::roc_auc;
 use crate::io::{self, read_json, write_json};
 use crate::run::{self, TrainedGan};
 use crate::score::adgan::{
-    auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss, SearchStart,
+    auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss, SearchStart, ThetaMode,
 };
 use crate::score::score_all;
 use crate::train::CHECKPOINT_FILE;
@@ -37,7 +37,8 @@ pub struct SelectionConfig {
     pub every: usize,
     /// Candidate Adam learning rates of the latents (lr_z).
     pub lr_z: Vec<f64>,
-    /// Candidate Adam learning rates of theta (lr_theta).
+    /// Candidate Adam learning rates of theta (lr_theta); 0 keeps theta fixed (only the
+    /// latents move), the limit of ever smaller rates.
     pub lr_theta: Vec<f64>,
     /// Candidate reconstruction losses.
     pub loss: Vec<ReconstructionLoss>,
@@ -105,7 +106,12 @@ impl SelectionConfig {
         all = vary(all, &|c, i| c.lr_z = self.lr_z[i], self.lr_z.len());
         all = vary(
             all,
-            &|c, i| c.lr_theta = self.lr_theta[i],
+            &|c, i| {
+                c.lr_theta = self.lr_theta[i];
+                if c.lr_theta == 0.0 {
+                    c.theta = ThetaMode::Fixed;
+                }
+            },
             self.lr_theta.len(),
         );
         all
@@ -445,5 +451,17 @@ mod tests {
         assert_eq!(selection.points(1000), vec![500, 1000]);
         let off = SelectionConfig::default();
         assert_eq!(off.points(700), vec![700]);
+    }
+
+    #[test]
+    fn a_zero_lr_theta_candidate_keeps_theta_fixed() {
+        let selection = SelectionConfig {
+            lr_theta: vec![0.0, 5e-6],
+            ..SelectionConfig::default()
+        };
+        let c = selection.candidates(&AdganConfig::default());
+        assert_eq!(c[0].theta, ThetaMode::Fixed);
+        assert_eq!(c[1].theta, ThetaMode::Shared);
+        assert_eq!(c[1].lr_theta, 5e-6);
     }
 }

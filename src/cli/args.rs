@@ -358,7 +358,7 @@ pub(crate) struct SelectionArgs {
     /// Candidate lr_z values for the selection [default: --lr-z].
     #[arg(long, value_delimiter = ',')]
     pub(crate) select_lr_z: Vec<f64>,
-    /// Candidate lr_theta values for the selection [default: --lr-theta].
+    /// Candidate lr_theta values for the selection; 0 keeps theta fixed [default: --lr-theta].
     #[arg(long, value_delimiter = ',')]
     pub(crate) select_lr_theta: Vec<f64>,
     /// Candidate reconstruction losses for the selection [default: --loss].

@@ -237,7 +237,8 @@ fn start_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> 
     write_json(&out.join("experiment.json"), config)
 }
 
-/// Runs (or continues) the experiment in `out`; returns every cell, class by class.
+/// Runs (or continues) the experiment in `out`, rewriting `results.json` and `table.md` after
+/// every class it scores; returns every cell, class by class.
 pub fn run_one_vs_all(
     config: &ExperimentConfig,
     out: &Path,
@@ -248,6 +249,10 @@ pub fn run_one_vs_all(
     let splits = Splits::load(config, on_event)?;
     start_experiment_folder(config, out)?;
     let mut cells = Vec::new();
+    let position = |cell: &Cell| {
+        let class = config.classes.iter().position(|c| c == &cell.class);
+        (class, config.methods.iter().position(|&m| m == cell.method))
+    };
     for (class, &normal) in config.classes.iter().zip(&splits.normals) {
         let pending = finished_cells(config, out, class, splits.n_test, &mut cells, on_event)?;
         if !pending.is_empty() {
@@ -261,12 +266,12 @@ pub fn run_one_vs_all(
                 &mut cells,
                 on_event,
             )?;
+            // The table so far (pending classes as "-", no mean until every class is in), so
+            // that a run of hours can be read while it goes on.
+            cells.sort_by_key(position);
+            write_summary(config, &cells, out)?;
         }
     }
-    let position = |cell: &Cell| {
-        let class = config.classes.iter().position(|c| c == &cell.class);
-        (class, config.methods.iter().position(|&m| m == cell.method))
-    };
     cells.sort_by_key(position);
     Ok(cells)
 }

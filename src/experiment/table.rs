@@ -3,7 +3,7 @@
 
 use super::{Cell, ExperimentConfig};
 use crate::io::{self, write_json};
-use crate::score::adgan::AdganConfig;
+use crate::score::adgan::{AdganConfig, ThetaMode};
 use crate::score::method::Method;
 use crate::selection::Curve;
 use anyhow::Result;
@@ -105,7 +105,10 @@ pub fn curve_table(curves: &[(String, Curve)]) -> String {
 /// A short name of a candidate search: its learning rates, and its loss, aggregation, steps
 /// and start when they are not the paper's.
 pub fn candidate_label(search: &AdganConfig) -> String {
-    let mut label = format!("lr_z {}, lr_theta {}", search.lr_z, search.lr_theta);
+    let mut label = match search.theta {
+        ThetaMode::Fixed => format!("lr_z {}, theta fixed", search.lr_z),
+        _ => format!("lr_z {}, lr_theta {}", search.lr_z, search.lr_theta),
+    };
     let default = AdganConfig::default();
     if search.loss != default.loss {
         label += &format!(", {:?}", search.loss).to_lowercase();
