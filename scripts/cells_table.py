@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The one-vs-all table of an experiment folder while it still runs (adgan writes table.md only
-at the end): one row per class whose cells are all finished, the mean over those rows, what the
-validation curve chose for ADGAN, and ADGAN's calibrated decisions at alpha (the same conformal
-rule as `adgan score --alpha` and report.html). Standard library only.
+"""The one-vs-all table of an experiment folder while it still runs (adgan's table.md has no mean
+until every class is in, and its report comes at the end): one row per class whose cells are all
+finished, the mean over those rows, what the validation curve chose for ADGAN, and ADGAN's
+calibrated decisions at alpha (the same conformal rule as `adgan score --alpha` and
+report.html). Standard library only.
 
 With --by-anomaly CLASS it prints instead, for that normal class, each method's ROC-AUC
 against each anomalous class alone (which anomalies a method misses).

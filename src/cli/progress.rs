@@ -251,11 +251,13 @@ impl ExperimentProgress {
     /// one), so there is an estimate only once a class's worth of cells has finished.
     fn time_left(&self) -> String {
         let left = self.cells.saturating_sub(self.finished + self.skipped);
-        if left == 0 {
-            return "no cells left".to_string();
-        }
+        let cells_left = match left {
+            0 => return "no cells left".to_string(),
+            1 => "1 cell left".to_string(),
+            n => format!("{n} cells left"),
+        };
         if self.finished < self.cells_per_class {
-            return format!("{left} cells left, time estimate after the first class");
+            return format!("{cells_left}, time estimate after the first class");
         }
         let seconds = self.start.elapsed().as_secs_f64() / self.finished as f64 * left as f64;
         let (value, unit) = match seconds {
@@ -263,7 +265,7 @@ impl ExperimentProgress {
             s if s >= 90.0 => (s / 60.0, "min"),
             s => (s, "s"),
         };
-        format!("{left} cells left, about {value:.1} {unit}")
+        format!("{cells_left}, about {value:.1} {unit}")
     }
 
     fn say(&self, line: String) {
