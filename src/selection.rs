@@ -12,7 +12,7 @@ use crate::eval::roc_auc;
 use crate::io::{self, read_json, write_json};
 use crate::run::{self, TrainedGan};
 use crate::score::adgan::{
-    auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss, SearchStart, ThetaMode,
+    auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss, SearchStart,
 };
 use crate::score::score_all;
 use crate::train::CHECKPOINT_FILE;
@@ -106,12 +106,7 @@ impl SelectionConfig {
         all = vary(all, &|c, i| c.lr_z = self.lr_z[i], self.lr_z.len());
         all = vary(
             all,
-            &|c, i| {
-                c.lr_theta = self.lr_theta[i];
-                if c.lr_theta == 0.0 {
-                    c.theta = ThetaMode::Fixed;
-                }
-            },
+            &|c, i| *c = c.with_lr_theta(self.lr_theta[i]),
             self.lr_theta.len(),
         );
         all
@@ -432,6 +427,7 @@ fn validation_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::score::adgan::ThetaMode;
 
     #[test]
     fn candidates_combine_every_list_and_points_end_at_the_total() {

@@ -281,7 +281,8 @@ pub(crate) struct SearchArgs {
     /// Adam learning rate of the latents.
     #[arg(long, default_value_t = AdganConfig::default().lr_z)]
     pub(crate) lr_z: f64,
-    /// Adam learning rate of the generator parameters theta [default: 5e-4; demo: 5e-5].
+    /// Adam learning rate of the generator parameters theta; 0 keeps theta fixed [default: 5e-4;
+    /// demo: 5e-5].
     #[arg(long)]
     pub(crate) lr_theta: Option<f64>,
     /// theta per image shared by its seeds, one theta per seed, or fixed.
@@ -327,11 +328,12 @@ impl SearchArgs {
     }
 
     pub(crate) fn config(&self) -> AdganConfig {
+        let lr_theta = self.lr_theta.unwrap_or(AdganConfig::default().lr_theta);
         AdganConfig {
             n_seed: self.n_seed,
             k: self.k,
             lr_z: self.lr_z,
-            lr_theta: self.lr_theta.unwrap_or(AdganConfig::default().lr_theta),
+            lr_theta,
             theta: if self.no_theta {
                 ThetaMode::Fixed
             } else {
@@ -344,6 +346,7 @@ impl SearchArgs {
             start: self.start,
             spread: self.spread,
         }
+        .with_lr_theta(lr_theta)
     }
 }
 

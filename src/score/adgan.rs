@@ -167,6 +167,16 @@ impl Default for AdganConfig {
 }
 
 impl AdganConfig {
+    /// This search with Adam learning rate `lr_theta` for theta; 0 keeps theta fixed (the
+    /// limit of ever smaller rates), so that one number can name every choice.
+    pub fn with_lr_theta(mut self, lr_theta: f64) -> Self {
+        self.lr_theta = lr_theta;
+        if lr_theta == 0.0 {
+            self.theta = ThetaMode::Fixed;
+        }
+        self
+    }
+
     /// Checks the search before any work: n_seed and k of at least one, positive finite
     /// learning rates, and a memory need per image (see [`search_bytes_per_image`]) that fits
     /// in the memory this machine has free.
@@ -182,7 +192,7 @@ impl AdganConfig {
         );
         ensure!(
             self.theta == ThetaMode::Fixed || (self.lr_theta > 0.0 && self.lr_theta.is_finite()),
-            "lr_theta must be positive and finite, not {} (to keep theta fixed, say so instead)",
+            "lr_theta must be positive and finite, not {} (0 keeps theta fixed)",
             self.lr_theta
         );
         ensure!(
