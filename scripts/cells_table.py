@@ -8,13 +8,16 @@ report.html). Standard library only.
 With --by-anomaly CLASS it prints instead, for that normal class, each method's ROC-AUC
 against each anomalous class alone (which anomalies a method misses).
 
+With --pairs A,B it prints the ROC-AUC difference A - B of every (normal class, anomalous
+class) pair of the finished classes: where one method's lead or deficit comes from.
+
 With --compare A,B it prints instead the ROC-AUC difference A - B per finished class and for
 the mean over them, with 95% intervals from a paired bootstrap over the test images (normal and
 anomalous images resampled apart, the same draws for both methods; needs numpy, which the
 project's .venv has).
 
 Usage: scripts/cells_table.py RESULTS_FOLDER [--alpha 0.05] [--by-anomaly CLASS]
-       [--compare A,B [--resamples 2000]]
+       [--pairs A,B] [--compare A,B [--resamples 2000]]
 """
 import argparse
 import json
@@ -42,6 +45,17 @@ def roc_auc(positives, negatives):
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def per_anomaly_aucs(cell):
+    """The anomalous classes of a cell and its ROC-AUC of the normal test images against each
+    of them alone."""
+    triples = list(zip(cell["scores"], cell["labels"], cell["test_classes"]))
+    normal = [s for s, label, _ in triples if label == 0]
+    anomalous = sorted({t for _, label, t in triples if label == 1})
+    return anomalous, [
+        roc_auc([s for s, label, t in triples if label == 1 and t == a], normal)
+        for a in anomalous]
+
+
 def by_anomaly(folder, klass, methods):
     """Each method's ROC-AUC of the normal test images against each anomalous class alone."""
     rows = []
@@ -49,13 +63,7 @@ def by_anomaly(folder, klass, methods):
         path = folder / "cells" / f"{klass}-{method}.json"
         if not path.exists():
             continue
-        cell = json.loads(path.read_text())
-        triples = list(zip(cell["scores"], cell["labels"], cell["test_classes"]))
-        normal = [s for s, label, _ in triples if label == 0]
-        anomalous = sorted({t for _, label, t in triples if label == 1})
-        rows.append((method, anomalous, [
-            roc_auc([s for s, label, t in triples if label == 1 and t == a], normal)
-            for a in anomalous]))
+        rows.append((method, *per_anomaly_aucs(json.loads(path.read_text()))))
     if not rows:
         print(f"no finished cell of class {klass}")
         return
@@ -63,6 +71,28 @@ def by_anomaly(folder, klass, methods):
     print("| --- |" + " ---: |" * len(rows[0][1]))
     for method, _, aucs in rows:
         print(f"| {method} | " + " | ".join(f"{v:.3f}" for v in aucs) + " |")
+
+
+def pairs(folder, classes, a, b):
+    """AUC(a) - AUC(b) for every (normal class, anomalous class) pair, one row per normal class
+    that has finished both methods; the diagonal is empty."""
+    rows = {}
+    for klass in classes:
+        paths = [folder / "cells" / f"{klass}-{m}.json" for m in (a, b)]
+        if not all(p.exists() for p in paths):
+            continue
+        (anomalous, auc_a), (_, auc_b) = (per_anomaly_aucs(json.loads(p.read_text()))
+                                          for p in paths)
+        rows[klass] = dict(zip(anomalous, (x - y for x, y in zip(auc_a, auc_b))))
+    if not rows:
+        print(f"no class has finished both {a} and {b}")
+        return
+    columns = sorted({t for row in rows.values() for t in row})
+    print(f"| {a} - {b}: normal class | " + " | ".join(f"anomaly {t}" for t in columns) + " |")
+    print("| --- |" + " ---: |" * len(columns))
+    for klass, row in rows.items():
+        print(f"| {klass} | " + " | ".join(
+            f"{row[t]:+.3f}" if t in row else "" for t in columns) + " |")
 
 
 def compare(folder, classes, a, b, resamples):
@@ -139,6 +169,7 @@ def main():
     parser.add_argument("folder", type=pathlib.Path)
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--by-anomaly", metavar="CLASS")
+    parser.add_argument("--pairs", metavar="A,B")
     parser.add_argument("--compare", metavar="A,B")
     parser.add_argument("--resamples", type=int, default=2000)
     args = parser.parse_args()
@@ -147,6 +178,10 @@ def main():
     if args.compare is not None:
         a, b = args.compare.split(",")
         compare(args.folder, experiment["classes"], a, b, args.resamples)
+        return
+    if args.pairs is not None:
+        a, b = args.pairs.split(",")
+        pairs(args.folder, experiment["classes"], a, b)
         return
     if args.by_anomaly is not None:
         by_anomaly(args.folder, args.by_anomaly, methods)

@@ -459,5 +459,14 @@ mod tests {
         assert_eq!(c[0].theta, ThetaMode::Fixed);
         assert_eq!(c[1].theta, ThetaMode::Shared);
         assert_eq!(c[1].lr_theta, 5e-6);
+        // The rate a run records names the search that ran, also for --theta fixed with a
+        // nonzero --lr-theta left over.
+        assert_eq!(c[0].effective_lr_theta(), 0.0);
+        assert_eq!(c[1].effective_lr_theta(), 5e-6);
+        let fixed = AdganConfig {
+            theta: ThetaMode::Fixed,
+            ..AdganConfig::default()
+        };
+        assert_eq!(fixed.effective_lr_theta(), 0.0);
     }
 }

@@ -4,7 +4,7 @@
 use super::{Event, ExperimentConfig};
 use crate::data::{self, Dataset, Split, ValidationSplit};
 use crate::run::{self, TrainedGan};
-use crate::score::adgan::{AdganConfig, ThetaMode};
+use crate::score::adgan::AdganConfig;
 use crate::selection::{self, Curve, CurveEvent, CurveTask};
 use crate::train::{self, RunConfig, FORMAT_VERSION};
 use anyhow::{ensure, Context, Result};
@@ -97,15 +97,7 @@ pub(super) fn prepare_gan(
     let chosen = BTreeMap::from([
         ("iterations".to_string(), best.iteration as f64),
         ("lr_z".to_string(), search.lr_z),
-        // 0 when theta stays fixed, whatever rate the configuration carries.
-        (
-            "lr_theta".to_string(),
-            if search.theta == ThetaMode::Fixed {
-                0.0
-            } else {
-                search.lr_theta
-            },
-        ),
+        ("lr_theta".to_string(), search.effective_lr_theta()),
         ("validation_auc".to_string(), best.auc),
     ]);
     Ok(ChosenGan {

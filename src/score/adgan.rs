@@ -177,6 +177,15 @@ impl AdganConfig {
         self
     }
 
+    /// The rate theta adapts at: lr_theta, or 0 when theta stays fixed (the inverse of
+    /// [`Self::with_lr_theta`], so a recorded choice names the search that ran).
+    pub fn effective_lr_theta(&self) -> f64 {
+        match self.theta {
+            ThetaMode::Fixed => 0.0,
+            _ => self.lr_theta,
+        }
+    }
+
     /// Checks the search before any work: n_seed and k of at least one, positive finite
     /// learning rates, and a memory need per image (see [`search_bytes_per_image`]) that fits
     /// in the memory this machine has free.
