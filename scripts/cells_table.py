@@ -73,16 +73,23 @@ def by_anomaly(folder, klass, methods):
         print(f"| {method} | " + " | ".join(f"{v:.3f}" for v in aucs) + " |")
 
 
+def finished_pair(folder, klass, a, b):
+    """The cells of methods a and b for one class, or None while either is unfinished."""
+    paths = [folder / "cells" / f"{klass}-{m}.json" for m in (a, b)]
+    if not all(p.exists() for p in paths):
+        return None
+    return tuple(json.loads(p.read_text()) for p in paths)
+
+
 def pairs(folder, classes, a, b):
     """AUC(a) - AUC(b) for every (normal class, anomalous class) pair, one row per normal class
     that has finished both methods; the diagonal is empty."""
     rows = {}
     for klass in classes:
-        paths = [folder / "cells" / f"{klass}-{m}.json" for m in (a, b)]
-        if not all(p.exists() for p in paths):
+        cells = finished_pair(folder, klass, a, b)
+        if cells is None:
             continue
-        (anomalous, auc_a), (_, auc_b) = (per_anomaly_aucs(json.loads(p.read_text()))
-                                          for p in paths)
+        (anomalous, auc_a), (_, auc_b) = (per_anomaly_aucs(c) for c in cells)
         rows[klass] = dict(zip(anomalous, (x - y for x, y in zip(auc_a, auc_b))))
     if not rows:
         print(f"no class has finished both {a} and {b}")
@@ -112,10 +119,10 @@ def compare(folder, classes, a, b, resamples):
     rng = np.random.default_rng(0)
     rows, diffs = [], []
     for klass in classes:
-        paths = [folder / "cells" / f"{klass}-{m}.json" for m in (a, b)]
-        if not all(p.exists() for p in paths):
+        cells = finished_pair(folder, klass, a, b)
+        if cells is None:
             continue
-        ca, cb = (json.loads(p.read_text()) for p in paths)
+        ca, cb = cells
         assert ca["ids"] == cb["ids"], f"class {klass}: the cells scored different images"
         labels = np.array(ca["labels"])
         normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
