@@ -171,23 +171,31 @@ def decisions(cell, alpha):
     }
 
 
+def method_pair(text):
+    """argparse type of --pairs and --compare: two method names, comma-separated."""
+    names = text.split(",")
+    if len(names) != 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"expected two methods as A,B (e.g. adgan,gmm), not {text!r}")
+    return names
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=pathlib.Path)
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--by-anomaly", metavar="CLASS")
-    parser.add_argument("--pairs", metavar="A,B")
-    parser.add_argument("--compare", metavar="A,B")
+    parser.add_argument("--pairs", metavar="A,B", type=method_pair)
+    parser.add_argument("--compare", metavar="A,B", type=method_pair)
     parser.add_argument("--resamples", type=int, default=2000)
     args = parser.parse_args()
     experiment = json.loads((args.folder / "experiment.json").read_text())
     methods = experiment["methods"]
     if args.compare is not None:
-        a, b = args.compare.split(",")
+        a, b = args.compare
         compare(args.folder, experiment["classes"], a, b, args.resamples)
         return
     if args.pairs is not None:
-        a, b = args.pairs.split(",")
+        a, b = args.pairs
         pairs(args.folder, experiment["classes"], a, b)
         return
     if args.by_anomaly is not None:
