@@ -163,9 +163,7 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
         } else {
             stripes += 1
         }
-        let pixels = &raw.pixels[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
-        let path = mixed.join(format!("{i:04}.png"));
-        image::save_buffer(path, pixels, 32, 32, image::ExtendedColorType::Rgb8).unwrap();
+        common::save_demo_png(&raw, i, &mixed.join(format!("{i:04}.png")));
     }
     let (ok, _, stderr) = adgan(
         &[

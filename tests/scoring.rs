@@ -224,15 +224,7 @@ fn score_command_writes_one_row_per_image() {
     std::fs::create_dir(&images).unwrap();
     let (raw, _) = adgan::data::demo::generate(Split::Test, 5);
     for i in 0..3 {
-        let pixels = &raw.pixels[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
-        image::save_buffer(
-            images.join(format!("{i}.png")),
-            pixels,
-            32,
-            32,
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
+        common::save_demo_png(&raw, i, &images.join(format!("{i}.png")));
     }
     let out = dir.path().join("scores.csv");
     let run_with = |out: &Path, extra: &[&str]| {
@@ -374,9 +366,7 @@ fn a_killed_score_resumes_where_it_stopped() {
     std::fs::create_dir(&images).unwrap();
     let (raw, _) = adgan::data::demo::generate(Split::Test, 6);
     for i in 0..12 {
-        let pixels = &raw.pixels[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
-        let path = images.join(format!("{i:02}.png"));
-        image::save_buffer(path, pixels, 32, 32, image::ExtendedColorType::Rgb8).unwrap();
+        common::save_demo_png(&raw, i, &images.join(format!("{i:02}.png")));
     }
     let command = |out: &Path| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"));
@@ -493,16 +483,8 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
         } else {
             stripes += 1
         }
-        let pixels = &raw.pixels[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
         let name = format!("{}-{i}.png", if label == 0 { "disc" } else { "stripes" });
-        image::save_buffer(
-            images.join(name),
-            pixels,
-            32,
-            32,
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
+        common::save_demo_png(&raw, i, &images.join(name));
     }
     let out = dir.path().join("ranked");
     let (run, images, out_arg) = (

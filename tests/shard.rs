@@ -38,9 +38,8 @@ fn three_shards_merged_equal_one_run() {
     std::fs::create_dir(&images).unwrap();
     let (raw, _) = adgan::data::demo::generate(adgan::data::Split::Test, 4);
     for i in 0..14 {
-        let pixels = &raw.pixels[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
         let path = images.join(format!("{i:02}, odd \"name\".png"));
-        image::save_buffer(path, pixels, 32, 32, image::ExtendedColorType::Rgb8).unwrap();
+        common::save_demo_png(&raw, i, &path);
     }
     let (run, imgs) = (d("run"), images.to_str().unwrap().to_string());
     let search = ["--n-seed", "64", "--device", "cpu"];

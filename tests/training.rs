@@ -6,7 +6,7 @@ use adgan::data::Dataset;
 use adgan::io;
 use adgan::optim::OptimizerConfig;
 use adgan::run::load_gan;
-use adgan::train::{self, Progress, TrainConfig, Trainer};
+use adgan::train::{self, Progress, RunConfig, TrainConfig, Trainer};
 use adgan::train::{CHECKPOINT_FILE, CONFIG_FILE};
 use common::{demo_training_data, tiny_run};
 use std::ops::ControlFlow;
@@ -27,6 +27,16 @@ fn quick_gp(iterations: usize) -> TrainConfig {
 
 fn keep_going(_: &Progress) -> ControlFlow<()> {
     ControlFlow::Continue(())
+}
+
+/// Trains (or, with `resume`, continues) `config` in `dir` on the CPU to the end.
+fn train_on_cpu(
+    dir: &std::path::Path,
+    config: &RunConfig,
+    data: &Dataset,
+    resume: bool,
+) -> anyhow::Result<train::TrainOutcome> {
+    train::train(dir, config, data, Device::Cpu, resume, &mut keep_going)
 }
 
 /// Distance between the per-channel mean and std of generated and real images.
@@ -147,14 +157,7 @@ fn kill_and_resume_equals_an_uninterrupted_run() {
         ),
     ] {
         let whole = tempfile::tempdir().unwrap();
-        train::train(
-            whole.path(),
-            &config,
-            &data,
-            Device::Cpu,
-            false,
-            &mut keep_going,
-        )
+        train_on_cpu(whole.path(), &config, &data, false)
         .unwrap();
 
         // Killed after iteration 10, between checkpoints: the last checkpoint is iteration 8.
@@ -177,14 +180,7 @@ fn kill_and_resume_equals_an_uninterrupted_run() {
         .unwrap();
         assert!(outcome.interrupted);
         assert_eq!(load_gan(killed.path(), Device::Cpu).unwrap().iteration, 8);
-        let resumed = train::train(
-            killed.path(),
-            &config,
-            &data,
-            Device::Cpu,
-            true,
-            &mut keep_going,
-        )
+        let resumed = train_on_cpu(killed.path(), &config, &data, true)
         .unwrap();
         assert_eq!(resumed.iteration, 11);
 
@@ -211,36 +207,15 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let (data, provenance) = demo_training_data();
     let config = tiny_run(quick_gp(4), provenance);
-    train::train(
-        dir.path(),
-        &config,
-        &data,
-        Device::Cpu,
-        false,
-        &mut keep_going,
-    )
+    train_on_cpu(dir.path(), &config, &data, false)
     .unwrap();
 
-    let err = common::error_text(train::train(
-        dir.path(),
-        &config,
-        &data,
-        Device::Cpu,
-        false,
-        &mut keep_going,
-    ));
+    let err = common::error_text(train_on_cpu(dir.path(), &config, &data, false));
     assert!(err.contains("already holds a training run"), "{err}");
 
     let mut other = config.clone();
     other.train.seed += 1;
-    let err = common::error_text(train::train(
-        dir.path(),
-        &other,
-        &data,
-        Device::Cpu,
-        true,
-        &mut keep_going,
-    ));
+    let err = common::error_text(train_on_cpu(dir.path(), &other, &data, true));
     assert!(
         err.contains("config.json") && err.contains("train.seed: 11 -> 12"),
         "the differing setting is named: {err}"
@@ -248,14 +223,7 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
 
     let mut wider = config.clone();
     wider.model.width = 16;
-    let err = common::error_text(train::train(
-        dir.path(),
-        &wider,
-        &data,
-        Device::Cpu,
-        true,
-        &mut keep_going,
-    ));
+    let err = common::error_text(train_on_cpu(dir.path(), &wider, &data, true));
     assert!(err.contains("width: 8 -> 16"), "{err}");
 
     // A config.json edited to another architecture: loading names the checkpoint and the cause.
@@ -315,14 +283,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
     config.train.checkpoint_every = 1;
     config.train.optimizer = OptimizerConfig::adam(1e30, 0.5, 0.9);
     let run = tempfile::tempdir().unwrap();
-    let err = common::error_text(train::train(
-        run.path(),
-        &config,
-        &data,
-        Device::Cpu,
-        false,
-        &mut keep_going,
-    ));
+    let err = common::error_text(train_on_cpu(run.path(), &config, &data, false));
     assert!(
         err.contains("diverged at iteration 1")
             && err.contains("no checkpoint was written yet")
@@ -331,14 +292,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
     );
     config.train.optimizer = OptimizerConfig::adam(f64::INFINITY, 0.5, 0.9);
     let run = tempfile::tempdir().unwrap();
-    let err = common::error_text(train::train(
-        run.path(),
-        &config,
-        &data,
-        Device::Cpu,
-        false,
-        &mut keep_going,
-    ));
+    let err = common::error_text(train_on_cpu(run.path(), &config, &data, false));
     assert!(
         err.contains("learning rate must be positive and finite"),
         "{err}"
@@ -352,14 +306,7 @@ fn sample_grids_are_written() {
     let (data, provenance) = demo_training_data();
     let mut config = tiny_run(quick_gp(4), provenance);
     config.train.sample_every = 2;
-    train::train(
-        dir.path(),
-        &config,
-        &data,
-        Device::Cpu,
-        false,
-        &mut keep_going,
-    )
+    train_on_cpu(dir.path(), &config, &data, false)
     .unwrap();
     for t in [2, 4] {
         let grid =
