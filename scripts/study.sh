@@ -28,6 +28,9 @@ for r in "${recipes[@]}"; do
     clip32-dcgan)     run "$r" --objective clip --width 32 --init dcgan ;;
     gp32-uniform-b05) run "$r" --objective gp --width 32 --init uniform --beta1 0.5 ;;
     clip64-dcgan)     run "$r" --objective clip --width 64 --init dcgan ;;
+    # The GAN's optimiser at the MNIST table's recipe: fewer critic steps, a larger rate.
+    gp64-uniform-b05-ncritic2) run "$r" --objective gp --width 64 --init uniform --beta1 0.5 --n-critic 2 ;;
+    gp64-uniform-b05-lr2e-4)   run "$r" --objective gp --width 64 --init uniform --beta1 0.5 --lr 2e-4 ;;
     *) echo "unknown recipe $r" >&2; exit 2 ;;
   esac
 done

@@ -157,8 +157,7 @@ fn kill_and_resume_equals_an_uninterrupted_run() {
         ),
     ] {
         let whole = tempfile::tempdir().unwrap();
-        train_on_cpu(whole.path(), &config, &data, false)
-        .unwrap();
+        train_on_cpu(whole.path(), &config, &data, false).unwrap();
 
         // Killed after iteration 10, between checkpoints: the last checkpoint is iteration 8.
         let killed = tempfile::tempdir().unwrap();
@@ -180,8 +179,7 @@ fn kill_and_resume_equals_an_uninterrupted_run() {
         .unwrap();
         assert!(outcome.interrupted);
         assert_eq!(load_gan(killed.path(), Device::Cpu).unwrap().iteration, 8);
-        let resumed = train_on_cpu(killed.path(), &config, &data, true)
-        .unwrap();
+        let resumed = train_on_cpu(killed.path(), &config, &data, true).unwrap();
         assert_eq!(resumed.iteration, 11);
 
         let (a, b) = (
@@ -207,8 +205,7 @@ fn resume_refuses_another_configuration_and_fresh_runs_refuse_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let (data, provenance) = demo_training_data();
     let config = tiny_run(quick_gp(4), provenance);
-    train_on_cpu(dir.path(), &config, &data, false)
-    .unwrap();
+    train_on_cpu(dir.path(), &config, &data, false).unwrap();
 
     let err = common::error_text(train_on_cpu(dir.path(), &config, &data, false));
     assert!(err.contains("already holds a training run"), "{err}");
@@ -306,8 +303,7 @@ fn sample_grids_are_written() {
     let (data, provenance) = demo_training_data();
     let mut config = tiny_run(quick_gp(4), provenance);
     config.train.sample_every = 2;
-    train_on_cpu(dir.path(), &config, &data, false)
-    .unwrap();
+    train_on_cpu(dir.path(), &config, &data, false).unwrap();
     for t in [2, 4] {
         let grid =
             image::open(dir.path().join("samples").join(format!("iter_{t:06}.png"))).unwrap();
