@@ -93,9 +93,11 @@ pub fn adgan_ok(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
-/// Writes image `i` of the demo's images `raw` (32x32 RGB) to `path` as a PNG.
+/// Writes image `i` of the demo's images `raw` (RGB) to `path` as a PNG.
 pub fn save_demo_png(raw: &adgan::data::RawImages, i: usize, path: &std::path::Path) {
+    assert_eq!(raw.channels, 3, "the demo's images are RGB");
     let len = raw.image_len();
     let pixels = &raw.pixels[i * len..(i + 1) * len];
-    image::save_buffer(path, pixels, 32, 32, image::ExtendedColorType::Rgb8).unwrap();
+    let (width, height) = (raw.width as u32, raw.height as u32);
+    image::save_buffer(path, pixels, width, height, image::ExtendedColorType::Rgb8).unwrap();
 }
