@@ -166,6 +166,11 @@ pub struct CurvePoint {
     /// on, so they calibrate this point's scores (absent from curves saved before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub normal_scores: Vec<f64>,
+    /// ADGAN scores of the validation's anomalous images (the ids after the normal ones):
+    /// with `normal_scores`, what an analysis of the curve needs beyond its ROC-AUC, such as
+    /// another aggregate of the same scores (absent from curves saved before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalous_scores: Vec<f64>,
 }
 
 /// The saved learning curve of one run.
@@ -372,16 +377,22 @@ fn score_point(
             search: *candidate,
             auc: roc_auc(&scores, labels)?,
             seconds: start.elapsed().as_secs_f64(),
-            normal_scores: (scores.iter().zip(labels))
-                .filter(|(_, &l)| l == 0)
-                .map(|(&s, _)| s)
-                .collect(),
+            normal_scores: scores_labelled(&scores, labels, 0),
+            anomalous_scores: scores_labelled(&scores, labels, 1),
         };
         curve.points.push(point.clone());
         write_json(&run_dir.join(CURVE_FILE), curve)?;
         on_event(CurveEvent::Point(&point));
     }
     Ok(())
+}
+
+/// The scores whose label is `label`, in order.
+fn scores_labelled(scores: &[f64], labels: &[i64], label: i64) -> Vec<f64> {
+    (scores.iter().zip(labels))
+        .filter(|(_, &l)| l == label)
+        .map(|(&s, _)| s)
+        .collect()
 }
 
 /// Trains the run in `run_dir` up to `iteration` generator iterations.

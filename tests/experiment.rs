@@ -289,6 +289,18 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
     // The held-out normal validation images calibrate ADGAN's test scores: the report shows
     // the decisions at alpha and a histogram.
     assert!(curve.points.iter().all(|p| p.normal_scores.len() == 12));
+    // Each point keeps its anomalous validation scores too, and both lists give its ROC-AUC.
+    for point in &curve.points {
+        assert_eq!(point.anomalous_scores.len(), 12);
+        let scores = [point.normal_scores.clone(), point.anomalous_scores.clone()].concat();
+        let labels = [vec![0; 12], vec![1; 12]].concat();
+        let auc = adgan::eval::roc_auc(&scores, &labels).unwrap();
+        assert!(
+            (auc - point.auc).abs() < 1e-12,
+            "{auc} against {}",
+            point.auc
+        );
+    }
     for cell in &cells {
         let expected = match cell.method {
             Method::Adgan => best.normal_scores.clone(),
