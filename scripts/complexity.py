@@ -21,11 +21,19 @@ Complexity of an image, with no decoder beyond the standard library:
 
 It reads test scores that are already in the folder; it chooses nothing (analysis only).
 
-Usage: scripts/complexity.py RESULTS_FOLDER [--mnist ../shared/data/mnist]
+With --validation it reads instead the learning curves of the folder's runs (validation images
+drawn from the training split only, so a choice may be made on them) and prints, for every
+point that kept its anomalous scores, its ROC-AUC and the ROC-AUC of a complexity-corrected
+score: log(score) minus a + b log(complexity), the line fitted by least squares on normal
+images only (how a run could fit it on its calibration images), cross-fitted over two halves
+of the normal validation images so that no image is scored by a line fitted on it.
+
+Usage: scripts/complexity.py RESULTS_FOLDER [--mnist ../shared/data/mnist] [--validation]
 """
 import argparse
 import gzip
 import json
+import math
 import pathlib
 import zlib
 
@@ -132,13 +140,65 @@ def print_table(title, methods, rows, fmt):
               + " | ".join(fmt.format(v) for v in means) + " |")
 
 
+def fit_line(xs, ys):
+    """Least-squares intercept and slope of ys against xs."""
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
+    return my - slope * mx, slope
+
+
+def corrected_auc(normal, anomalous, normal_complexity, anomalous_complexity):
+    """ROC-AUC of log(score) - line(log(complexity)), the line fitted on one half of the
+    normal images and applied to the other half and the anomalies; the two halves' ROC-AUCs
+    averaged."""
+    def log_pairs(scores, complexity):
+        return [(math.log(c), math.log(max(s, 1e-12))) for s, c in zip(scores, complexity)]
+    normals = log_pairs(normal, normal_complexity)
+    anomalies = log_pairs(anomalous, anomalous_complexity)
+    aucs = []
+    for half in (0, 1):
+        fit = [p for i, p in enumerate(normals) if i % 2 == half]
+        held = [p for i, p in enumerate(normals) if i % 2 != half]
+        a, b = fit_line([x for x, _ in fit], [y for _, y in fit])
+        residual = lambda pairs: [y - a - b * x for x, y in pairs]
+        aucs.append(roc_auc(residual(anomalies), residual(held)))
+    return sum(aucs) / 2
+
+
+def validation_rows(folder, mnist):
+    """One row per learning-curve point that kept its anomalous scores."""
+    rows = []
+    for curve_path in sorted(folder.glob("runs/*/validation.json")):
+        curve = json.loads(curve_path.read_text())
+        complexity = None
+        for point in curve["points"]:
+            if not point.get("anomalous_scores"):
+                continue
+            if complexity is None:
+                complexity = [complexity_of(i, mnist) for i in curve["validation_ids"]]
+            n_normal = len(point["normal_scores"])
+            corrected = corrected_auc(point["normal_scores"], point["anomalous_scores"],
+                                      complexity[:n_normal], complexity[n_normal:])
+            rows.append((curve_path.parent.name, point["iteration"],
+                         point["search"]["lr_theta"], point["auc"], corrected))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=pathlib.Path)
+    parser.add_argument("--validation", action="store_true")
     parser.add_argument("--mnist", type=pathlib.Path,
                         default=pathlib.Path(__file__).parent / "../../shared/data/mnist")
     args = parser.parse_args()
     mnist = mnist_complexity(args.mnist)
+    if args.validation:
+        print("| run | iterations | lr_theta | validation ROC-AUC | complexity-corrected |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for run, iteration, lr_theta, auc, corrected in validation_rows(args.folder, mnist):
+            print(f"| {run} | {iteration} | {lr_theta:g} | {auc:.3f} | {corrected:.3f} |")
+        return
     experiment = json.loads((args.folder / "experiment.json").read_text())
     methods = experiment.get("methods") or sorted(
         {p.stem.split("-", 1)[1] for p in (args.folder / "cells").glob("*.json")})
