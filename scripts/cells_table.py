@@ -30,18 +30,25 @@ def p_value(calibration, score):
     return (1 + sum(c >= score for c in calibration)) / (len(calibration) + 1)
 
 
+def ranks(values):
+    """Ranks 1..n of values, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    result = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and values[order[j]] == values[order[i]]:
+            j += 1
+        for k in range(i, j):
+            result[order[k]] = (i + 1 + j) / 2
+        i = j
+    return result
+
+
 def roc_auc(positives, negatives):
     """Mann-Whitney ROC-AUC, ties counted half."""
-    ranked = sorted([(v, 1) for v in positives] + [(v, 0) for v in negatives])
-    rank_sum, i = 0.0, 0
-    while i < len(ranked):
-        j = i
-        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
-            j += 1
-        mid_rank = (i + 1 + j) / 2
-        rank_sum += mid_rank * sum(label for _, label in ranked[i:j])
-        i = j
     n_pos, n_neg = len(positives), len(negatives)
+    rank_sum = sum(ranks(list(positives) + list(negatives))[:n_pos])
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 

@@ -37,7 +37,7 @@ import math
 import pathlib
 import zlib
 
-from cells_table import roc_auc
+from cells_table import ranks, roc_auc
 
 
 def mnist_complexity(mnist_folder):
@@ -63,21 +63,6 @@ def complexity_of(image_id, mnist):
     if ":" in image_id and not image_id.startswith("/"):
         return mnist(image_id)
     return pathlib.Path(image_id).stat().st_size
-
-
-def ranks(values):
-    """Ranks 1..n, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j < len(order) and values[order[j]] == values[order[i]]:
-            j += 1
-        for k in range(i, j):
-            result[order[k]] = (i + 1 + j) / 2
-        i = j
-    return result
 
 
 def spearman(a, b):
