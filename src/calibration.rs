@@ -16,6 +16,9 @@ use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// The alpha of decisions when none is asked for: `score`, `rank` and the experiment report.
+pub const DEFAULT_ALPHA: f64 = 0.05;
+
 /// File of the calibration inside a run folder.
 pub const CALIBRATION_FILE: &str = "calibration.json";
 
@@ -60,6 +63,11 @@ impl Calibration {
     /// calibration scores); None below [`Self::smallest_alpha`].
     pub fn threshold(&self, alpha: f64) -> Option<f64> {
         threshold(&self.scores, alpha)
+    }
+
+    /// The false-alarm rate of this calibration's decisions at `alpha` ([`false_alarm_rate`]).
+    pub fn false_alarm_rate(&self, alpha: f64) -> Option<FalseAlarmRate> {
+        false_alarm_rate(self.scores.len(), alpha)
     }
 
     /// The smallest alpha this calibration can decide with: 1 / (n_cal + 1). Below it no image
@@ -124,6 +132,35 @@ pub fn threshold(calibration_scores: &[f64], alpha: f64) -> Option<f64> {
     let mut sorted = calibration_scores.to_vec();
     sorted.sort_by(|a, b| b.total_cmp(a));
     Some(sorted[(m - 1).min(n - 1)])
+}
+
+/// The false-alarm rate of one calibration: the fraction of new normal images that its
+/// threshold at alpha flags. Over draws of the calibration images it follows
+/// Beta(m, n_cal + 1 - m), m = floor(alpha (n_cal + 1)), for scores without ties (Vovk,
+/// "Conditional validity of inductive conformal predictors", ACML 2012): the guarantee bounds
+/// its mean by alpha; its spread is how far one calibration may stray, which only more
+/// calibration images narrow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FalseAlarmRate {
+    /// Mean over calibrations: m / (n_cal + 1), at most alpha.
+    pub mean: f64,
+    /// Standard deviation over calibrations.
+    pub sd: f64,
+}
+
+/// The [`FalseAlarmRate`] of a calibration of `n_cal` images at `alpha`; None when nothing can
+/// be flagged (alpha below 1 / (n_cal + 1)).
+pub fn false_alarm_rate(n_cal: usize, alpha: f64) -> Option<FalseAlarmRate> {
+    let n = (n_cal + 1) as f64;
+    let m = (alpha * n).floor();
+    if m < 1.0 || n_cal == 0 {
+        return None;
+    }
+    let variance = m * (n - m) / (n * n * (n + 1.0));
+    Some(FalseAlarmRate {
+        mean: m / n,
+        sd: variance.sqrt(),
+    })
 }
 
 /// The run's own calibration images: its normal training images, split again as they were when
@@ -253,6 +290,34 @@ mod tests {
             None,
             "below 1 / (n + 1) nothing is flagged"
         );
+    }
+
+    #[test]
+    fn the_false_alarm_rate_of_one_calibration_spreads_as_predicted() {
+        use rand::{Rng, SeedableRng};
+        // Scores uniform on (0, 1): a threshold t flags a fraction 1 - t of new normal images.
+        let (n_cal, alpha, draws) = (99, 0.05, 4000);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let rates: Vec<f64> = (0..draws)
+            .map(|_| {
+                let scores: Vec<f64> = (0..n_cal).map(|_| rng.gen::<f64>()).collect();
+                1.0 - threshold(&scores, alpha).unwrap()
+            })
+            .collect();
+        let mean = rates.iter().sum::<f64>() / draws as f64;
+        let sd = (rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / draws as f64).sqrt();
+        let predicted = false_alarm_rate(n_cal, alpha).unwrap();
+        assert_eq!(predicted.mean, 0.05, "m = 5 of n_cal + 1 = 100");
+        assert!(
+            (mean - predicted.mean).abs() < 0.002,
+            "{mean} against {predicted:?}"
+        );
+        assert!(
+            (sd / predicted.sd - 1.0).abs() < 0.08,
+            "{sd} against {predicted:?}"
+        );
+        assert!(false_alarm_rate(1000, alpha).unwrap().sd < predicted.sd / 2.0);
+        assert_eq!(false_alarm_rate(10, alpha), None, "alpha below 1 / 11");
     }
 
     #[test]

@@ -76,6 +76,11 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
         stdout.contains("calibrated on 307 normal images"),
         "{stdout}"
     );
+    // floor(0.05 * 308) = 15 of 308: the mean false-alarm rate of one calibration.
+    assert!(
+        stdout.contains("a calibration of 307 images flags 4.9% of normal images on average"),
+        "{stdout}"
+    );
     let saved: adgan::train::RunConfig =
         adgan::io::read_json(&run.join("config.json"), "run").unwrap();
     assert_eq!(

@@ -311,6 +311,10 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
     experiment::report::write_report(&config, &cells, out.path()).unwrap();
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("<table id=\"decisions\">"));
+    assert!(
+        html.contains("<td>-</td><td>") && html.contains("expected (mean"),
+        "12 calibration images cannot decide at alpha 0.05: no expected rate"
+    );
     assert_eq!(
         html.matches("<svg").count(),
         2,

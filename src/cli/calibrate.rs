@@ -93,6 +93,16 @@ pub(crate) fn save_and_report(calibration: &Calibration, run_dir: &Path) -> Resu
         calibration.smallest_alpha(),
         run_dir.join(CALIBRATION_FILE).display()
     );
+    if let Some(rate) = calibration.false_alarm_rate(calibration::DEFAULT_ALPHA) {
+        println!(
+            "at alpha {}, a calibration of {} images flags {:.1}% of normal images on average, \
+             give or take {:.1}% (sd) for any one calibration; more images narrow that",
+            calibration::DEFAULT_ALPHA,
+            calibration.scores.len(),
+            100.0 * rate.mean,
+            100.0 * rate.sd
+        );
+    }
     Ok(())
 }
 

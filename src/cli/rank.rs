@@ -37,7 +37,7 @@ pub(crate) struct RankArgs {
     shard: Option<Shard>,
     /// With a calibrated run, flag the images whose conformal p-value is at most alpha (see
     /// `adgan score --help`).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = adgan::calibration::DEFAULT_ALPHA)]
     alpha: f64,
     /// Stop at the first image file that cannot be read (default: skip it, warn, and list it
     /// in OUT/skipped.txt).

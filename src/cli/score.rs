@@ -72,7 +72,7 @@ pub(crate) struct ScoreArgs {
     /// With a calibrated run (`adgan calibrate`; `train` calibrates itself), flag the images
     /// whose conformal p-value is at most alpha: on normal images at most this fraction are
     /// flagged, in expectation.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = adgan::calibration::DEFAULT_ALPHA)]
     alpha: f64,
     /// Scoring method: ADGAN, the critic or latent prior of the GAN, AnoGAN, or a baseline
     /// fitted on the GAN's training images (or on --train): dcae and vae (trained once into

@@ -4,15 +4,12 @@
 //! are flagged at alpha, the false-positive rate that the guarantee bounds, and a histogram
 //! of normal and anomalous test scores with the threshold drawn.
 
-use crate::calibration::{self, decision_quality, DecisionQuality};
+use crate::calibration::{self, decision_quality, DecisionQuality, DEFAULT_ALPHA};
 use crate::experiment::Cell;
 use crate::score::method::Method;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::fmt::Write as _;
-
-/// The alpha of the report's decisions (the default of `adgan score --alpha`).
-pub const REPORT_ALPHA: f64 = 0.05;
 
 /// Histogram bins of the score plots.
 const BINS: usize = 40;
@@ -51,23 +48,30 @@ pub fn class_decisions(cells: &[Cell], alpha: f64) -> Vec<ClassDecisions<'_>> {
 /// The report's section: a table of the decisions and one histogram per class; empty when no
 /// cell is calibrated.
 pub fn decisions_html(cells: &[Cell]) -> Result<String> {
-    let decisions = class_decisions(cells, REPORT_ALPHA);
+    let decisions = class_decisions(cells, DEFAULT_ALPHA);
     if decisions.is_empty() {
         return Ok(String::new());
     }
     let mut html = format!(
-        "<h2>Calibrated decisions (ADGAN, alpha {REPORT_ALPHA})</h2><p>The held-out normal \
+        "<h2>Calibrated decisions (ADGAN, alpha {DEFAULT_ALPHA})</h2><p>The held-out normal \
          validation images of each class (never trained on) calibrate its test scores; an image \
          is flagged when its conformal p-value is at most alpha, which bounds the expected \
-         false-positive rate on normal images by alpha. In the histograms (test \
+         false-positive rate on normal images by alpha; the rate one calibration gives varies \
+         about its mean by the standard deviation shown, and a test draw adds its own \
+         sampling noise. In the histograms (test \
          images, each colour normalised to its own count): green normal, red anomalous, the \
          black line the threshold above which images are flagged.</p><table id=\"decisions\"><thead><tr>\
          <th>normal class</th><th>calibration images</th><th>threshold</th><th>flagged</th>\
-         <th>false-positive rate</th><th>precision</th><th>recall</th></tr></thead><tbody>"
+         <th>false-positive rate</th><th>expected (mean &plusmn; sd)</th><th>precision</th><th>recall</th></tr></thead><tbody>"
     );
     for d in &decisions {
         let q = &d.quality;
         let threshold = d.threshold.map_or("-".into(), |t| format!("{t:.1}"));
+        let expected =
+            calibration::false_alarm_rate(d.cell.calibration_scores.len(), DEFAULT_ALPHA)
+                .map_or("-".into(), |r| {
+                    format!("{:.3} &plusmn; {:.3}", r.mean, r.sd)
+                });
         // Precision is undefined when nothing is flagged.
         let precision = match q.flagged {
             0 => "-".into(),
@@ -76,7 +80,7 @@ pub fn decisions_html(cells: &[Cell]) -> Result<String> {
         write!(
             html,
             "<tr><th>{}</th><td>{}</td><td>{threshold}</td><td>{}</td><td>{:.3}</td>\
-             <td>{precision}</td><td>{:.3}</td></tr>",
+             <td>{expected}</td><td>{precision}</td><td>{:.3}</td></tr>",
             crate::report::escape_html(&d.cell.class),
             d.cell.calibration_scores.len(),
             q.flagged,
