@@ -13,11 +13,14 @@ images, and the bins are averaged weighted by their number of normal-anomalous p
 whose figure falls there was separating mostly by complexity; one whose figure rises was held
 back by it.
 
-Complexity of an image, with no decoder beyond the standard library:
+Complexity of an image, with no decoder beyond the standard library (`--measure file`, the
+default):
 - CIFAR-10 from a folder of JPEG files (ids are paths): the file's size in bytes, which is the
   JPEG encoder's compressed length of that image.
 - MNIST (ids `test:N` or `train:N`): the zlib-compressed length of the image's 28x28 bytes,
   read from the IDX files in --mnist.
+With `--measure png` (needs Pillow: `.venv/bin/python -m pip install pillow`): the length of the
+decoded pixels' PNG encoding (compression level 9), which a tool can compute from any image.
 
 It reads test scores that are already in the folder; it chooses nothing (analysis only).
 
@@ -29,9 +32,11 @@ images only (how a run could fit it on its calibration images), cross-fitted ove
 of the normal validation images so that no image is scored by a line fitted on it.
 
 Usage: scripts/complexity.py RESULTS_FOLDER [--mnist ../shared/data/mnist] [--validation]
+       [--measure file|png]
 """
 import argparse
 import gzip
+import io
 import json
 import math
 import pathlib
@@ -40,7 +45,22 @@ import zlib
 from cells_table import ranks, roc_auc
 
 
-def mnist_complexity(mnist_folder):
+def png_length(image):
+    """Bytes of a Pillow image's PNG encoding at compression level 9."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=9)
+    return len(buffer.getvalue())
+
+
+def pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise SystemExit("--measure png needs Pillow: .venv/bin/python -m pip install pillow")
+    return Image
+
+
+def mnist_complexity(mnist_folder, measure="file"):
     """A function from an id `split:N` to the compressed length of that MNIST image."""
     cache = {}
 
@@ -54,14 +74,19 @@ def mnist_complexity(mnist_folder):
     def complexity(image_id):
         split, index = image_id.split(":")
         start = int(index) * 28 * 28
-        return len(zlib.compress(images(split)[start:start + 28 * 28], 9))
+        pixels = images(split)[start:start + 28 * 28]
+        if measure == "png":
+            return png_length(pillow().frombytes("L", (28, 28), pixels))
+        return len(zlib.compress(pixels, 9))
 
     return complexity
 
 
-def complexity_of(image_id, mnist):
+def complexity_of(image_id, mnist, measure="file"):
     if ":" in image_id and not image_id.startswith("/"):
         return mnist(image_id)
+    if measure == "png":
+        return png_length(pillow().open(image_id).convert("RGB"))
     return pathlib.Path(image_id).stat().st_size
 
 
@@ -90,7 +115,7 @@ def within_deciles(scores, labels, complexity, bins=10):
     return weighted / weights
 
 
-def class_rows(folder, klass, methods, mnist):
+def class_rows(folder, klass, methods, mnist, measure):
     """(complexity ROC-AUC, [rho per method], [ROC-AUC within deciles per method]) of a class,
     None for a method whose cell is unfinished; None if no cell of the class is."""
     complexity, auc, rhos, strata = None, None, [], []
@@ -102,7 +127,7 @@ def class_rows(folder, klass, methods, mnist):
             continue
         cell = json.loads(path.read_text())
         if complexity is None:
-            complexity = [complexity_of(i, mnist) for i in cell["ids"]]
+            complexity = [complexity_of(i, mnist, measure) for i in cell["ids"]]
             labels = cell["labels"]
             auc = roc_auc([c for c, y in zip(complexity, labels) if y == 1],
                           [c for c, y in zip(complexity, labels) if y == 0])
@@ -151,7 +176,7 @@ def corrected_auc(normal, anomalous, normal_complexity, anomalous_complexity):
     return sum(aucs) / 2
 
 
-def validation_rows(folder, mnist):
+def validation_rows(folder, mnist, measure):
     """One row per learning-curve point that kept its anomalous scores."""
     rows = []
     for curve_path in sorted(folder.glob("runs/*/validation.json")):
@@ -161,7 +186,7 @@ def validation_rows(folder, mnist):
             if not point.get("anomalous_scores"):
                 continue
             if complexity is None:
-                complexity = [complexity_of(i, mnist) for i in curve["validation_ids"]]
+                complexity = [complexity_of(i, mnist, measure) for i in curve["validation_ids"]]
             n_normal = len(point["normal_scores"])
             corrected = corrected_auc(point["normal_scores"], point["anomalous_scores"],
                                       complexity[:n_normal], complexity[n_normal:])
@@ -176,12 +201,13 @@ def main():
     parser.add_argument("--validation", action="store_true")
     parser.add_argument("--mnist", type=pathlib.Path,
                         default=pathlib.Path(__file__).parent / "../../shared/data/mnist")
+    parser.add_argument("--measure", choices=["file", "png"], default="file")
     args = parser.parse_args()
-    mnist = mnist_complexity(args.mnist)
+    mnist = mnist_complexity(args.mnist, args.measure)
     if args.validation:
         print("| run | iterations | lr_theta | validation ROC-AUC | complexity-corrected |")
         print("| --- | ---: | ---: | ---: | ---: |")
-        for run, iteration, lr_theta, auc, corrected in validation_rows(args.folder, mnist):
+        for run, iteration, lr_theta, auc, corrected in validation_rows(args.folder, mnist, args.measure):
             print(f"| {run} | {iteration} | {lr_theta:g} | {auc:.3f} | {corrected:.3f} |")
         return
     experiment = json.loads((args.folder / "experiment.json").read_text())
@@ -192,7 +218,7 @@ def main():
         klass = json.loads(p.read_text())["class"]
         if str(klass) not in classes:
             classes.append(str(klass))
-    results = [(k, class_rows(args.folder, k, methods, mnist)) for k in classes]
+    results = [(k, class_rows(args.folder, k, methods, mnist, args.measure)) for k in classes]
     results = [(k, r) for k, r in results if r is not None]
     print_table("Spearman rho: normal class", methods,
                 [(k, auc, rhos) for k, (auc, rhos, _) in results], "{:+.2f}")
