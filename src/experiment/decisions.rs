@@ -4,7 +4,7 @@
 //! are flagged at alpha, the false-positive rate that the guarantee bounds, and a histogram
 //! of normal and anomalous test scores with the threshold drawn.
 
-use crate::calibration::{self, decision_quality, DecisionQuality, DEFAULT_ALPHA};
+use crate::calibration::{self, decision_quality, DecisionQuality, FalseAlarmRate, DEFAULT_ALPHA};
 use crate::experiment::Cell;
 use crate::score::method::Method;
 use anyhow::Result;
@@ -22,6 +22,9 @@ pub struct ClassDecisions<'a> {
     pub threshold: Option<f64>,
     /// Flags, false-positive rate on normal test images, precision and recall.
     pub quality: DecisionQuality,
+    /// The false-alarm rate that a calibration of this size gives at alpha, on average and
+    /// its spread (none when nothing can be flagged).
+    pub expected: Option<FalseAlarmRate>,
 }
 
 /// The decisions of every ADGAN cell that carries calibration scores.
@@ -40,6 +43,7 @@ pub fn class_decisions(cells: &[Cell], alpha: f64) -> Vec<ClassDecisions<'_>> {
                 cell,
                 threshold: calibration::threshold(calibration, alpha),
                 quality: decision_quality(&p, &cell.labels, alpha),
+                expected: calibration::false_alarm_rate(calibration.len(), alpha),
             }
         })
         .collect()
@@ -67,11 +71,9 @@ pub fn decisions_html(cells: &[Cell]) -> Result<String> {
     for d in &decisions {
         let q = &d.quality;
         let threshold = d.threshold.map_or("-".into(), |t| format!("{t:.1}"));
-        let expected =
-            calibration::false_alarm_rate(d.cell.calibration_scores.len(), DEFAULT_ALPHA)
-                .map_or("-".into(), |r| {
-                    format!("{:.3} &plusmn; {:.3}", r.mean, r.sd)
-                });
+        let expected = d.expected.as_ref().map_or("-".into(), |r| {
+            format!("{:.3} &plusmn; {:.3}", r.mean, r.sd)
+        });
         // Precision is undefined when nothing is flagged.
         let precision = match q.flagged {
             0 => "-".into(),
