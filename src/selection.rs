@@ -217,6 +217,9 @@ pub enum CurveEvent<'a> {
     Point(&'a CurvePoint),
 }
 
+/// Subfolder of a run where a missing snapshot that the run has gone past is trained again.
+pub const REBUILD_DIR: &str = "rebuild";
+
 /// Path of the snapshot of iteration `iteration` in `run_dir`.
 pub fn snapshot_path(run_dir: &Path, iteration: usize) -> PathBuf {
     run_dir
@@ -300,6 +303,10 @@ pub fn learning_curve(
         }
     }
     fill_best_normal_scores(task, &labels, &mut saved, &mut curve, device, on_event)?;
+    if let Some(best) = curve.best() {
+        // The caller loads the best snapshot.
+        ensure_snapshot(task, best.iteration, device, on_event)?;
+    }
     Ok(curve)
 }
 
@@ -327,8 +334,7 @@ fn fill_best_normal_scores(
         .validation
         .images
         .index_select(0, &Tensor::from_slice(&rows));
-    let snapshot = snapshot_path(task.run_dir, best.iteration);
-    let gan = run::load_gan_from(task.run_dir, &snapshot, device)?;
+    let gan = load_snapshot(task, best.iteration, device, on_event)?;
     let scores = validation_scores(task, &gan, &best.search, &normals, device, on_event)?;
     for point in saved.points.iter_mut().chain(curve.points.iter_mut()) {
         if point.iteration == best.iteration && point.search == best.search {
@@ -350,24 +356,7 @@ fn score_point(
     on_event: &mut dyn FnMut(CurveEvent),
 ) -> Result<()> {
     let run_dir = task.run_dir;
-    let snapshot = snapshot_path(run_dir, iteration);
-    if !snapshot.exists() {
-        train_to(run_dir, task.run, task.fit, iteration, device, on_event)?;
-        std::fs::create_dir_all(snapshot.parent().expect("snapshots folder"))?;
-        let latest = run_dir.join(CHECKPOINT_FILE);
-        io::write_atomic(&snapshot, |tmp| {
-            std::fs::copy(&latest, tmp)?;
-            Ok(())
-        })?;
-    }
-    let gan = run::load_gan_from(run_dir, &snapshot, device)?;
-    ensure!(
-        gan.iteration == iteration as i64,
-        "{} holds iteration {}, not {iteration}: the run was trained past this point; delete \
-         its snapshots and validation.json, or choose another --out",
-        snapshot.display(),
-        gan.iteration
-    );
+    let gan = load_snapshot(task, iteration, device, on_event)?;
     for &candidate in missing {
         let start = Instant::now();
         let images = &task.validation.images;
@@ -387,6 +376,60 @@ fn score_point(
     Ok(())
 }
 
+/// The snapshot of `iteration`, trained up to first when it is missing: at a new point, or
+/// when a run folder kept only its curve and losses (git keeps no checkpoints of results/).
+/// Training is deterministic on one device, so a snapshot trained again is the one scored; one
+/// the run has gone past is trained again from the start in [`REBUILD_DIR`].
+fn ensure_snapshot(
+    task: &CurveTask,
+    iteration: usize,
+    device: Device,
+    on_event: &mut dyn FnMut(CurveEvent),
+) -> Result<PathBuf> {
+    let run_dir = task.run_dir;
+    let snapshot = snapshot_path(run_dir, iteration);
+    if snapshot.exists() {
+        return Ok(snapshot);
+    }
+    let mut trained_in = run_dir.to_path_buf();
+    if train_to(run_dir, task.run, task.fit, iteration, device, on_event)? != iteration {
+        // The run went past this point: train it again from the start, aside.
+        trained_in = run_dir.join(REBUILD_DIR);
+        if trained_in.exists() {
+            std::fs::remove_dir_all(&trained_in)?;
+        }
+        train_to(&trained_in, task.run, task.fit, iteration, device, on_event)?;
+    }
+    std::fs::create_dir_all(snapshot.parent().expect("snapshots folder"))?;
+    io::write_atomic(&snapshot, |tmp| {
+        std::fs::copy(trained_in.join(CHECKPOINT_FILE), tmp)?;
+        Ok(())
+    })?;
+    if trained_in != run_dir {
+        std::fs::remove_dir_all(&trained_in)?;
+    }
+    Ok(snapshot)
+}
+
+/// The snapshot of `iteration` ([`ensure_snapshot`]), loaded.
+fn load_snapshot(
+    task: &CurveTask,
+    iteration: usize,
+    device: Device,
+    on_event: &mut dyn FnMut(CurveEvent),
+) -> Result<TrainedGan> {
+    let snapshot = ensure_snapshot(task, iteration, device, on_event)?;
+    let gan = run::load_gan_from(task.run_dir, &snapshot, device)?;
+    ensure!(
+        gan.iteration == iteration as i64,
+        "{} holds iteration {}, not {iteration}: the run was trained past this point; delete \
+         its snapshots and validation.json, or choose another --out",
+        snapshot.display(),
+        gan.iteration
+    );
+    Ok(gan)
+}
+
 /// The scores whose label is `label`, in order.
 fn scores_labelled(scores: &[f64], labels: &[i64], label: i64) -> Vec<f64> {
     (scores.iter().zip(labels))
@@ -395,7 +438,8 @@ fn scores_labelled(scores: &[f64], labels: &[i64], label: i64) -> Vec<f64> {
         .collect()
 }
 
-/// Trains the run in `run_dir` up to `iteration` generator iterations.
+/// Trains the run in `run_dir` up to `iteration` generator iterations; returns the iteration
+/// its checkpoint holds (more when it was trained past `iteration` before).
 fn train_to(
     run_dir: &Path,
     run: &RunConfig,
@@ -403,14 +447,14 @@ fn train_to(
     iteration: usize,
     device: Device,
     on_event: &mut dyn FnMut(CurveEvent),
-) -> Result<()> {
+) -> Result<usize> {
     let mut stage = run.clone();
     stage.train.iterations = iteration;
-    train::train(run_dir, &stage, fit, device, true, &mut |progress| {
+    let outcome = train::train(run_dir, &stage, fit, device, true, &mut |progress| {
         on_event(CurveEvent::Training(progress));
         ControlFlow::Continue(())
     })?;
-    Ok(())
+    Ok(outcome.iteration)
 }
 
 /// ADGAN scores of validation images with `gan` (a snapshot of the task's run, whose training

@@ -344,6 +344,41 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
         (filled[0].iteration, filled[0].search),
         (best.iteration, best.search)
     );
+
+    // A folder kept without its checkpoints (results/ in git keeps cells, curves and losses
+    // only) resumes: the chosen snapshot is trained again, and a cell scored again with it is
+    // the one scored before.
+    let critic = cells.iter().find(|c| c.method == Method::Critic).unwrap();
+    std::fs::remove_dir_all(run.join("snapshots")).unwrap();
+    std::fs::remove_file(run.join(adgan::train::CHECKPOINT_FILE)).unwrap();
+    std::fs::remove_file(out.path().join("cells/disc-critic.json")).unwrap();
+    let mut trained = 0;
+    let again = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| {
+        if let Event::Training { .. } = e {
+            trained += 1
+        }
+    })
+    .unwrap();
+    assert!(trained > 0, "the missing snapshot is trained again");
+    let critic_again = again.iter().find(|c| c.method == Method::Critic).unwrap();
+    assert_eq!(critic_again.scores, critic.scores);
+    let snapshot = adgan::selection::snapshot_path(&run, best.iteration);
+    assert!(snapshot.exists());
+
+    // A missing snapshot that the run has gone past is trained again aside, to the same
+    // weights.
+    let mut longer = config.clone();
+    longer.train.iterations = 30;
+    experiment::run_validation(&longer, out.path(), Device::Cpu, &mut |_| {}).unwrap();
+    std::fs::remove_file(&snapshot).unwrap();
+    std::fs::remove_file(out.path().join("cells/disc-critic.json")).unwrap();
+    let again = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |_| {}).unwrap();
+    let critic_again = again.iter().find(|c| c.method == Method::Critic).unwrap();
+    assert_eq!(critic_again.scores, critic.scores);
+    assert!(snapshot.exists());
+    assert!(!run.join(adgan::selection::REBUILD_DIR).exists());
+    let checkpoint = adgan::run::load_gan(&run, Device::Cpu).unwrap();
+    assert_eq!(checkpoint.iteration, 30, "the run itself is left as it was");
 }
 
 /// `batch_images` reaches the experiment's search: images are scored that many at a time.
