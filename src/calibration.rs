@@ -9,12 +9,14 @@
 use crate::data::{Dataset, ImageSource};
 use crate::io::{read_json, write_json};
 use crate::score::adgan::AdganConfig;
+use crate::score::complexity::{self, ComplexityLine};
 use crate::score::method::{self, Inputs, Method};
-use crate::score::score_source;
+use crate::score::{score_source, Detector};
 use crate::train::{load_training_data, RunConfig};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use tch::Tensor;
 
 /// The alpha of decisions when none is asked for: `score`, `rank` and the experiment report.
 pub const DEFAULT_ALPHA: f64 = 0.05;
@@ -33,6 +35,10 @@ pub struct Calibration {
     pub ids: Vec<String>,
     /// Their ADGAN scores.
     pub scores: Vec<f64>,
+    /// Their complexities (PNG lengths), which fit the line of `adgan-ic` (absent from
+    /// calibrations made before it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lengths: Vec<f64>,
 }
 
 /// How many standard deviations (of a binomial count) above its expected value the number of
@@ -63,6 +69,27 @@ impl Calibration {
     /// calibration scores); None below [`Self::smallest_alpha`].
     pub fn threshold(&self, alpha: f64) -> Option<f64> {
         threshold(&self.scores, alpha)
+    }
+
+    /// The complexity line of `adgan-ic`, fitted on these normal images.
+    pub fn complexity_line(&self) -> Result<ComplexityLine> {
+        ensure!(
+            !self.lengths.is_empty(),
+            "this calibration was made before adgan-ic and has no image complexities: run \
+             `adgan calibrate` again"
+        );
+        ComplexityLine::fit(&self.scores, &self.lengths)
+    }
+
+    /// The calibration of `adgan-ic`: these images' corrected scores, each by the line fitted
+    /// on the other half of them (cross-fitted), so that they stand as a new normal image's
+    /// corrected score would.
+    pub fn complexity_corrected(&self) -> Result<Calibration> {
+        self.complexity_line()?;
+        Ok(Calibration {
+            scores: complexity::cross_fitted(&self.scores, &self.lengths)?,
+            ..self.clone()
+        })
     }
 
     /// The false-alarm rate of this calibration's decisions at `alpha` ([`false_alarm_rate`]).
@@ -194,20 +221,36 @@ pub fn calibrate(
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Calibration> {
     let mut built = method::build(Method::Adgan, inputs, &mut |_, _| {})?;
-    let device = inputs.device;
-    let scores = score_source(
-        built.detector.as_mut(),
-        images,
-        built.batch,
-        device,
-        on_batch,
-    )?;
+    let mut measured = MeasuringLengths {
+        inner: built.detector.as_mut(),
+        lengths: Vec::new(),
+    };
+    let scores = score_source(&mut measured, images, built.batch, inputs.device, on_batch)?;
     Ok(Calibration {
         origin: origin.to_string(),
         search: inputs.search,
         ids,
         scores,
+        lengths: measured.lengths,
     })
+}
+
+/// A detector that also keeps the complexity of every image it scores (the calibration images
+/// are streamed, so they are measured as they pass).
+struct MeasuringLengths<'a> {
+    inner: &'a mut dyn Detector,
+    lengths: Vec<f64>,
+}
+
+impl Detector for MeasuringLengths<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
+        self.lengths.extend(complexity::png_lengths(images)?);
+        self.inner.score_batch(images)
+    }
 }
 
 /// What the decisions at `alpha` give on labelled images (label 1 = anomalous).
@@ -264,7 +307,26 @@ mod tests {
             search: AdganConfig::default(),
             ids: (0..scores.len()).map(|i| i.to_string()).collect(),
             scores,
+            lengths: Vec::new(),
         }
+    }
+
+    #[test]
+    fn adgan_ic_calibrates_on_cross_fitted_scores_and_needs_the_lengths() {
+        let mut c = calibration(vec![1.0, 2.0, 4.0, 8.0]);
+        let err = c.complexity_line().unwrap_err().to_string();
+        assert!(err.contains("adgan calibrate"), "{err}");
+        // Scores proportional to length: a line fits every half exactly.
+        c.lengths = vec![100.0, 200.0, 400.0, 800.0];
+        let corrected = c.complexity_corrected().unwrap();
+        assert!(
+            corrected.scores.iter().all(|s| s.abs() < 1e-9),
+            "{corrected:?}"
+        );
+        assert_eq!(
+            (corrected.ids, corrected.lengths),
+            (c.ids.clone(), c.lengths.clone())
+        );
     }
 
     #[test]

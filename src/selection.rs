@@ -14,6 +14,7 @@ use crate::run::{self, TrainedGan};
 use crate::score::adgan::{
     auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss, SearchStart,
 };
+use crate::score::complexity::{self, ComplexityLine};
 use crate::score::score_all;
 use crate::train::CHECKPOINT_FILE;
 use crate::train::{self, Progress, RunConfig};
@@ -199,6 +200,62 @@ impl Curve {
     }
 }
 
+/// The point and line of the complexity-corrected score (`adgan-ic`, see
+/// [`crate::score::complexity`]), chosen on the same curve as ADGAN's point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComplexityChoice {
+    /// The point whose corrected validation ROC-AUC is highest (that ROC-AUC in `auc`).
+    pub point: CurvePoint,
+    /// Corrected validation ROC-AUC of the point (cross-fitted over the normal images).
+    pub auc: f64,
+    /// The line fitted on all of the point's normal validation images, for test images.
+    pub line: ComplexityLine,
+    /// The point's normal validation images corrected by cross-fitting: the calibration of the
+    /// corrected test scores.
+    pub calibration_scores: Vec<f64>,
+}
+
+impl Curve {
+    /// The point with the best complexity-corrected validation ROC-AUC (on ties the earliest),
+    /// given the PNG length of every validation image in `validation_ids` order (normal images
+    /// first). Points that kept no anomalous scores cannot be corrected and are passed over;
+    /// `None` when none can.
+    pub fn complexity_choice(&self, lengths: &[f64]) -> Result<Option<ComplexityChoice>> {
+        ensure!(
+            lengths.len() == self.validation_ids.len(),
+            "{} lengths for {} validation images",
+            lengths.len(),
+            self.validation_ids.len()
+        );
+        let mut best: Option<(f64, &CurvePoint)> = None;
+        for point in &self.points {
+            let n = point.normal_scores.len();
+            if point.anomalous_scores.is_empty()
+                || n + point.anomalous_scores.len() != lengths.len()
+            {
+                continue;
+            }
+            let auc = complexity::validation_auc(
+                (&point.normal_scores, &lengths[..n]),
+                (&point.anomalous_scores, &lengths[n..]),
+            )?;
+            if best.is_none_or(|(b, _)| auc > b) {
+                best = Some((auc, point));
+            }
+        }
+        let Some((auc, point)) = best else {
+            return Ok(None);
+        };
+        let normal_lengths = &lengths[..point.normal_scores.len()];
+        Ok(Some(ComplexityChoice {
+            point: point.clone(),
+            auc,
+            line: ComplexityLine::fit(&point.normal_scores, normal_lengths)?,
+            calibration_scores: complexity::cross_fitted(&point.normal_scores, normal_lengths)?,
+        }))
+    }
+}
+
 /// What the learning curve reports while it works.
 #[derive(Debug)]
 pub enum CurveEvent<'a> {
@@ -380,7 +437,7 @@ fn score_point(
 /// when a run folder kept only its curve and losses (git keeps no checkpoints of results/).
 /// Training is deterministic on one device, so a snapshot trained again is the one scored; one
 /// the run has gone past is trained again from the start in [`REBUILD_DIR`].
-fn ensure_snapshot(
+pub fn ensure_snapshot(
     task: &CurveTask,
     iteration: usize,
     device: Device,

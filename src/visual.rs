@@ -27,19 +27,7 @@ pub fn grid_pixels(images: &Tensor, columns: usize) -> Result<(u32, u32, usize, 
     let rows = n.div_ceil(columns);
     let pad = 2;
     let (grid_w, grid_h) = (columns * (w + pad) + pad, rows * (h + pad) + pad);
-    let bytes = ((images
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .clamp(-1.0, 1.0)
-        + 1.0)
-        * 127.5)
-        .round()
-        .to_kind(Kind::Uint8)
-        .permute([0, 2, 3, 1])
-        .contiguous();
-    let mut tiles = vec![0u8; n * h * w * c];
-    let len = tiles.len();
-    bytes.copy_data(&mut tiles, len);
+    let tiles = pixels_u8(images);
     let mut grid = vec![255u8; grid_w * grid_h * c];
     for i in 0..n {
         let (top, left) = (
@@ -53,6 +41,24 @@ pub fn grid_pixels(images: &Tensor, columns: usize) -> Result<(u32, u32, usize, 
         }
     }
     Ok((grid_w as u32, grid_h as u32, c, grid))
+}
+
+/// N x C x H x W images in [-1, 1] as 8-bit pixels, image after image, each HWC.
+pub fn pixels_u8(images: &Tensor) -> Vec<u8> {
+    let bytes = ((images
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .clamp(-1.0, 1.0)
+        + 1.0)
+        * 127.5)
+        .round()
+        .to_kind(Kind::Uint8)
+        .permute([0, 2, 3, 1])
+        .contiguous();
+    let mut pixels = vec![0u8; bytes.numel()];
+    let len = pixels.len();
+    bytes.copy_data(&mut pixels, len);
+    pixels
 }
 
 /// Writes 8-bit HWC pixels (1 or 3 channels) as a PNG, atomically.

@@ -381,6 +381,100 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
     assert_eq!(checkpoint.iteration, 30, "the run itself is left as it was");
 }
 
+/// `adgan-ic` chooses its point on the same curve by the corrected validation ROC-AUC, scores
+/// after ADGAN whatever the order asked, reuses ADGAN's test scores when the point is ADGAN's
+/// (searching again otherwise), and is calibrated by its own cross-fitted normal validation
+/// scores.
+#[test]
+fn the_complexity_corrected_score_comes_from_the_same_curve() {
+    // Returns the adgan-ic and adgan cells and whether adgan-ic searched on its own.
+    fn run(
+        every: usize,
+        lr_theta: Vec<f64>,
+        out: &std::path::Path,
+    ) -> (Vec<experiment::Cell>, bool) {
+        let mut config = config();
+        config.classes = vec!["disc".into()];
+        config.methods = vec![Method::AdganIc, Method::Adgan];
+        config.selection = SelectionConfig {
+            every,
+            lr_theta,
+            max_per_side: 12,
+            ..SelectionConfig::default()
+        };
+        let mut searched = false;
+        let cells = experiment::run_one_vs_all(&config, out, Device::Cpu, &mut |e| {
+            if let Event::Scoring {
+                method: Method::AdganIc,
+                ..
+            } = e
+            {
+                searched = true
+            }
+        })
+        .unwrap();
+        (cells, searched)
+    }
+    let same = |a: &experiment::Cell, b: &experiment::Cell| {
+        a.chosen["iterations"] == b.chosen["iterations"]
+            && a.chosen["lr_theta"] == b.chosen["lr_theta"]
+    };
+
+    // Two points with two candidates each: here adgan-ic's corrected ROC-AUC picks another point than
+    // ADGAN's, and its search runs again.
+    let out = tempfile::tempdir().unwrap();
+    let (cells, searched) = run(10, vec![5e-5, 5e-4], out.path());
+    let (ic, adgan) = (&cells[0], &cells[1]);
+    assert_eq!((ic.method, adgan.method), (Method::AdganIc, Method::Adgan));
+    assert!(
+        !same(ic, adgan) && searched,
+        "{:?} {:?}",
+        ic.chosen,
+        adgan.chosen
+    );
+    assert_eq!(ic.calibration_scores.len(), 12);
+    assert!(ic.scores.iter().all(|s| s.is_finite()));
+    let curve: adgan::selection::Curve =
+        adgan::io::read_json(&out.path().join("runs/class-disc/validation.json"), "curve").unwrap();
+    assert!(curve
+        .points
+        .iter()
+        .any(|p| p.iteration as f64 == ic.chosen["iterations"]
+            && p.search.lr_theta == ic.chosen["lr_theta"]));
+    // Scored again from the saved curve, the cell is the same.
+    std::fs::remove_file(out.path().join("cells/disc-adgan-ic.json")).unwrap();
+    let (again, _) = run(10, vec![5e-5, 5e-4], out.path());
+    assert_eq!(again[0].scores, ic.scores);
+
+    // One point with one candidate: both choose it, and adgan-ic corrects ADGAN's own test
+    // scores by the recorded line, without a search.
+    let out = tempfile::tempdir().unwrap();
+    let (cells, searched) = run(20, vec![5e-4], out.path());
+    let (ic, adgan) = (&cells[0], &cells[1]);
+    let config = config();
+    let test = config
+        .source
+        .load(
+            adgan::data::Split::Test,
+            config.model.image_spec(),
+            config.fit,
+        )
+        .unwrap();
+    let rows: Vec<i64> = (ic.ids.iter())
+        .map(|id| test.ids.iter().position(|t| t == id).unwrap() as i64)
+        .collect();
+    let images = test.images.index_select(0, &tch::Tensor::from_slice(&rows));
+    let lengths = adgan::score::complexity::png_lengths(&images).unwrap();
+    let line = adgan::score::complexity::ComplexityLine {
+        intercept: ic.chosen["complexity_intercept"],
+        slope: ic.chosen["complexity_slope"],
+    };
+    assert!(same(ic, adgan) && !searched);
+    for ((&a, &l), &c) in adgan.scores.iter().zip(&lengths).zip(&ic.scores) {
+        assert!((line.correct(a, l) - c).abs() < 1e-12);
+    }
+}
+
 /// `batch_images` reaches the experiment's search: images are scored that many at a time.
 #[test]
 fn the_experiment_scores_batch_images_at_a_time() {

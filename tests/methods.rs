@@ -8,6 +8,7 @@ use adgan::data::{DataSource, Fit, Split};
 use adgan::run::load_gan;
 use adgan::score::adgan::AdganConfig;
 use adgan::score::anogan::AnoganConfig;
+use adgan::score::complexity::{self, ComplexityLine};
 use adgan::score::features::{PcaConfig, Validation};
 use adgan::score::method::{self, Inputs, Method};
 use adgan::score::score_all;
@@ -61,6 +62,10 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
         },
         alexnet: None,
         alexnet_layer: Default::default(),
+        complexity: Some(ComplexityLine {
+            intercept: -3.0,
+            slope: 0.5,
+        }),
     };
     let mut scores = std::collections::HashMap::new();
     for method in Method::ALL {
@@ -104,6 +109,24 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
     let [adgan, prior] = method::search_columns(&inputs, &probe, &mut |_, _| {}).unwrap();
     assert_eq!(adgan, scores[&Method::Adgan]);
     assert_eq!(prior, scores[&Method::Prior]);
+    // `adgan-ic` is ADGAN's score, corrected by the line for each image's PNG length.
+    let lengths = complexity::png_lengths(&probe).unwrap();
+    let line = inputs.complexity.unwrap();
+    for ((&a, &l), &c) in adgan.iter().zip(&lengths).zip(&scores[&Method::AdganIc]) {
+        assert!(
+            (line.correct(a, l) - c).abs() < 1e-12,
+            "{c} against {a} at {l}"
+        );
+    }
+    let no_line = Inputs {
+        complexity: None,
+        pca: inputs.pca.clone(),
+        ..inputs
+    };
+    let err = method::build(Method::AdganIc, &no_line, &mut |_, _| {})
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("adgan calibrate"), "{err:#}");
     // A method that needs what the inputs lack says so.
     let no_gan = Inputs {
         gan: None,

@@ -10,6 +10,7 @@ use adgan::calibration::Calibration;
 use adgan::data::{Dataset, Shard, Split};
 use adgan::output::{Destination, ShardRecord};
 use adgan::run::{self, TrainedGan};
+use adgan::score::complexity::ComplexityLine;
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
 use adgan::score::{AfterBatch, ScoredBatch};
@@ -147,6 +148,10 @@ fn build_detector<'g>(args: &ScoreArgs, gan: &'g TrainedGan) -> Result<method::B
         },
         alexnet: args.alexnet.as_deref(),
         alexnet_layer: args.alexnet_layer,
+        complexity: match args.method {
+            Method::AdganIc => Some(complexity_line(args)?),
+            _ => None,
+        },
     };
     let mut bar = progress::iteration_count_bar(inputs.autoencoder.iterations);
     let built = method::build(args.method, &inputs, &mut |done, _| bar.set(done))
@@ -328,13 +333,32 @@ fn decisions_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibratio
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
     match args.method {
-        Method::Adgan => {
+        Method::Adgan | Method::AdganIc => {
             let search = args.search.config();
             search
                 .validate(&gan.config.model)
-                .context("--method adgan")?;
-            calibrate::matching(&args.model, &search)
+                .with_context(|| format!("--method {}", args.method.name()))?;
+            let calibration = calibrate::matching(&args.model, &search)?;
+            match args.method {
+                Method::AdganIc => calibration.map(|c| c.complexity_corrected()).transpose(),
+                _ => Ok(calibration),
+            }
         }
         _ => Ok(None),
     }
+}
+
+/// The complexity line of `adgan-ic`, from the run's calibration made with the same search.
+fn complexity_line(args: &ScoreArgs) -> Result<ComplexityLine> {
+    let calibration =
+        calibrate::matching(&args.model, &args.search.config())?.with_context(|| {
+            format!(
+                "--method adgan-ic fits its complexity line on the run's calibration images: run \
+             `adgan calibrate --model {}` with the same search flags first",
+                args.model.display()
+            )
+        })?;
+    calibration
+        .complexity_line()
+        .with_context(|| format!("the calibration of {}", args.model.display()))
 }

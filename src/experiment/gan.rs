@@ -5,7 +5,9 @@ use super::{Event, ExperimentConfig};
 use crate::data::{self, Dataset, Split, ValidationSplit};
 use crate::run::{self, TrainedGan};
 use crate::score::adgan::AdganConfig;
-use crate::selection::{self, Curve, CurveEvent, CurveTask};
+use crate::score::complexity;
+use crate::score::method::Method;
+use crate::selection::{self, ComplexityChoice, Curve, CurveEvent, CurveTask};
 use crate::train::{self, RunConfig, FORMAT_VERSION};
 use anyhow::{ensure, Context, Result};
 use std::collections::BTreeMap;
@@ -25,6 +27,18 @@ pub struct ChosenGan {
     /// ADGAN scores of held-out normal validation images at the chosen point (empty without
     /// selection): the calibration of the class's ADGAN scores.
     pub calibration_scores: Vec<f64>,
+    /// What `adgan-ic` scores with, when it is asked for and the curve allows it.
+    pub complexity: Option<ComplexityGan>,
+}
+
+/// The complexity-corrected score's point and line, and the GAN of its point when that is not
+/// ADGAN's own.
+pub struct ComplexityGan {
+    /// Point, line and calibration.
+    pub choice: ComplexityChoice,
+    /// The snapshot of the point, when it differs from ADGAN's (`None`: ADGAN's scores are
+    /// corrected as they are).
+    pub gan: Option<TrainedGan>,
 }
 
 /// The run configuration of the GAN of `class`, trained on `images`.
@@ -88,10 +102,26 @@ pub(super) fn prepare_gan(
             search: config.search,
             chosen: BTreeMap::new(),
             calibration_scores: Vec::new(),
+            complexity: None,
         });
     }
-    let curve = class_curve(config, images, &run_dir, device, on_event)?;
+    let (curve, choice) = class_curve(config, images, &run_dir, device, on_event)?;
     let best = curve.best().context("the learning curve has no point")?;
+    let complexity = match choice {
+        Some(choice) => {
+            let own =
+                choice.point.iteration == best.iteration && choice.point.search == best.search;
+            let gan = match own {
+                true => None,
+                false => {
+                    let snapshot = selection::snapshot_path(&run_dir, choice.point.iteration);
+                    Some(run::load_gan_from(&run_dir, &snapshot, device)?)
+                }
+            };
+            Some(ComplexityGan { choice, gan })
+        }
+        None => None,
+    };
     let snapshot = selection::snapshot_path(&run_dir, best.iteration);
     let search = best.search;
     let chosen = BTreeMap::from([
@@ -105,31 +135,35 @@ pub(super) fn prepare_gan(
         search,
         chosen,
         calibration_scores: best.normal_scores.clone(),
+        complexity,
     })
 }
 
-/// Draws (or continues) the validation learning curve of the GAN of one class in `run_dir`.
+/// Draws (or continues) the validation learning curve of the GAN of one class in `run_dir`;
+/// with `adgan-ic` among the methods, also its choice of point (whose snapshot it makes sure
+/// of).
 fn class_curve(
     config: &ExperimentConfig,
     images: &ClassImages,
     run_dir: &Path,
     device: Device,
     on_event: &mut dyn FnMut(Event),
-) -> Result<Curve> {
+) -> Result<(Curve, Option<ComplexityChoice>)> {
     let class = images.class;
     let others = data::other_classes(images.train_all, images.normal)?;
     let s = &config.selection;
     let split = ValidationSplit::draw(images.normal_train, &others, s.holdout_fraction, s.seed)?;
     let run = class_run(config, class, &split.fit);
+    let validation = split.capped(s.max_per_side);
     let task = CurveTask {
         run_dir,
         run: &run,
         fit: &split.fit,
-        validation: &split.capped(s.max_per_side),
+        validation: &validation,
         search: &config.search,
         selection: s,
     };
-    selection::learning_curve(&task, device, &mut |event| match event {
+    let mut report = |event: CurveEvent| match event {
         CurveEvent::Training(progress) => on_event(Event::Training { class, progress }),
         CurveEvent::Scoring {
             iteration,
@@ -142,7 +176,17 @@ fn class_curve(
             total,
         }),
         CurveEvent::Point(point) => on_event(Event::Validated { class, point }),
-    })
+    };
+    let curve = selection::learning_curve(&task, device, &mut report)?;
+    if !config.methods.contains(&Method::AdganIc) {
+        return Ok((curve, None));
+    }
+    let lengths = complexity::png_lengths(&validation.images)?;
+    let choice = curve.complexity_choice(&lengths)?;
+    if let Some(choice) = &choice {
+        selection::ensure_snapshot(&task, choice.point.iteration, device, &mut report)?;
+    }
+    Ok((curve, choice))
 }
 
 /// Draws the validation learning curve of every class of the experiment and nothing else: no
@@ -180,7 +224,7 @@ pub fn run_validation(
             normal_train: &normal_train,
             train_all: &train_all,
         };
-        let curve = class_curve(config, &images, &run_dir, device, on_event)?;
+        let (curve, _) = class_curve(config, &images, &run_dir, device, on_event)?;
         curves.push((class.clone(), curve));
     }
     Ok(curves)

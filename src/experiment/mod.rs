@@ -424,21 +424,34 @@ fn run_class(
         gan: chosen.as_ref(),
         device,
     };
-    for &method in pending {
+    // adgan-ic corrects ADGAN's scores, so it comes after them.
+    let mut order = pending.to_vec();
+    order.sort_by_key(|&m| m == Method::AdganIc);
+    for method in order {
         if cells
             .iter()
             .any(|c| c.class == *class && c.method == method)
         {
             continue;
         }
+        let adgan_scores = cells
+            .iter()
+            .find(|c| c.class == *class && c.method == Method::Adgan)
+            .map(|c| c.scores.as_slice());
         let mut report =
             |m, done, total, fitting| on_event(progress_event(class, m, done, total, fitting));
-        for mut result in score_method(&context, method, pending, &mut report)? {
+        for mut result in score_method(&context, method, pending, adgan_scores, &mut report)? {
             let mut cell_calibration = Vec::new();
             if let (true, Some(gan)) = (result.method.needs_gan(), &chosen) {
-                result.chosen.extend(gan.chosen.clone());
-                if result.method == Method::Adgan {
-                    cell_calibration.clone_from(&gan.calibration_scores);
+                match (result.method, &gan.complexity) {
+                    (Method::AdganIc, Some(c)) => {
+                        cell_calibration.clone_from(&c.choice.calibration_scores)
+                    }
+                    (Method::Adgan, _) => {
+                        result.chosen.extend(gan.chosen.clone());
+                        cell_calibration.clone_from(&gan.calibration_scores);
+                    }
+                    _ => result.chosen.extend(gan.chosen.clone()),
                 }
             }
             let mut cell = Cell::new(class, &task, result)?;

@@ -2,10 +2,11 @@
 
 use super::{ChosenGan, Event, ExperimentConfig};
 use crate::data::OneVsAll;
+use crate::score::complexity;
 use crate::score::features::Validation;
 use crate::score::method::{self, Inputs, Method};
 use crate::score::score_all;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -60,11 +61,14 @@ pub(super) fn progress_event(
 }
 
 /// Scores one method on the class's test images; `adgan` and `prior` come together (both
-/// that are `pending`) from one search. `report(method, done, total, fitting)` follows it.
+/// that are `pending`) from one search; `adgan-ic` corrects `adgan_scores` (the class's ADGAN
+/// test scores, when scored) if its point is ADGAN's. `report(method, done, total, fitting)`
+/// follows it.
 pub(super) fn score_method(
     context: &ClassContext,
     method: Method,
     pending: &[Method],
+    adgan_scores: Option<&[f64]>,
     report: &mut dyn FnMut(Method, usize, usize, bool),
 ) -> Result<Vec<Scored>> {
     let ClassContext {
@@ -92,7 +96,16 @@ pub(super) fn score_method(
         pca: config.baselines.clone(),
         alexnet: config.alexnet.as_deref(),
         alexnet_layer: config.alexnet_layer,
+        complexity: None,
     };
+    if method == Method::AdganIc {
+        return Ok(vec![score_corrected(
+            context,
+            &inputs,
+            adgan_scores,
+            report,
+        )?]);
+    }
     let start = Instant::now();
     if matches!(method, Method::Adgan | Method::Prior) {
         let columns = method::search_columns(&inputs, &task.test.images, &mut |done, total| {
@@ -127,4 +140,61 @@ pub(super) fn score_method(
         seconds: start.elapsed().as_secs_f64(),
         chosen: built.chosen,
     }])
+}
+
+/// `adgan-ic`: ADGAN's test scores at the point its corrected validation ROC-AUC chose, corrected
+/// by the line of that point's normal validation images. ADGAN's own scores are reused when the
+/// point is ADGAN's; otherwise the search runs again with that point's snapshot and search.
+fn score_corrected(
+    context: &ClassContext,
+    inputs: &Inputs,
+    adgan_scores: Option<&[f64]>,
+    report: &mut dyn FnMut(Method, usize, usize, bool),
+) -> Result<Scored> {
+    let gan = context.gan.context("adgan-ic needs the class's GAN")?;
+    let corrected = gan.complexity.as_ref().context(
+        "adgan-ic needs a learning curve that kept its anomalous validation scores: turn \
+         selection on (--select-every)",
+    )?;
+    let choice = &corrected.choice;
+    let start = Instant::now();
+    let images = &context.task.test.images;
+    let scores = match (&corrected.gan, adgan_scores) {
+        (None, Some(scores)) => scores.to_vec(),
+        (own, _) => {
+            let inputs = Inputs {
+                gan: Some(own.as_ref().unwrap_or(&gan.gan)),
+                search: choice.point.search,
+                pca: inputs.pca.clone(),
+                ..*inputs
+            };
+            let [adgan, _] = method::search_columns(&inputs, images, &mut |done, total| {
+                report(Method::AdganIc, done, total, false)
+            })?;
+            adgan
+        }
+    };
+    let lengths = complexity::png_lengths(images)?;
+    let scores = scores
+        .iter()
+        .zip(&lengths)
+        .map(|(&s, &l)| choice.line.correct(s, l))
+        .collect();
+    let chosen = BTreeMap::from([
+        ("iterations".to_string(), choice.point.iteration as f64),
+        ("lr_z".to_string(), choice.point.search.lr_z),
+        (
+            "lr_theta".to_string(),
+            choice.point.search.effective_lr_theta(),
+        ),
+        ("validation_auc".to_string(), choice.auc),
+        ("complexity_intercept".to_string(), choice.line.intercept),
+        ("complexity_slope".to_string(), choice.line.slope),
+    ]);
+    Ok(Scored {
+        method: Method::AdganIc,
+        scores,
+        seconds: start.elapsed().as_secs_f64(),
+        chosen,
+    })
 }

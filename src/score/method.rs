@@ -5,6 +5,7 @@
 use super::adgan::{auto_batch, Adgan, AdganConfig, SearchStart};
 use super::anogan::{Anogan, AnoganConfig};
 use super::classic::{fit_classic, Classic};
+use super::complexity::{ComplexityCorrected, ComplexityLine};
 use super::critic::CriticScore;
 use super::dcae::DcaeScore;
 use super::features::{FeatureExtractor, PcaConfig, Validation};
@@ -64,11 +65,15 @@ pub enum Method {
     #[cfg_attr(feature = "cli", value(name = "ocsvm-alexnet"))]
     #[serde(rename = "ocsvm-alexnet")]
     OcsvmAlexnet,
+    /// ADGAN corrected for image complexity (beyond the paper; [`super::complexity`]).
+    #[cfg_attr(feature = "cli", value(name = "adgan-ic"))]
+    #[serde(rename = "adgan-ic")]
+    AdganIc,
 }
 
 impl Method {
-    /// Every method, in the order of the paper's tables.
-    pub const ALL: [Method; 12] = [
+    /// Every method, in the order of the paper's tables; then those beyond the paper.
+    pub const ALL: [Method; 13] = [
         Method::Adgan,
         Method::Critic,
         Method::Prior,
@@ -81,6 +86,7 @@ impl Method {
         Method::Gmm,
         Method::KdeAlexnet,
         Method::OcsvmAlexnet,
+        Method::AdganIc,
     ];
 
     /// The name used in file names and tables.
@@ -98,6 +104,7 @@ impl Method {
             Method::Gmm => "gmm",
             Method::KdeAlexnet => "kde-alexnet",
             Method::OcsvmAlexnet => "ocsvm-alexnet",
+            Method::AdganIc => "adgan-ic",
         }
     }
 
@@ -105,7 +112,7 @@ impl Method {
     pub fn needs_gan(self) -> bool {
         matches!(
             self,
-            Method::Adgan | Method::Critic | Method::Prior | Method::Anogan
+            Method::Adgan | Method::Critic | Method::Prior | Method::Anogan | Method::AdganIc
         )
     }
 
@@ -165,6 +172,8 @@ pub struct Inputs<'a, 'g> {
     pub alexnet: Option<&'a Path>,
     /// Their feature layer.
     pub alexnet_layer: AlexNetLayer,
+    /// The complexity line of `adgan-ic`, fitted on normal images the GAN never trained on.
+    pub complexity: Option<ComplexityLine>,
 }
 
 /// A detector ready to score, with how many images to give it at once and what it chose.
@@ -207,6 +216,7 @@ impl<'g> Inputs<'static, 'g> {
             pca: PcaConfig::default(),
             alexnet: None,
             alexnet_layer: AlexNetLayer::default(),
+            complexity: None,
         }
     }
 }
@@ -239,6 +249,7 @@ pub fn build<'g>(
 ) -> Result<Built<'g>> {
     match method {
         Method::Adgan | Method::Prior => build_search(method, inputs, on_fit),
+        Method::AdganIc => build_corrected(inputs, on_fit),
         Method::Critic => Ok(Built::plain(
             Box::new(CriticScore::new(&inputs.gan(method)?.critic)),
             CRITIC_BATCH,
@@ -294,6 +305,25 @@ fn build_search<'g>(
         _ => Box::new(PriorScore::new(adgan)),
     };
     Ok(Built::plain(detector, batch, summary))
+}
+
+/// ADGAN's search, its scores corrected for the images' complexity by the inputs' line.
+fn build_corrected<'g>(
+    inputs: &Inputs<'_, 'g>,
+    on_fit: &mut dyn FnMut(usize, usize),
+) -> Result<Built<'g>> {
+    let line = inputs.complexity.context(
+        "adgan-ic needs a complexity line fitted on normal images the GAN never trained on: \
+         calibrate the run first (adgan calibrate), or use it in an experiment with \
+         --select-every",
+    )?;
+    let search = build_search(Method::Adgan, inputs, on_fit)?;
+    let summary = format!(
+        "adgan-ic: {}; corrected for complexity, log score - ({:.3} + {:.3} log PNG length)",
+        search.summary, line.intercept, line.slope
+    );
+    let detector = Box::new(ComplexityCorrected::new(search.detector, line));
+    Ok(Built::plain(detector, search.batch, summary))
 }
 
 /// AnoGAN on the GAN's generator and critic.

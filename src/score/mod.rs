@@ -3,6 +3,7 @@
 pub mod adgan;
 pub mod anogan;
 pub mod classic;
+pub mod complexity;
 pub mod critic;
 pub mod dcae;
 pub mod features;
