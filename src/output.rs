@@ -147,7 +147,13 @@ pub fn check_experiment_folder(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    let ours = ["experiment.json", "cells", "runs", "validation.md"];
+    let ours = [
+        "experiment.json",
+        "cells",
+        "runs",
+        "partial",
+        "validation.md",
+    ];
     let entries: Vec<String> = std::fs::read_dir(&target)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok())

@@ -475,6 +475,69 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     }
 }
 
+/// The long cells (ADGAN's search, AnoGAN) keep their scores so far in `partial/`: a stopped
+/// run continues after the images already scored, to the scores of an uninterrupted run.
+#[test]
+fn a_long_cell_continues_after_the_images_already_scored() {
+    let out = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.classes = vec!["disc".into()];
+    config.methods = vec![Method::Adgan, Method::Prior, Method::Anogan];
+    config.n_test = 700;
+    config.anogan.steps = 3;
+    config.batch_images = Some(32);
+    let whole = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |_| {}).unwrap();
+    let partial = out.path().join("partial");
+    assert_eq!(
+        std::fs::read_dir(&partial).unwrap().count(),
+        0,
+        "nothing is left once the cells are saved"
+    );
+
+    // As a run stopped after the first 640 images (20 batches of the search, 10 of AnoGAN)
+    // leaves them; the first score is marked to show that it is not scored again.
+    let first = 640;
+    let mark = |scores: &[f64]| {
+        let mut kept = scores[..first].to_vec();
+        kept[0] = 12345.0;
+        kept
+    };
+    let ids = &whole[0].ids[..first];
+    let write = |name: &str, columns: Vec<Vec<f64>>| {
+        let json = serde_json::json!({"ids": ids, "columns": columns, "seconds": 1.0});
+        std::fs::write(partial.join(name), json.to_string()).unwrap();
+    };
+    write(
+        "disc-search.json",
+        vec![mark(&whole[0].scores), mark(&whole[1].scores)],
+    );
+    write("disc-anogan.json", vec![mark(&whole[2].scores)]);
+    for method in ["adgan", "prior", "anogan"] {
+        std::fs::remove_file(out.path().join(format!("cells/disc-{method}.json"))).unwrap();
+    }
+    let resumed =
+        experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |_| {}).unwrap();
+    for (again, before) in resumed.iter().zip(&whole) {
+        assert_eq!(again.scores[0], 12345.0, "{:?}", again.method);
+        assert_eq!(again.scores[1..], before.scores[1..], "{:?}", again.method);
+    }
+    assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
+
+    // Scores of other images are refused, with the file to delete.
+    let mut other = ids.to_vec();
+    other.swap(0, 1);
+    let json = serde_json::json!({"ids": other, "columns": [vec![0.0; first]], "seconds": 1.0});
+    std::fs::write(partial.join("disc-anogan.json"), json.to_string()).unwrap();
+    std::fs::remove_file(out.path().join("cells/disc-anogan.json")).unwrap();
+    let err = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("disc-anogan.json holds the scores of other images"),
+        "{err}"
+    );
+}
+
 /// `batch_images` reaches the experiment's search: images are scored that many at a time.
 #[test]
 fn the_experiment_scores_batch_images_at_a_time() {

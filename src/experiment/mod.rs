@@ -175,6 +175,9 @@ pub enum Event<'a> {
     Finished { cell: &'a Cell },
 }
 
+/// Subfolder of an experiment where long cells keep their scores so far.
+pub const PARTIAL_DIR: &str = "partial";
+
 fn cell_path(out: &Path, class: &str, method: Method) -> PathBuf {
     out.join("cells")
         .join(format!("{class}-{}.json", method.name()))
@@ -420,6 +423,7 @@ fn run_class(
         class,
         task: &task,
         validation: validation.as_ref(),
+        out,
         runs: out.join("runs"),
         gan: chosen.as_ref(),
         device,
@@ -454,9 +458,15 @@ fn run_class(
                     _ => result.chosen.extend(gan.chosen.clone()),
                 }
             }
+            let partial = result.partial.take();
             let mut cell = Cell::new(class, &task, result)?;
             cell.calibration_scores = cell_calibration;
             write_json(&cell_path(out, class, cell.method), &cell)?;
+            // The scores so far are in the cell now (adgan and prior share one file).
+            if let Some(path) = partial.filter(|p| p.exists()) {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
             on_event(Event::Finished { cell: &cell });
             cells.push(cell);
         }

@@ -1,16 +1,18 @@
 //! Scoring the methods of one class on its test images, through the method registry.
 
-use super::{ChosenGan, Event, ExperimentConfig};
-use crate::data::OneVsAll;
+use super::{ChosenGan, Event, ExperimentConfig, PARTIAL_DIR};
+use crate::data::{Dataset, OneVsAll};
+use crate::io::{read_json, write_json};
 use crate::score::complexity;
 use crate::score::features::Validation;
 use crate::score::method::{self, Inputs, Method};
 use crate::score::score_all;
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// The scores of one method on a class's test images.
 pub(super) struct Scored {
@@ -19,6 +21,86 @@ pub(super) struct Scored {
     /// Fitting (for the classic baselines) and scoring time.
     pub(super) seconds: f64,
     pub(super) chosen: BTreeMap<String, f64>,
+    /// The file of its scores so far (a long cell's), to delete once the cell is saved.
+    pub(super) partial: Option<PathBuf>,
+}
+
+/// About how many test images are scored between two saves of a long cell's scores so far
+/// (rounded up to whole batches, so that the batches are an uninterrupted pass's).
+const PARTIAL_EVERY: usize = 640;
+
+/// The scores of a long cell so far (ADGAN's search, AnoGAN), saved in `OUT/partial` so that
+/// a stopped experiment continues where it was. Each image's score depends on that image
+/// alone (the searches start every image from the same latents), so the scores are those
+/// of an uninterrupted run.
+#[derive(Serialize, Deserialize)]
+struct Partial {
+    /// Ids of the images scored so far: the first of the class's test draw.
+    ids: Vec<String>,
+    /// One list of scores per column (ADGAN's search gives `adgan` and `prior`).
+    columns: Vec<Vec<f64>>,
+    /// Seconds spent so far.
+    seconds: f64,
+}
+
+/// Scores a run of images (and reports its batches): one list of scores per column.
+type ScoreRun<'a> = dyn FnMut(&Tensor, &mut dyn FnMut(usize, usize)) -> Result<Vec<Vec<f64>>> + 'a;
+
+/// Scores the test images in runs of about [`PARTIAL_EVERY`] (whole batches of `batch`),
+/// saving the scores so far to `path` after each and starting after the images it already
+/// holds. `score(images, report)` gives `n_columns` columns of scores for a run of images.
+/// Returns the columns and the seconds spent in all.
+fn score_resumably(
+    path: &Path,
+    test: &Dataset,
+    (n_columns, batch): (usize, usize),
+    report: &mut dyn FnMut(usize, usize),
+    score: &mut ScoreRun,
+) -> Result<(Vec<Vec<f64>>, f64)> {
+    let mut partial = match path.exists() {
+        true => read_json::<Partial>(path, "adgan partial cell")?,
+        false => Partial {
+            ids: Vec::new(),
+            columns: vec![Vec::new(); n_columns],
+            seconds: 0.0,
+        },
+    };
+    let done = partial.ids.len();
+    ensure!(
+        done <= test.len()
+            && partial.ids[..] == test.ids[..done]
+            && partial.columns.len() == n_columns
+            && partial.columns.iter().all(|c| c.len() == done),
+        "{} holds the scores of other images: delete it and run again",
+        path.display()
+    );
+    let total = test.len();
+    let run = PARTIAL_EVERY.div_ceil(batch.max(1)) * batch.max(1);
+    let mut start = done;
+    while start < total {
+        let began = Instant::now();
+        let n = run.min(total - start);
+        let images = test.images.narrow(0, start as i64, n as i64);
+        let columns = score(&images, &mut |d, _| report(start + d, total))?;
+        for (all, new) in partial.columns.iter_mut().zip(columns) {
+            all.extend(new);
+        }
+        partial.ids.extend_from_slice(&test.ids[start..start + n]);
+        partial.seconds += began.elapsed().as_secs_f64();
+        start += n;
+        if start < total {
+            write_json(path, &partial)?;
+        }
+    }
+    Ok((partial.columns, partial.seconds))
+}
+
+/// Where the scores so far of a long cell of `class` are kept (`key`: the method, or the
+/// search that gives several).
+fn partial_path(context: &ClassContext, key: &str) -> Result<PathBuf> {
+    let dir = context.out.join(PARTIAL_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.join(format!("{}-{key}.json", context.class)))
 }
 
 /// What scoring the methods of one normal class needs.
@@ -28,6 +110,8 @@ pub(super) struct ClassContext<'a> {
     pub(super) task: &'a OneVsAll,
     /// Validation draw for the classic baselines' PCA dimension, when one is pending.
     pub(super) validation: Option<&'a Validation>,
+    /// The experiment's folder (`OUT`).
+    pub(super) out: &'a Path,
     /// Where trained networks are kept (`OUT/runs`).
     pub(super) runs: PathBuf,
     /// The class's trained GAN, when a pending method needs it.
@@ -108,10 +192,15 @@ pub(super) fn score_method(
     }
     let start = Instant::now();
     if matches!(method, Method::Adgan | Method::Prior) {
-        let columns = method::search_columns(&inputs, &task.test.images, &mut |done, total| {
-            report(method, done, total, false)
-        })?;
-        let seconds = start.elapsed().as_secs_f64();
+        let path = partial_path(context, "search")?;
+        let batch = inputs.gan.map_or(1, |gan| inputs.search_batch(gan));
+        let (columns, seconds) = score_resumably(
+            &path,
+            &task.test,
+            (2, batch),
+            &mut |done, total| report(method, done, total, false),
+            &mut |images, on_batch| Ok(method::search_columns(&inputs, images, on_batch)?.to_vec()),
+        )?;
         return Ok([Method::Adgan, Method::Prior]
             .into_iter()
             .zip(columns)
@@ -121,24 +210,44 @@ pub(super) fn score_method(
                 scores,
                 seconds,
                 chosen: BTreeMap::new(),
+                partial: Some(path.clone()),
             })
             .collect());
     }
     let mut built = method::build(method, &inputs, &mut |done, total| {
         report(method, done, total, true)
     })?;
-    let scores = score_all(
-        built.detector.as_mut(),
-        &task.test.images,
-        built.batch,
-        device,
-        &mut |done, total| report(method, done, total, false),
-    )?;
+    let mut score = |images: &Tensor, on_batch: &mut dyn FnMut(usize, usize)| {
+        let scores = score_all(
+            built.detector.as_mut(),
+            images,
+            built.batch,
+            device,
+            on_batch,
+        )?;
+        Ok(vec![scores])
+    };
+    let mut report_scoring = |done, total| report(method, done, total, false);
+    // AnoGAN is the long one of the rest: it keeps its scores so far.
+    let (mut columns, seconds, partial) = match method {
+        Method::Anogan => {
+            let path = partial_path(context, method.name())?;
+            let columns = (1, built.batch);
+            let (columns, seconds) =
+                score_resumably(&path, &task.test, columns, &mut report_scoring, &mut score)?;
+            (columns, seconds, Some(path))
+        }
+        _ => {
+            let columns = score(&task.test.images, &mut report_scoring)?;
+            (columns, start.elapsed().as_secs_f64(), None)
+        }
+    };
     Ok(vec![Scored {
         method,
-        scores,
-        seconds: start.elapsed().as_secs_f64(),
+        scores: columns.remove(0),
+        seconds,
         chosen: built.chosen,
+        partial,
     }])
 }
 
@@ -159,8 +268,8 @@ fn score_corrected(
     let choice = &corrected.choice;
     let start = Instant::now();
     let images = &context.task.test.images;
-    let scores = match (&corrected.gan, adgan_scores) {
-        (None, Some(scores)) => scores.to_vec(),
+    let (scores, partial) = match (&corrected.gan, adgan_scores) {
+        (None, Some(scores)) => (scores.to_vec(), None),
         (own, _) => {
             let inputs = Inputs {
                 gan: Some(own.as_ref().unwrap_or(&gan.gan)),
@@ -168,10 +277,19 @@ fn score_corrected(
                 pca: inputs.pca.clone(),
                 ..*inputs
             };
-            let [adgan, _] = method::search_columns(&inputs, images, &mut |done, total| {
-                report(Method::AdganIc, done, total, false)
-            })?;
-            adgan
+            let path = partial_path(context, Method::AdganIc.name())?;
+            let batch = inputs.gan.map_or(1, |gan| inputs.search_batch(gan));
+            let (mut columns, _) = score_resumably(
+                &path,
+                &context.task.test,
+                (1, batch),
+                &mut |done, total| report(Method::AdganIc, done, total, false),
+                &mut |images, on_batch| {
+                    let [adgan, _] = method::search_columns(&inputs, images, on_batch)?;
+                    Ok(vec![adgan])
+                },
+            )?;
+            (columns.remove(0), Some(path))
         }
     };
     let lengths = complexity::png_lengths(images)?;
@@ -196,5 +314,6 @@ fn score_corrected(
         scores,
         seconds: start.elapsed().as_secs_f64(),
         chosen,
+        partial,
     })
 }

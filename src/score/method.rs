@@ -233,7 +233,7 @@ impl<'a, 'g> Inputs<'a, 'g> {
     }
 
     /// Images per ADGAN search: as asked, or chosen from memory.
-    fn search_batch(&self, gan: &TrainedGan) -> usize {
+    pub fn search_batch(&self, gan: &TrainedGan) -> usize {
         self.batch_images
             .unwrap_or_else(|| auto_batch(&gan.generator, &self.search, self.device))
     }
