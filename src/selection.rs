@@ -213,6 +213,9 @@ pub struct ComplexityChoice {
     /// The point's normal validation images corrected by cross-fitting: the calibration of the
     /// corrected test scores.
     pub calibration_scores: Vec<f64>,
+    /// The corrected validation ROC-AUC of every point of the curve, in its order (`None`
+    /// where a point kept no anomalous scores).
+    pub point_aucs: Vec<Option<f64>>,
 }
 
 impl Curve {
@@ -227,20 +230,29 @@ impl Curve {
             lengths.len(),
             self.validation_ids.len()
         );
+        let point_aucs = self
+            .points
+            .iter()
+            .map(|point| {
+                let n = point.normal_scores.len();
+                if point.anomalous_scores.is_empty()
+                    || n + point.anomalous_scores.len() != lengths.len()
+                {
+                    return Ok(None);
+                }
+                complexity::validation_auc(
+                    (&point.normal_scores, &lengths[..n]),
+                    (&point.anomalous_scores, &lengths[n..]),
+                )
+                .map(Some)
+            })
+            .collect::<Result<Vec<Option<f64>>>>()?;
         let mut best: Option<(f64, &CurvePoint)> = None;
-        for point in &self.points {
-            let n = point.normal_scores.len();
-            if point.anomalous_scores.is_empty()
-                || n + point.anomalous_scores.len() != lengths.len()
-            {
-                continue;
-            }
-            let auc = complexity::validation_auc(
-                (&point.normal_scores, &lengths[..n]),
-                (&point.anomalous_scores, &lengths[n..]),
-            )?;
-            if best.is_none_or(|(b, _)| auc > b) {
-                best = Some((auc, point));
+        for (point, auc) in self.points.iter().zip(&point_aucs) {
+            if let Some(auc) = *auc {
+                if best.is_none_or(|(b, _)| auc > b) {
+                    best = Some((auc, point));
+                }
             }
         }
         let Some((auc, point)) = best else {
@@ -252,6 +264,7 @@ impl Curve {
             auc,
             line: ComplexityLine::fit(&point.normal_scores, normal_lengths)?,
             calibration_scores: complexity::cross_fitted(&point.normal_scores, normal_lengths)?,
+            point_aucs,
         }))
     }
 }

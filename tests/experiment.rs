@@ -242,7 +242,8 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
             .unwrap();
     assert_eq!(path, out.path().join("validation.md"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
-    let (class, curve) = &curves[0];
+    let (class, curve) = (&curves[0].class, &curves[0].curve);
+    assert!(curves[0].complexity.is_none(), "adgan-ic is not asked for");
     assert_eq!(class, "disc");
     assert_eq!(
         points.len(),
@@ -441,6 +442,24 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
         .iter()
         .any(|p| p.iteration as f64 == ic.chosen["iterations"]
             && p.search.lr_theta == ic.chosen["lr_theta"]));
+    // A validation run adds the corrected figures of the same points, adgan-ic's in bold.
+    let mut validation = config();
+    validation.classes = vec!["disc".into()];
+    validation.methods = vec![Method::AdganIc];
+    validation.selection = SelectionConfig {
+        every: 10,
+        lr_theta: vec![5e-5, 5e-4],
+        max_per_side: 12,
+        ..SelectionConfig::default()
+    };
+    let (table, _) =
+        experiment::run_validation_and_report(&validation, out.path(), Device::Cpu, &mut |_| {})
+            .unwrap();
+    let (plain, corrected) = table.split_once("adgan-ic, the same points").unwrap();
+    assert_eq!(plain.matches("**").count(), 2, "{table}");
+    assert_eq!(corrected.matches("**").count(), 2, "{table}");
+    let bold = format!("**{:.4}**", ic.chosen["validation_auc"]);
+    assert!(corrected.contains(&bold), "{bold} in {table}");
     // Scored again from the saved curve, the cell is the same.
     std::fs::remove_file(out.path().join("cells/disc-adgan-ic.json")).unwrap();
     let (again, _) = run(10, vec![5e-5, 5e-4], out.path());

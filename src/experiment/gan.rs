@@ -189,15 +189,26 @@ fn class_curve(
     Ok((curve, choice))
 }
 
+/// One class's validation learning curve.
+pub struct ClassCurve {
+    /// The normal class.
+    pub class: String,
+    /// Its curve: the points of this configuration's selection (the saved curve keeps every
+    /// point drawn before).
+    pub curve: Curve,
+    /// The complexity-corrected figures of its points and `adgan-ic`'s choice, when `adgan-ic`
+    /// is among the methods.
+    pub complexity: Option<ComplexityChoice>,
+}
+
 /// Draws the validation learning curve of every class of the experiment and nothing else: no
-/// test image is read. Returns each class with its curve (the points of this configuration's
-/// selection; the saved curves keep every point drawn before).
+/// test image is read.
 pub fn run_validation(
     config: &ExperimentConfig,
     out: &Path,
     device: Device,
     on_event: &mut dyn FnMut(Event),
-) -> Result<Vec<(String, Curve)>> {
+) -> Result<Vec<ClassCurve>> {
     ensure!(
         config.selection.enabled(),
         "a validation run needs a validation interval (selection.every > 0)"
@@ -224,8 +235,12 @@ pub fn run_validation(
             normal_train: &normal_train,
             train_all: &train_all,
         };
-        let (curve, _) = class_curve(config, &images, &run_dir, device, on_event)?;
-        curves.push((class.clone(), curve));
+        let (curve, complexity) = class_curve(config, &images, &run_dir, device, on_event)?;
+        curves.push(ClassCurve {
+            class: class.clone(),
+            curve,
+            complexity,
+        });
     }
     Ok(curves)
 }

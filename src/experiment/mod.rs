@@ -12,7 +12,7 @@ pub mod report;
 mod scoring;
 mod table;
 
-pub use gan::{run_validation, ChosenGan};
+pub use gan::{run_validation, ChosenGan, ClassCurve};
 pub use table::{auc_table, candidate_label, curve_table, write_summary};
 
 use crate::alexnet::AlexNetLayer;

@@ -1,11 +1,11 @@
 //! What an experiment reports: the paper's Table 1 layout in Markdown, the learning curves,
 //! and `results.json`.
 
-use super::{Cell, ExperimentConfig};
+use super::{Cell, ClassCurve, ExperimentConfig};
 use crate::io::{self, write_json};
 use crate::score::adgan::{AdganConfig, ThetaMode};
 use crate::score::method::Method;
-use crate::selection::Curve;
+use crate::selection::CurvePoint;
 use anyhow::Result;
 use serde::Serialize;
 use std::path::Path;
@@ -62,11 +62,31 @@ pub fn auc_table(config: &ExperimentConfig, cells: &[Cell]) -> String {
 }
 
 /// The learning curves as a Markdown table: a row per (class, iteration), a column per
-/// candidate search, the best point of each class in bold.
-pub fn curve_table(curves: &[(String, Curve)]) -> String {
+/// candidate search, the best point of each class in bold. With `adgan-ic`, a second table
+/// gives the same points' complexity-corrected ROC-AUC, its choice in bold.
+pub fn curve_table(curves: &[ClassCurve]) -> String {
+    let mut text = points_table(curves, &|c, i| Some(c.curve.points[i].auc), &|c| {
+        c.curve.best()
+    });
+    if curves.iter().any(|c| c.complexity.is_some()) {
+        text += "\nadgan-ic, the same points corrected for complexity (cross-fitted):\n\n";
+        text += &points_table(curves, &|c, i| c.complexity.as_ref()?.point_aucs[i], &|c| {
+            c.complexity.as_ref().map(|x| &x.point)
+        });
+    }
+    text
+}
+
+/// A row per (class, iteration), a column per candidate search: `value(class, point index)`,
+/// `best(class)` in bold.
+fn points_table(
+    curves: &[ClassCurve],
+    value: &dyn Fn(&ClassCurve, usize) -> Option<f64>,
+    best: &dyn Fn(&ClassCurve) -> Option<&CurvePoint>,
+) -> String {
     let mut candidates: Vec<AdganConfig> = Vec::new();
-    for (_, curve) in curves {
-        for p in &curve.points {
+    for c in curves {
+        for p in &c.curve.points {
             if !candidates.contains(&p.search) {
                 candidates.push(p.search);
             }
@@ -79,21 +99,19 @@ pub fn curve_table(curves: &[(String, Curve)]) -> String {
     text += "\n| --- | ---: |";
     text += &" ---: |".repeat(candidates.len());
     text.push('\n');
-    for (class, curve) in curves {
-        let best = curve.best();
-        let mut iterations: Vec<usize> = curve.points.iter().map(|p| p.iteration).collect();
+    for c in curves {
+        let best = best(c);
+        let mut iterations: Vec<usize> = c.curve.points.iter().map(|p| p.iteration).collect();
         iterations.dedup();
         for iteration in iterations {
-            text += &format!("| {class} | {iteration} |");
+            text += &format!("| {} | {iteration} |", c.class);
             for candidate in &candidates {
-                let point = curve
-                    .points
-                    .iter()
-                    .find(|p| p.iteration == iteration && p.search == *candidate);
-                text += &match point {
-                    Some(p) if Some(p) == best => format!(" **{:.4}** |", p.auc),
-                    Some(p) => format!(" {:.4} |", p.auc),
-                    None => " - |".to_string(),
+                let found = (c.curve.points.iter().enumerate())
+                    .find(|(_, p)| p.iteration == iteration && p.search == *candidate);
+                text += &match found.map(|(i, p)| (value(c, i), p)) {
+                    Some((Some(v), p)) if Some(p) == best => format!(" **{v:.4}** |"),
+                    Some((Some(v), _)) => format!(" {v:.4} |"),
+                    _ => " - |".to_string(),
                 };
             }
             text.push('\n');
