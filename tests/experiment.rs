@@ -421,6 +421,16 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
             && a.chosen["lr_theta"] == b.chosen["lr_theta"]
     };
 
+    // Without selection there are no held-out images to fit the line on: refused at once.
+    let mut refused = config();
+    refused.methods = vec![Method::AdganIc];
+    let empty = tempfile::tempdir().unwrap();
+    let err = experiment::run_one_vs_all(&refused, empty.path(), Device::Cpu, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--select-every"), "{err}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+
     // Two points with two candidates each: here adgan-ic's corrected ROC-AUC picks another point than
     // ADGAN's, and its search runs again.
     let out = tempfile::tempdir().unwrap();

@@ -98,6 +98,11 @@ impl ExperimentConfig {
         if self.selection.enabled() {
             self.selection.validate()?;
         }
+        ensure!(
+            self.selection.enabled() || !self.methods.contains(&Method::AdganIc),
+            "adgan-ic fits its complexity line on held-out validation images: turn selection on \
+             (--select-every N)"
+        );
         Ok(())
     }
 }

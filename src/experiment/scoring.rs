@@ -266,10 +266,10 @@ fn score_corrected(
          selection on (--select-every)",
     )?;
     let choice = &corrected.choice;
-    let start = Instant::now();
     let images = &context.task.test.images;
-    let (scores, partial) = match (&corrected.gan, adgan_scores) {
-        (None, Some(scores)) => (scores.to_vec(), None),
+    // The search's seconds count those of a stopped run too; reused scores cost none.
+    let (scores, searched, partial) = match (&corrected.gan, adgan_scores) {
+        (None, Some(scores)) => (scores.to_vec(), 0.0, None),
         (own, _) => {
             let inputs = Inputs {
                 gan: Some(own.as_ref().unwrap_or(&gan.gan)),
@@ -279,7 +279,7 @@ fn score_corrected(
             };
             let path = partial_path(context, Method::AdganIc.name())?;
             let batch = inputs.gan.map_or(1, |gan| inputs.search_batch(gan));
-            let (mut columns, _) = score_resumably(
+            let (mut columns, seconds) = score_resumably(
                 &path,
                 &context.task.test,
                 (1, batch),
@@ -289,9 +289,10 @@ fn score_corrected(
                     Ok(vec![adgan])
                 },
             )?;
-            (columns.remove(0), Some(path))
+            (columns.remove(0), seconds, Some(path))
         }
     };
+    let start = Instant::now();
     let lengths = complexity::png_lengths(images)?;
     let scores = scores
         .iter()
@@ -312,7 +313,7 @@ fn score_corrected(
     Ok(Scored {
         method: Method::AdganIc,
         scores,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: searched + start.elapsed().as_secs_f64(),
         chosen,
         partial,
     })
