@@ -142,6 +142,12 @@ fn pick(values: &[f64], rows: &[usize]) -> Vec<f64> {
 /// Corrected scores of normal images, each by the line fitted on the other half of them: the
 /// calibration scores of `adgan-ic`, which must be as a new normal image's would be.
 pub fn cross_fitted(scores: &[f64], lengths: &[f64]) -> Result<Vec<f64>> {
+    ensure!(
+        scores.len() == lengths.len(),
+        "{} scores but {} lengths",
+        scores.len(),
+        lengths.len()
+    );
     let mut corrected = vec![0.0; scores.len()];
     let [a, b] = halves(scores.len());
     for (held, fit) in [(&a, &b), (&b, &a)] {
@@ -161,8 +167,9 @@ pub fn validation_auc(
     (anomalous_scores, anomalous_lengths): (&[f64], &[f64]),
 ) -> Result<f64> {
     ensure!(
-        anomalous_scores.len() == anomalous_lengths.len(),
-        "{} anomalous scores but {} lengths",
+        anomalous_scores.len() == anomalous_lengths.len()
+            && normal_scores.len() == normal_lengths.len(),
+        "{} anomalous scores but {} lengths, or normal ones that do not match",
         anomalous_scores.len(),
         anomalous_lengths.len()
     );
