@@ -499,6 +499,18 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
         slope: ic.chosen["complexity_slope"],
     };
     assert!(same(ic, adgan) && !searched);
+    // The report calibrates both: a row and a histogram each.
+    let mut reported = config.clone();
+    reported.classes = vec!["disc".into()];
+    reported.methods = vec![Method::AdganIc, Method::Adgan];
+    experiment::report::write_report(&reported, &cells, out.path()).unwrap();
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("<td>adgan-ic</td>") && html.contains("<td>adgan</td>"));
+    assert_eq!(
+        html.matches("<svg").count(),
+        3,
+        "the ROC plot and two histograms"
+    );
     for ((&a, &l), &c) in adgan.scores.iter().zip(&lengths).zip(&ic.scores) {
         assert!((line.correct(a, l) - c).abs() < 1e-12);
     }

@@ -6,7 +6,6 @@
 
 use crate::calibration::{self, decision_quality, DecisionQuality, FalseAlarmRate, DEFAULT_ALPHA};
 use crate::experiment::Cell;
-use crate::score::method::Method;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::fmt::Write as _;
@@ -27,11 +26,11 @@ pub struct ClassDecisions<'a> {
     pub expected: Option<FalseAlarmRate>,
 }
 
-/// The decisions of every ADGAN cell that carries calibration scores.
+/// The decisions of every cell that carries calibration scores (ADGAN's, and `adgan-ic`'s).
 pub fn class_decisions(cells: &[Cell], alpha: f64) -> Vec<ClassDecisions<'_>> {
     cells
         .iter()
-        .filter(|c| c.method == Method::Adgan && !c.calibration_scores.is_empty())
+        .filter(|c| !c.calibration_scores.is_empty())
         .map(|cell| {
             let calibration = &cell.calibration_scores;
             let p: Vec<f64> = cell
@@ -57,15 +56,16 @@ pub fn decisions_html(cells: &[Cell]) -> Result<String> {
         return Ok(String::new());
     }
     let mut html = format!(
-        "<h2>Calibrated decisions (ADGAN, alpha {DEFAULT_ALPHA})</h2><p>The held-out normal \
-         validation images of each class (never trained on) calibrate its test scores; an image \
+        "<h2>Calibrated decisions (alpha {DEFAULT_ALPHA})</h2><p>The held-out normal \
+         validation images of each class (never trained on) calibrate its test scores (ADGAN's, \
+         and adgan-ic's when it is run); an image \
          is flagged when its conformal p-value is at most alpha, which bounds the expected \
          false-positive rate on normal images by alpha; the rate one calibration gives varies \
          about its mean by the standard deviation shown, and a test draw adds its own \
          sampling noise. In the histograms (test \
          images, each colour normalised to its own count): green normal, red anomalous, the \
          black line the threshold above which images are flagged.</p><table id=\"decisions\"><thead><tr>\
-         <th>normal class</th><th>calibration images</th><th>threshold</th><th>flagged</th>\
+         <th>normal class</th><th>method</th><th>calibration images</th><th>threshold</th><th>flagged</th>\
          <th>false-positive rate</th><th>expected (mean &plusmn; sd)</th><th>precision</th><th>recall</th></tr></thead><tbody>"
     );
     for d in &decisions {
@@ -81,9 +81,10 @@ pub fn decisions_html(cells: &[Cell]) -> Result<String> {
         };
         write!(
             html,
-            "<tr><th>{}</th><td>{}</td><td>{threshold}</td><td>{}</td><td>{:.3}</td>\
+            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{threshold}</td><td>{}</td><td>{:.3}</td>\
              <td>{expected}</td><td>{precision}</td><td>{:.3}</td></tr>",
             crate::report::escape_html(&d.cell.class),
+            d.cell.method.name(),
             d.cell.calibration_scores.len(),
             q.flagged,
             q.false_positive_rate,
@@ -127,14 +128,17 @@ fn histogram_svg(d: &ClassDecisions) -> Result<String> {
         let root = SVGBackend::with_string(&mut svg, (360, 220)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("class {}", cell.class), ("sans-serif", 14))
+            .caption(
+                format!("class {}, {}", cell.class, cell.method.name()),
+                ("sans-serif", 14),
+            )
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(40)
             .build_cartesian_2d(low..high, 0f64..top.max(1e-9))?;
         chart
             .configure_mesh()
-            .x_desc("ADGAN score")
+            .x_desc("score")
             .y_desc("fraction")
             .x_labels(4)
             .y_labels(4)
