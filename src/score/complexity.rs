@@ -28,6 +28,15 @@ use tch::Tensor;
 /// Smallest score taken to the log (scores are mean squared errors, so never negative).
 const MIN_SCORE: f64 = 1e-12;
 
+/// log of a score floored at [`MIN_SCORE`]; a NaN score stays NaN (`f64::max` would turn it
+/// into the floor, a silently wrong number).
+fn log_score(score: f64) -> f64 {
+    match score.is_nan() {
+        true => f64::NAN,
+        false => score.max(MIN_SCORE).ln(),
+    }
+}
+
 /// The complexity L(x) of each image of N x C x H x W images in [-1, 1] (C 1 or 3): the bytes
 /// of its 8-bit pixels' PNG encoding at the best compression.
 pub fn png_lengths(images: &Tensor) -> Result<Vec<f64>> {
@@ -75,7 +84,7 @@ impl ComplexityLine {
             lengths.len()
         );
         let xs: Vec<f64> = lengths.iter().map(|l| l.ln()).collect();
-        let ys: Vec<f64> = scores.iter().map(|s| s.max(MIN_SCORE).ln()).collect();
+        let ys: Vec<f64> = scores.iter().map(|&s| log_score(s)).collect();
         let n = xs.len() as f64;
         let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
         let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
@@ -90,7 +99,7 @@ impl ComplexityLine {
 
     /// The corrected score of an image with ADGAN score `score` and complexity `length`.
     pub fn correct(&self, score: f64, length: f64) -> f64 {
-        score.max(MIN_SCORE).ln() - (self.intercept + self.slope * length.ln())
+        log_score(score) - (self.intercept + self.slope * length.ln())
     }
 }
 
@@ -257,6 +266,14 @@ mod tests {
         )
         .unwrap();
         assert!(corrected > 0.99, "{corrected}");
+    }
+
+    #[test]
+    fn a_nan_score_stays_nan() {
+        let line = ComplexityLine::fit(&[1.0, 2.0], &[100.0, 200.0]).unwrap();
+        assert!(line.correct(f64::NAN, 150.0).is_nan());
+        let fitted = ComplexityLine::fit(&[f64::NAN, 2.0], &[100.0, 200.0]).unwrap();
+        assert!(fitted.intercept.is_nan(), "{fitted:?}");
     }
 
     #[test]
