@@ -20,6 +20,7 @@ use crate::train::CHECKPOINT_FILE;
 use crate::train::{self, Progress, RunConfig};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -172,6 +173,19 @@ pub struct CurvePoint {
     /// another aggregate of the same scores (absent from curves saved before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalous_scores: Vec<f64>,
+}
+
+impl CurvePoint {
+    /// What choosing this point chose, as a result records it: training length, the search's
+    /// learning rates, and `auc`, the validation ROC-AUC it was chosen by.
+    pub fn chosen(&self, auc: f64) -> BTreeMap<String, f64> {
+        BTreeMap::from([
+            ("iterations".to_string(), self.iteration as f64),
+            ("lr_z".to_string(), self.search.lr_z),
+            ("lr_theta".to_string(), self.search.effective_lr_theta()),
+            ("validation_auc".to_string(), auc),
+        ])
+    }
 }
 
 /// The saved learning curve of one run.

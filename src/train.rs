@@ -240,8 +240,18 @@ impl RunConfig {
                 .into_iter()
                 .map(|d| format!("train.{d}")),
         );
+        // One data folder reached by another path is the same data (its fingerprint is
+        // compared too).
+        let saved_data = DataProvenance {
+            source: saved.data.source.normalised(),
+            ..saved.data.clone()
+        };
+        let data = DataProvenance {
+            source: self.data.source.normalised(),
+            ..self.data.clone()
+        };
         differ.extend(
-            io::differences(&saved.data, &self.data)
+            io::differences(&saved_data, &data)
                 .into_iter()
                 .map(|d| format!("data.{d}")),
         );

@@ -191,4 +191,31 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
     );
     assert!(ok, "{stderr}");
     assert!(stderr.contains("may hold anomalies"), "{stderr}");
+    // adgan-ic reads that calibration for its line and its decisions alike: warned once.
+    let (ok, _, stderr) = adgan(
+        &[
+            &[
+                "score",
+                "--model",
+                run_str,
+                "--method",
+                "adgan-ic",
+                "--dataset",
+                "demo",
+                "--normal-class",
+                "disc",
+                "--n-test",
+                "64",
+                "--device",
+                "cpu",
+                "--force",
+                "--out",
+                table_str,
+            ][..],
+            &search,
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr.matches("may hold anomalies").count(), 1, "{stderr}");
 }

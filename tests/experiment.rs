@@ -597,3 +597,44 @@ fn the_experiment_scores_batch_images_at_a_time() {
     .unwrap();
     assert_eq!(steps, vec![4, 8, 12]);
 }
+
+/// An experiment recorded with its data folder spelled one way continues when the same folder
+/// is given another way (another checkout's relative path), and is still told apart from
+/// another folder.
+#[test]
+fn the_same_data_folder_spelled_otherwise_is_the_same_experiment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, other) = (tmp.path().join("data"), tmp.path().join("other"));
+    for dir in [&data, &other, &tmp.path().join("checkout")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let recorded = ExperimentConfig {
+        source: DataSource::Folder {
+            root: tmp.path().join("checkout/../data"),
+        },
+        ..config()
+    };
+    adgan::io::write_json(&out.join("experiment.json"), &recorded).unwrap();
+    let run = |root: &std::path::Path| {
+        let config = ExperimentConfig {
+            source: DataSource::Folder {
+                root: root.to_path_buf(),
+            },
+            ..config()
+        };
+        common::error_text(experiment::run_one_vs_all(
+            &config,
+            &out,
+            Device::Cpu,
+            &mut |_| {},
+        ))
+    };
+    // The folders are empty: the same experiment gets as far as reading its images.
+    let err = run(&data);
+    assert!(!err.contains("another experiment"), "{err}");
+    assert!(err.contains("data"), "{err}");
+    let err = run(&other);
+    assert!(err.contains("another experiment"), "{err}");
+}

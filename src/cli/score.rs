@@ -124,7 +124,11 @@ fn baseline_training_images(args: &ScoreArgs, gan: &TrainedGan) -> Result<Datase
 }
 
 /// The detector of --method over the run `gan`, announced on standard error.
-fn build_detector<'g>(args: &ScoreArgs, gan: &'g TrainedGan) -> Result<method::Built<'g>> {
+fn build_detector<'g>(
+    args: &ScoreArgs,
+    gan: &'g TrainedGan,
+    calibration: Option<&Calibration>,
+) -> Result<method::Built<'g>> {
     let device = args.device.select()?;
     let normal = match args.method.needs_gan() {
         true => None,
@@ -149,7 +153,7 @@ fn build_detector<'g>(args: &ScoreArgs, gan: &'g TrainedGan) -> Result<method::B
         alexnet: args.alexnet.as_deref(),
         alexnet_layer: args.alexnet_layer,
         complexity: match args.method {
-            Method::AdganIc => Some(complexity_line(args)?),
+            Method::AdganIc => Some(complexity_line(args, calibration)?),
             _ => None,
         },
     };
@@ -182,8 +186,9 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         strict: args.strict,
     };
     let stream = job.open()?;
-    let decide = decisions_for(args, gan)?;
-    let mut built = build_detector(args, gan)?;
+    let calibration = calibration_for(args, gan)?;
+    let decide = decisions(args, calibration.as_ref())?;
+    let mut built = build_detector(args, gan, calibration.as_ref())?;
     let part = match job.shard.count {
         1 => String::new(),
         _ => format!(" (shard {})", job.shard),
@@ -248,8 +253,9 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
     report_skipped(&data.skipped, None)?;
-    let decide = decisions_for(args, gan)?;
-    let built = build_detector(args, gan)?;
+    let calibration = calibration_for(args, gan)?;
+    let decide = decisions(args, calibration.as_ref())?;
+    let built = build_detector(args, gan, calibration.as_ref())?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
     let mut images = &data.images;
@@ -326,9 +332,10 @@ fn map_name(index: usize, id: &str) -> String {
     format!("{index:06}_{safe}.png")
 }
 
-/// The run's calibration, when the method is ADGAN and the calibration was made with the same
-/// search (checked before any scoring, after the search's own settings).
-fn decisions_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibration>> {
+/// The run's calibration, when the method is ADGAN's and the calibration was made with the
+/// same search (checked before any scoring, after the search's own settings). Read once: its
+/// warnings print once.
+fn calibration_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibration>> {
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
@@ -338,26 +345,30 @@ fn decisions_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibratio
             search
                 .validate(&gan.config.model)
                 .with_context(|| format!("--method {}", args.method.name()))?;
-            let calibration = calibrate::matching(&args.model, &search)?;
-            match args.method {
-                Method::AdganIc => calibration.map(|c| c.complexity_corrected()).transpose(),
-                _ => Ok(calibration),
-            }
+            calibrate::matching(&args.model, &search)
         }
         _ => Ok(None),
     }
 }
 
+/// What the decisions are made with: the calibration itself for ADGAN, its corrected scores
+/// for `adgan-ic`.
+fn decisions(args: &ScoreArgs, calibration: Option<&Calibration>) -> Result<Option<Calibration>> {
+    match args.method {
+        Method::AdganIc => calibration.map(|c| c.complexity_corrected()).transpose(),
+        _ => Ok(calibration.cloned()),
+    }
+}
+
 /// The complexity line of `adgan-ic`, from the run's calibration made with the same search.
-fn complexity_line(args: &ScoreArgs) -> Result<ComplexityLine> {
-    let calibration =
-        calibrate::matching(&args.model, &args.search.config())?.with_context(|| {
-            format!(
-                "--method adgan-ic fits its complexity line on the run's calibration images: run \
+fn complexity_line(args: &ScoreArgs, calibration: Option<&Calibration>) -> Result<ComplexityLine> {
+    let calibration = calibration.with_context(|| {
+        format!(
+            "--method adgan-ic fits its complexity line on the run's calibration images: run \
              `adgan calibrate --model {}` with the same search flags first",
-                args.model.display()
-            )
-        })?;
+            args.model.display()
+        )
+    })?;
     calibration
         .complexity_line()
         .with_context(|| format!("the calibration of {}", args.model.display()))

@@ -139,6 +139,29 @@ impl DataSource {
         }
     }
 
+    /// The same source with its paths resolved (`..`, `.` and links, where they exist), so
+    /// that one folder reached by two spellings compares equal: a run or an experiment records
+    /// its data as the absolute path it was given, and is continued from other folders.
+    pub fn normalised(&self) -> DataSource {
+        // A path that cannot be resolved (gone, unreadable) stays as it was: compared as
+        // given, it still matches itself.
+        let resolve = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        match self {
+            DataSource::Mnist { dir } => DataSource::Mnist { dir: resolve(dir) },
+            DataSource::Cifar10 { path } => DataSource::Cifar10 {
+                path: resolve(path),
+            },
+            DataSource::Idx { images, labels } => DataSource::Idx {
+                images: resolve(images),
+                labels: labels.as_ref().map(resolve),
+            },
+            DataSource::Folder { root } => DataSource::Folder {
+                root: resolve(root),
+            },
+            DataSource::Demo { seed } => DataSource::Demo { seed: *seed },
+        }
+    }
+
     /// A one-line description for logs and reports.
     pub fn describe(&self) -> String {
         match self {
@@ -329,5 +352,34 @@ impl super::ImageSource for FolderStream {
 
     fn images_at(&mut self, indices: &[usize]) -> Result<Tensor> {
         FolderStream::images(self, indices)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_spellings_of_one_folder_normalise_alike() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/mnist")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("b")).unwrap();
+        let direct = DataSource::Mnist {
+            dir: tmp.path().join("a/mnist"),
+        };
+        let around = DataSource::Mnist {
+            dir: tmp.path().join("b/../a/./mnist"),
+        };
+        assert_ne!(direct, around);
+        assert_eq!(direct.normalised(), around.normalised());
+        let other = DataSource::Mnist {
+            dir: tmp.path().join("b"),
+        };
+        assert_ne!(direct.normalised(), other.normalised());
+        // A folder that is gone is compared as it was written.
+        let gone = DataSource::Folder {
+            root: tmp.path().join("gone/../x"),
+        };
+        assert_eq!(gone.normalised(), gone);
     }
 }

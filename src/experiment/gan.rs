@@ -124,16 +124,10 @@ pub(super) fn prepare_gan(
     };
     let snapshot = selection::snapshot_path(&run_dir, best.iteration);
     let search = best.search;
-    let chosen = BTreeMap::from([
-        ("iterations".to_string(), best.iteration as f64),
-        ("lr_z".to_string(), search.lr_z),
-        ("lr_theta".to_string(), search.effective_lr_theta()),
-        ("validation_auc".to_string(), best.auc),
-    ]);
     Ok(ChosenGan {
         gan: run::load_gan_from(&run_dir, &snapshot, device)?,
         search,
-        chosen,
+        chosen: best.chosen(best.auc),
         calibration_scores: best.normal_scores.clone(),
         complexity,
     })

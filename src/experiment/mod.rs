@@ -212,7 +212,12 @@ fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> 
     crate::output::check_experiment_folder(out)?;
     let config_path = out.join("experiment.json");
     if config_path.exists() {
-        let saved: ExperimentConfig = read_json(&config_path, "adgan experiment configuration")?;
+        let mut saved: ExperimentConfig =
+            read_json(&config_path, "adgan experiment configuration")?;
+        // One data folder reached from another checkout's path is the same data.
+        if saved.source.normalised() == config.source.normalised() {
+            saved.source = config.source.clone();
+        }
         // Methods are columns and classes rows with cells of their own: adding either to an
         // experiment is fine.
         let same = ExperimentConfig {

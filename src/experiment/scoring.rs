@@ -3,7 +3,6 @@
 use super::{ChosenGan, Event, ExperimentConfig, PARTIAL_DIR};
 use crate::data::{Dataset, OneVsAll};
 use crate::io::{read_json, write_json};
-use crate::score::complexity;
 use crate::score::features::Validation;
 use crate::score::method::{self, Inputs, Method};
 use crate::score::score_all;
@@ -293,23 +292,10 @@ fn score_corrected(
         }
     };
     let start = Instant::now();
-    let lengths = complexity::png_lengths(images)?;
-    let scores = scores
-        .iter()
-        .zip(&lengths)
-        .map(|(&s, &l)| choice.line.correct(s, l))
-        .collect();
-    let chosen = BTreeMap::from([
-        ("iterations".to_string(), choice.point.iteration as f64),
-        ("lr_z".to_string(), choice.point.search.lr_z),
-        (
-            "lr_theta".to_string(),
-            choice.point.search.effective_lr_theta(),
-        ),
-        ("validation_auc".to_string(), choice.auc),
-        ("complexity_intercept".to_string(), choice.line.intercept),
-        ("complexity_slope".to_string(), choice.line.slope),
-    ]);
+    let scores = choice.line.correct_images(&scores, images)?;
+    let mut chosen = choice.point.chosen(choice.auc);
+    chosen.insert("complexity_intercept".to_string(), choice.line.intercept);
+    chosen.insert("complexity_slope".to_string(), choice.line.slope);
     Ok(Scored {
         method: Method::AdganIc,
         scores,

@@ -101,6 +101,23 @@ impl ComplexityLine {
     pub fn correct(&self, score: f64, length: f64) -> f64 {
         log_score(score) - (self.intercept + self.slope * length.ln())
     }
+
+    /// The corrected scores of `images` (N x C x H x W in [-1, 1]) whose ADGAN scores are
+    /// `scores`, in order.
+    pub fn correct_images(&self, scores: &[f64], images: &Tensor) -> Result<Vec<f64>> {
+        let lengths = png_lengths(images)?;
+        ensure!(
+            scores.len() == lengths.len(),
+            "{} scores for {} images",
+            scores.len(),
+            lengths.len()
+        );
+        Ok(scores
+            .iter()
+            .zip(&lengths)
+            .map(|(&s, &l)| self.correct(s, l))
+            .collect())
+    }
 }
 
 /// A detector's scores (ADGAN's) corrected by a complexity line: `adgan-ic`.
@@ -123,12 +140,7 @@ impl Detector for ComplexityCorrected<'_> {
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
         let scores = self.inner.score_batch(images)?;
-        let lengths = png_lengths(images)?;
-        Ok(scores
-            .iter()
-            .zip(&lengths)
-            .map(|(&s, &l)| self.line.correct(s, l))
-            .collect())
+        self.line.correct_images(&scores, images)
     }
 
     fn reconstructions(&mut self) -> Option<Tensor> {
