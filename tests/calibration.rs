@@ -100,35 +100,33 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
     assert!(ok, "{stderr}");
     let table = dir.path().join("scores.csv");
     let table_str = table.to_str().unwrap();
+    let score_demo = |method: &str, n_test: &str, alpha: &str| {
+        let args = [
+            "score",
+            "--model",
+            run_str,
+            "--method",
+            method,
+            "--dataset",
+            "demo",
+            "--normal-class",
+            "disc",
+            "--n-test",
+            n_test,
+            "--alpha",
+            alpha,
+            "--device",
+            "cpu",
+            "--force",
+            "--out",
+            table_str,
+        ];
+        adgan(&[&args[..], &search].concat())
+    };
     // adgan-ic's p-values come from the calibration images' cross-fitted corrected scores,
     // and keep the same guarantee.
     for (method, alpha) in [("adgan", "0.05"), ("adgan", "0.2"), ("adgan-ic", "0.2")] {
-        let (ok, stdout, stderr) = adgan(
-            &[
-                &[
-                    "score",
-                    "--model",
-                    run_str,
-                    "--method",
-                    method,
-                    "--dataset",
-                    "demo",
-                    "--normal-class",
-                    "disc",
-                    "--n-test",
-                    "1024",
-                    "--alpha",
-                    alpha,
-                    "--device",
-                    "cpu",
-                    "--force",
-                    "--out",
-                    table_str,
-                ][..],
-                &search,
-            ]
-            .concat(),
-        );
+        let (ok, stdout, stderr) = score_demo(method, "1024", alpha);
         assert!(ok, "{stderr}");
         assert!(
             stdout.contains("flagged") && stdout.contains("false-positive rate"),
@@ -192,30 +190,7 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("may hold anomalies"), "{stderr}");
     // adgan-ic reads that calibration for its line and its decisions alike: warned once.
-    let (ok, _, stderr) = adgan(
-        &[
-            &[
-                "score",
-                "--model",
-                run_str,
-                "--method",
-                "adgan-ic",
-                "--dataset",
-                "demo",
-                "--normal-class",
-                "disc",
-                "--n-test",
-                "64",
-                "--device",
-                "cpu",
-                "--force",
-                "--out",
-                table_str,
-            ][..],
-            &search,
-        ]
-        .concat(),
-    );
+    let (ok, _, stderr) = score_demo("adgan-ic", "64", "0.05");
     assert!(ok, "{stderr}");
     assert_eq!(stderr.matches("may hold anomalies").count(), 1, "{stderr}");
 }
