@@ -92,6 +92,15 @@ impl Calibration {
         })
     }
 
+    /// The calibration that decides the scores of `method` (ADGAN's or `adgan-ic`): these
+    /// scores, or their complexity-corrected ones.
+    pub fn for_method(&self, method: Method) -> Result<Calibration> {
+        match method {
+            Method::AdganIc => self.complexity_corrected(),
+            _ => Ok(self.clone()),
+        }
+    }
+
     /// The false-alarm rate of this calibration's decisions at `alpha` ([`false_alarm_rate`]).
     pub fn false_alarm_rate(&self, alpha: f64) -> Option<FalseAlarmRate> {
         false_alarm_rate(self.scores.len(), alpha)
@@ -318,7 +327,8 @@ mod tests {
         assert!(err.contains("adgan calibrate"), "{err}");
         // Scores proportional to length: a line fits every half exactly.
         c.lengths = vec![100.0, 200.0, 400.0, 800.0];
-        let corrected = c.complexity_corrected().unwrap();
+        let corrected = c.for_method(Method::AdganIc).unwrap();
+        assert_eq!(c.for_method(Method::Adgan).unwrap(), c);
         assert!(
             corrected.scores.iter().all(|s| s.abs() < 1e-9),
             "{corrected:?}"

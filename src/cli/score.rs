@@ -187,7 +187,10 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
     };
     let stream = job.open()?;
     let calibration = calibration_for(args, gan)?;
-    let decide = decisions(args, calibration.as_ref())?;
+    let decide = calibration
+        .as_ref()
+        .map(|c| c.for_method(args.method))
+        .transpose()?;
     let mut built = build_detector(args, gan, calibration.as_ref())?;
     let part = match job.shard.count {
         1 => String::new(),
@@ -254,7 +257,10 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
     }
     report_skipped(&data.skipped, None)?;
     let calibration = calibration_for(args, gan)?;
-    let decide = decisions(args, calibration.as_ref())?;
+    let decide = calibration
+        .as_ref()
+        .map(|c| c.for_method(args.method))
+        .transpose()?;
     let built = build_detector(args, gan, calibration.as_ref())?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
@@ -348,15 +354,6 @@ fn calibration_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibrat
             calibrate::matching(&args.model, &search)
         }
         _ => Ok(None),
-    }
-}
-
-/// What the decisions are made with: the calibration itself for ADGAN, its corrected scores
-/// for `adgan-ic`.
-fn decisions(args: &ScoreArgs, calibration: Option<&Calibration>) -> Result<Option<Calibration>> {
-    match args.method {
-        Method::AdganIc => calibration.map(|c| c.complexity_corrected()).transpose(),
-        _ => Ok(calibration.cloned()),
     }
 }
 
