@@ -8,6 +8,7 @@
 # Every step resumes where it stopped: run the script again after a stop. The CIFAR-10 steps
 # are finished (RESULTS.md holds their figures) and run only when named.
 # Usage: scripts/tables.sh [STEP...]   (default: mnist)
+# On a lent GPU machine, scripts/gpu-table.sh continues the MNIST table there in one call.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The MNIST one-vs-all table (scripts/tables.sh mnist) continued on a lent GPU machine, in one
+# call of the device tool (issue 11: "if a GPU machine is lent in a session, the tables are the
+# first thing to run on it"). Classes run whole on one device: the GPU starts every class that
+# is not finished here from scratch, and only the classes it finishes come back.
+#
+# Here, first: stop the CPU table (kill its adgan), then
+#   source scripts/env.sh && cargo build --release && scripts/gpu-table.sh --prepare
+#   (copies the MNIST files into .carry/table; the table's folder travels as tracked files)
+# With the device tool:
+#   run(command="scripts/gpu-table.sh", carry=["target/release/adgan", ".carry/table"],
+#       timeout_s=570)
+#   The experiment stops itself before LIMIT seconds (default 500); $OUT/table.tar and
+#   $OUT/table.log come back.
+# Here again:
+#   scripts/gpu-table.sh --collect FILES_AT/table.tar
+#   (replaces the local records of each class the GPU finished; keeps the rest) and restart the
+#   CPU table as usual, which then skips the finished classes.
+# A dry run here (CPU, a copy of the folder, stopped after a minute):
+#   TABLE=/tmp/t DATA_LINK=/tmp/t-data/main LIMIT=60 ADGAN=target/release/adgan \
+#     OUT=/tmp/t-out scripts/gpu-table.sh   (after copying the table's folder to /tmp/t)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TABLE=${TABLE:-results/mnist-gp64-lr2e-4-table}
+# The path the table recorded its data under; on the GPU machine the data is put there.
+RECORDED=/work/main/../shared/data/mnist
+# The class's records that the table keeps (.gitignore): what travels back.
+records() {
+    (cd "$TABLE" && find . -path ./runs -prune -o -type f -print &&
+        find runs -type f \( -name config.json -o -name losses.csv -o -name validation.json \))
+}
+# A class is finished when every method of the table has its cell.
+finished() {
+    local class=$1 methods
+    methods=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["methods"]))' \
+        "$TABLE/experiment.json")
+    for m in $methods; do [ -f "$TABLE/cells/$class-$m.json" ] || return 1; done
+}
+case "${1:-}" in
+--prepare)
+    mkdir -p .carry/table/mnist
+    cp -f ../shared/data/mnist/*-ubyte.gz .carry/table/mnist/
+    du -sh .carry/table target/release/adgan
+    exit 0 ;;
+--collect)
+    tar=$2
+    scratch=$(mktemp -d)
+    tar -xf "$tar" -C "$scratch"
+    for class in 0 1 2 3 4 5 6 7 8 9; do
+        TABLE=$scratch finished "$class" || continue
+        finished "$class" && continue
+        echo "class $class: finished on the GPU, taken"
+        rm -rf "$TABLE/runs/class-$class" "$TABLE/runs/class-$class-"* "$TABLE/cells/$class-"* \
+            "$TABLE/partial/$class-"*
+        (cd "$scratch" && find . \( -path "./cells/$class-*" -o -path "./runs/class-$class/*" \
+            -o -path "./runs/class-$class-*" \) -type f) |
+            while read -r f; do mkdir -p "$TABLE/$(dirname "$f")"; cp "$scratch/$f" "$TABLE/$f"; done
+    done
+    rm -rf "$scratch"
+    exit 0 ;;
+esac
+# On the GPU machine.
+OUT=${OUT:?the device tool sets OUT}
+LIMIT=${LIMIT:-500}
+A=${ADGAN:-target/release/adgan}
+exec > >(tee "$OUT/table.log") 2>&1
+date -u
+if [ -z "${DATA_LINK:-}" ]; then
+    PYTHON=${PYTHON:-python3}
+    TORCH_DIR=$("$PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+    export LD_LIBRARY_PATH="$TORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    nvidia-smi --query-gpu=name,memory.total --format=csv || true
+    mkdir -p /work/main /work/shared/data/mnist
+    cp .carry/table/mnist/* /work/shared/data/mnist/
+    data=$RECORDED
+else
+    # Dry run: the same data reached by another spelling, as another checkout would.
+    mkdir -p "$DATA_LINK" "$(dirname "$DATA_LINK")/shared/data"
+    ln -sfn "$(cd ../shared/data/mnist && pwd)" "$(dirname "$DATA_LINK")/shared/data/mnist"
+    data=$DATA_LINK/../shared/data/mnist
+fi
+# Every class not finished here starts from scratch on this device.
+for class in 0 1 2 3 4 5 6 7 8 9; do
+    finished "$class" && continue
+    rm -rf "$TABLE/runs/class-$class" "$TABLE/runs/class-$class-"* "$TABLE/cells/$class-"* \
+        "$TABLE/partial/$class-"*
+done
+# The table's command (scripts/tables.sh mnist), stopped before the call's limit; a cell being
+# computed then is lost, every finished one is kept.
+timeout -s INT "$LIMIT" "$A" experiment one-vs-all --dataset mnist --data "$data" --classes 0-9 \
+    --methods adgan,prior,critic,anogan,dcae,vae,kde,ocsvm,iforest,gmm --n-test 5000 \
+    --objective gp --init uniform --beta1 0.5 --select-lr-theta 5e-5,5e-4 --precision bf16 \
+    --width 64 --lr 2e-4 --iterations 1500 --select-every 250 --out "$TABLE" || true
+records | tar -cf "$OUT/table.tar" -C "$TABLE" -T -
+date -u
