@@ -310,3 +310,31 @@ fn sample_grids_are_written() {
         assert_eq!((grid.width(), grid.height()), (8 * 34 + 2, 8 * 34 + 2));
     }
 }
+
+/// A run recorded with its data folder spelled one way is resumable with another spelling of
+/// the same folder (another checkout's path), and not with another folder.
+#[test]
+fn the_same_data_folder_spelled_otherwise_resumes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in ["data", "other", "checkout"] {
+        std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+    }
+    let (_, provenance) = demo_training_data();
+    let with_root = |root: std::path::PathBuf| {
+        let data = train::DataProvenance {
+            source: adgan::data::DataSource::Folder { root },
+            ..provenance.clone()
+        };
+        tiny_run(quick_gp(6), data)
+    };
+    let saved = with_root(tmp.path().join("checkout/../data"));
+    let run_dir = tmp.path().join("run");
+    with_root(tmp.path().join("data"))
+        .check_resumable(&saved, &run_dir)
+        .unwrap();
+    let err = with_root(tmp.path().join("other"))
+        .check_resumable(&saved, &run_dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data.source"), "{err}");
+}
