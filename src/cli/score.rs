@@ -165,6 +165,22 @@ fn build_detector<'g>(
     Ok(built)
 }
 
+/// The detector of --method and the calibration its decisions use (the run's, corrected for
+/// complexity under `adgan-ic`; none when the run has no calibration for this search). The
+/// calibration is read once, so its warnings print once.
+fn detector_and_decisions<'g>(
+    args: &ScoreArgs,
+    gan: &'g TrainedGan,
+) -> Result<(method::Built<'g>, Option<Calibration>)> {
+    let calibration = calibration_for(args, gan)?;
+    let decide = calibration
+        .as_ref()
+        .map(|c| c.for_method(args.method))
+        .transpose()?;
+    let built = build_detector(args, gan, calibration.as_ref())?;
+    Ok((built, decide))
+}
+
 pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
     let dest = Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?;
     let device = args.device.select()?;
@@ -186,12 +202,7 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         strict: args.strict,
     };
     let stream = job.open()?;
-    let calibration = calibration_for(args, gan)?;
-    let decide = calibration
-        .as_ref()
-        .map(|c| c.for_method(args.method))
-        .transpose()?;
-    let mut built = build_detector(args, gan, calibration.as_ref())?;
+    let (mut built, decide) = detector_and_decisions(args, gan)?;
     let part = match job.shard.count {
         1 => String::new(),
         _ => format!(" (shard {})", job.shard),
@@ -256,12 +267,7 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
     report_skipped(&data.skipped, None)?;
-    let calibration = calibration_for(args, gan)?;
-    let decide = calibration
-        .as_ref()
-        .map(|c| c.for_method(args.method))
-        .transpose()?;
-    let built = build_detector(args, gan, calibration.as_ref())?;
+    let (built, decide) = detector_and_decisions(args, gan)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!("scoring {} images with {}", data.len(), args.method.name());
     let mut images = &data.images;
