@@ -84,7 +84,9 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
     };
     let device = args.device.select()?;
     let start = std::time::Instant::now();
-    let mut progress = ExperimentProgress::new(config.classes.len(), config.methods.len());
+    let trains_gans = config.methods.iter().any(|m| m.needs_gan());
+    let mut progress =
+        ExperimentProgress::new(config.classes.len(), config.methods.len(), trains_gans);
     let mut on_event = |event: Event| progress.on_event(event);
     if args.selection.validation_only {
         let (table, path) =
