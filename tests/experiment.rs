@@ -393,10 +393,11 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
         every: usize,
         lr_theta: Vec<f64>,
         out: &std::path::Path,
+        methods: &[Method],
     ) -> (Vec<experiment::Cell>, bool) {
         let mut config = config();
         config.classes = vec!["disc".into()];
-        config.methods = vec![Method::AdganIc, Method::Adgan];
+        config.methods = methods.to_vec();
         config.selection = SelectionConfig {
             every,
             lr_theta,
@@ -434,7 +435,12 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     // Two points with two candidates each: here adgan-ic's corrected ROC-AUC picks another point than
     // ADGAN's, and its search runs again.
     let out = tempfile::tempdir().unwrap();
-    let (cells, searched) = run(10, vec![5e-5, 5e-4], out.path());
+    let (cells, searched) = run(
+        10,
+        vec![5e-5, 5e-4],
+        out.path(),
+        &[Method::AdganIc, Method::Adgan],
+    );
     let (ic, adgan) = (&cells[0], &cells[1]);
     assert_eq!((ic.method, adgan.method), (Method::AdganIc, Method::Adgan));
     assert!(
@@ -472,13 +478,23 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     assert!(corrected.contains(&bold), "{bold} in {table}");
     // Scored again from the saved curve, the cell is the same.
     std::fs::remove_file(out.path().join("cells/disc-adgan-ic.json")).unwrap();
-    let (again, _) = run(10, vec![5e-5, 5e-4], out.path());
+    let (again, _) = run(
+        10,
+        vec![5e-5, 5e-4],
+        out.path(),
+        &[Method::AdganIc, Method::Adgan],
+    );
     assert_eq!(again[0].scores, ic.scores);
 
     // One point with one candidate: both choose it, and adgan-ic corrects ADGAN's own test
     // scores by the recorded line, without a search.
     let out = tempfile::tempdir().unwrap();
-    let (cells, searched) = run(20, vec![5e-4], out.path());
+    let (cells, searched) = run(
+        20,
+        vec![5e-4],
+        out.path(),
+        &[Method::AdganIc, Method::Adgan],
+    );
     let (ic, adgan) = (&cells[0], &cells[1]);
     let config = config();
     let test = config
@@ -514,6 +530,12 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     for ((&a, &l), &c) in adgan.scores.iter().zip(&lengths).zip(&ic.scores) {
         assert!((line.correct(a, l) - c).abs() < 1e-12);
     }
+    // Asked for on its own later, adgan-ic reads ADGAN's cell from the folder: no search.
+    std::fs::remove_file(out.path().join("cells/disc-adgan-ic.json")).unwrap();
+    let (alone, searched) = run(20, vec![5e-4], out.path(), &[Method::AdganIc]);
+    assert_eq!(alone.len(), 1);
+    assert!(!searched, "ADGAN's scores are on disk");
+    assert_eq!(alone[0].scores, ic.scores);
 }
 
 /// The long cells (ADGAN's search, AnoGAN) keep their scores so far in `partial/`: a stopped

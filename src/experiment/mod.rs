@@ -205,6 +205,28 @@ fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<
     Ok(cell)
 }
 
+/// ADGAN's test scores of `class`, which `adgan-ic` corrects: from this run's cells, or from
+/// the folder's ADGAN cell when `adgan` is not among this run's methods (a method added later
+/// must not search again what is on disk).
+fn adgan_test_scores(
+    out: &Path,
+    class: &str,
+    n_test: usize,
+    cells: &[Cell],
+) -> Result<Option<Vec<f64>>> {
+    if let Some(cell) = cells
+        .iter()
+        .find(|c| c.class == class && c.method == Method::Adgan)
+    {
+        return Ok(Some(cell.scores.clone()));
+    }
+    let path = cell_path(out, class, Method::Adgan);
+    match path.exists() {
+        true => Ok(Some(read_cell(&path, class, Method::Adgan, n_test)?.scores)),
+        false => Ok(None),
+    }
+}
+
 /// Checks the settings, and that the folder `out` is new or holds this experiment (methods and
 /// classes may be added to it).
 fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> {
@@ -448,13 +470,19 @@ fn run_class(
         {
             continue;
         }
-        let adgan_scores = cells
-            .iter()
-            .find(|c| c.class == *class && c.method == Method::Adgan)
-            .map(|c| c.scores.as_slice());
+        let adgan_scores = match method {
+            Method::AdganIc => adgan_test_scores(out, class, splits.n_test, cells)?,
+            _ => None,
+        };
         let mut report =
             |m, done, total, fitting| on_event(progress_event(class, m, done, total, fitting));
-        for mut result in score_method(&context, method, pending, adgan_scores, &mut report)? {
+        for mut result in score_method(
+            &context,
+            method,
+            pending,
+            adgan_scores.as_deref(),
+            &mut report,
+        )? {
             let mut cell_calibration = Vec::new();
             if let (true, Some(gan)) = (result.method.needs_gan(), &chosen) {
                 match (result.method, &gan.complexity) {
