@@ -16,8 +16,8 @@ use crate::score::adgan::{
 };
 use crate::score::complexity::{self, ComplexityLine};
 use crate::score::score_all;
-use crate::train::CHECKPOINT_FILE;
 use crate::train::{self, Progress, RunConfig};
+use crate::train::{CHECKPOINT_FILE, CONFIG_FILE};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -329,7 +329,9 @@ pub struct CurveTask<'a> {
 
 /// Trains the run of `task` (resuming it when it exists), scoring the validation images at
 /// every point of the selection, and returns the curve of this selection's points and
-/// candidates. Points already in the saved curve are not scored again.
+/// candidates. Points already in the saved curve are not scored again, and nothing is trained
+/// for them: a caller that scores with a point's generator makes sure of its snapshot with
+/// [`ensure_snapshot`].
 pub fn learning_curve(
     task: &CurveTask,
     device: Device,
@@ -387,10 +389,6 @@ pub fn learning_curve(
         }
     }
     fill_best_normal_scores(task, &labels, &mut saved, &mut curve, device, on_event)?;
-    if let Some(best) = curve.best() {
-        // The caller loads the best snapshot.
-        ensure_snapshot(task, best.iteration, device, on_event)?;
-    }
     Ok(curve)
 }
 
@@ -476,7 +474,13 @@ pub fn ensure_snapshot(
         return Ok(snapshot);
     }
     let mut trained_in = run_dir.to_path_buf();
-    if train_to(run_dir, task.run, task.fit, iteration, device, on_event)? != iteration {
+    // A run folder whose checkpoint is gone but whose record goes past this point keeps that
+    // record (the committed losses of the whole curve): it is trained again aside.
+    let past_record =
+        !run_dir.join(CHECKPOINT_FILE).exists() && recorded_iterations(run_dir)? > iteration;
+    if past_record
+        || train_to(run_dir, task.run, task.fit, iteration, device, on_event)? != iteration
+    {
         // The run went past this point: train it again from the start, aside.
         trained_in = run_dir.join(REBUILD_DIR);
         if trained_in.exists() {
@@ -520,6 +524,16 @@ fn scores_labelled(scores: &[f64], labels: &[i64], label: i64) -> Vec<f64> {
         .filter(|(_, &l)| l == label)
         .map(|(&s, _)| s)
         .collect()
+}
+
+/// The generator iterations the configuration saved in `run_dir` was trained to (0 without one).
+fn recorded_iterations(run_dir: &Path) -> Result<usize> {
+    let path = run_dir.join(CONFIG_FILE);
+    if !path.exists() {
+        return Ok(0);
+    }
+    let saved: RunConfig = read_json(&path, "adgan run configuration")?;
+    Ok(saved.train.iterations)
 }
 
 /// Trains the run in `run_dir` up to `iteration` generator iterations; returns the iteration

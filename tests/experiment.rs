@@ -348,8 +348,10 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
 
     // A folder kept without its checkpoints (results/ in git keeps cells, curves and losses
     // only) resumes: the chosen snapshot is trained again, and a cell scored again with it is
-    // the one scored before.
+    // the one scored before; the record of the whole curve's training is kept.
     let critic = cells.iter().find(|c| c.method == Method::Critic).unwrap();
+    let losses = std::fs::read_to_string(run.join("losses.csv")).unwrap();
+    let run_config = std::fs::read_to_string(run.join("config.json")).unwrap();
     std::fs::remove_dir_all(run.join("snapshots")).unwrap();
     std::fs::remove_file(run.join(adgan::train::CHECKPOINT_FILE)).unwrap();
     std::fs::remove_file(out.path().join("cells/disc-critic.json")).unwrap();
@@ -365,6 +367,14 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
     assert_eq!(critic_again.scores, critic.scores);
     let snapshot = adgan::selection::snapshot_path(&run, best.iteration);
     assert!(snapshot.exists());
+    assert_eq!(
+        std::fs::read_to_string(run.join("losses.csv")).unwrap(),
+        losses
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("config.json")).unwrap(),
+        run_config
+    );
 
     // A missing snapshot that the run has gone past is trained again aside, to the same
     // weights.
@@ -458,7 +468,11 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
         .iter()
         .any(|p| p.iteration as f64 == ic.chosen["iterations"]
             && p.search.lr_theta == ic.chosen["lr_theta"]));
-    // A validation run adds the corrected figures of the same points, adgan-ic's in bold.
+    // A validation run adds the corrected figures of the same points, adgan-ic's in bold; it
+    // needs no snapshot, so a folder kept without them trains nothing.
+    let run_dir = out.path().join("runs/class-disc");
+    std::fs::remove_dir_all(run_dir.join("snapshots")).unwrap();
+    std::fs::remove_file(run_dir.join(adgan::train::CHECKPOINT_FILE)).unwrap();
     let mut validation = config();
     validation.classes = vec!["disc".into()];
     validation.methods = vec![Method::AdganIc];
@@ -468,9 +482,13 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
         max_per_side: 12,
         ..SelectionConfig::default()
     };
+    let mut trained = false;
     let (table, _) =
-        experiment::run_validation_and_report(&validation, out.path(), Device::Cpu, &mut |_| {})
-            .unwrap();
+        experiment::run_validation_and_report(&validation, out.path(), Device::Cpu, &mut |e| {
+            trained |= matches!(e, Event::Training { .. })
+        })
+        .unwrap();
+    assert!(!trained && !run_dir.join("snapshots").exists());
     let (plain, corrected) = table.split_once("adgan-ic, the same points").unwrap();
     assert_eq!(plain.matches("**").count(), 2, "{table}");
     assert_eq!(corrected.matches("**").count(), 2, "{table}");

@@ -105,7 +105,7 @@ pub(super) fn prepare_gan(
             complexity: None,
         });
     }
-    let (curve, choice) = class_curve(config, images, &run_dir, device, on_event)?;
+    let (curve, choice) = class_curve(config, images, &run_dir, Snapshots::Keep, device, on_event)?;
     let best = curve.best().context("the learning curve has no point")?;
     let complexity = match choice {
         Some(choice) => {
@@ -133,13 +133,23 @@ pub(super) fn prepare_gan(
     })
 }
 
+/// Whether the snapshots of the chosen points must exist afterwards.
+#[derive(Clone, Copy, PartialEq)]
+enum Snapshots {
+    /// The test images will be scored with them: train again up to a chosen point whose
+    /// snapshot is gone (a new machine keeps only the committed curves).
+    Keep,
+    /// Only the validation figures are wanted: a saved curve answers without training.
+    NotNeeded,
+}
+
 /// Draws (or continues) the validation learning curve of the GAN of one class in `run_dir`;
-/// with `adgan-ic` among the methods, also its choice of point (whose snapshot it makes sure
-/// of).
+/// with `adgan-ic` among the methods, also its choice of point.
 fn class_curve(
     config: &ExperimentConfig,
     images: &ClassImages,
     run_dir: &Path,
+    snapshots: Snapshots,
     device: Device,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(Curve, Option<ComplexityChoice>)> {
@@ -172,13 +182,16 @@ fn class_curve(
         CurveEvent::Point(point) => on_event(Event::Validated { class, point }),
     };
     let curve = selection::learning_curve(&task, device, &mut report)?;
-    if !config.methods.contains(&Method::AdganIc) {
-        return Ok((curve, None));
-    }
-    let lengths = complexity::png_lengths(&validation.images)?;
-    let choice = curve.complexity_choice(&lengths)?;
-    if let Some(choice) = &choice {
-        selection::ensure_snapshot(&task, choice.point.iteration, device, &mut report)?;
+    let choice = match config.methods.contains(&Method::AdganIc) {
+        true => curve.complexity_choice(&complexity::png_lengths(&validation.images)?)?,
+        false => None,
+    };
+    if snapshots == Snapshots::Keep {
+        let best = curve.best().map(|p| p.iteration);
+        let chosen = choice.as_ref().map(|c| c.point.iteration);
+        for iteration in best.into_iter().chain(chosen) {
+            selection::ensure_snapshot(&task, iteration, device, &mut report)?;
+        }
     }
     Ok((curve, choice))
 }
@@ -229,7 +242,14 @@ pub fn run_validation(
             normal_train: &normal_train,
             train_all: &train_all,
         };
-        let (curve, complexity) = class_curve(config, &images, &run_dir, device, on_event)?;
+        let (curve, complexity) = class_curve(
+            config,
+            &images,
+            &run_dir,
+            Snapshots::NotNeeded,
+            device,
+            on_event,
+        )?;
         curves.push(ClassCurve {
             class: class.clone(),
             curve,
