@@ -41,6 +41,17 @@ pub struct Calibration {
     pub lengths: Vec<f64>,
 }
 
+/// The method `score` and `rank` use when none is asked for: `adgan-ic` (ADGAN corrected for
+/// image complexity, which won on validation on MNIST and CIFAR-10 by the rule in RESULTS.md)
+/// where the run's calibration for the search holds the image complexities its line is fitted
+/// on; otherwise ADGAN as in the paper.
+pub fn default_method(calibration: Option<&Calibration>) -> Method {
+    match calibration {
+        Some(c) if !c.lengths.is_empty() => Method::AdganIc,
+        _ => Method::Adgan,
+    }
+}
+
 /// How many standard deviations (of a binomial count) above its expected value the number of
 /// far-out calibration scores may lie before [`Calibration::check`] warns.
 const FENCE: f64 = 3.0;
@@ -337,6 +348,19 @@ mod tests {
             (corrected.ids, corrected.lengths),
             (c.ids.clone(), c.lengths.clone())
         );
+    }
+
+    #[test]
+    fn the_default_method_is_adgan_ic_only_where_its_line_can_be_fitted() {
+        assert_eq!(default_method(None), Method::Adgan);
+        let mut c = calibration(vec![1.0, 2.0]);
+        assert_eq!(
+            default_method(Some(&c)),
+            Method::Adgan,
+            "made before adgan-ic"
+        );
+        c.lengths = vec![100.0, 200.0];
+        assert_eq!(default_method(Some(&c)), Method::AdganIc);
     }
 
     #[test]

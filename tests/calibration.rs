@@ -100,13 +100,13 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
     assert!(ok, "{stderr}");
     let table = dir.path().join("scores.csv");
     let table_str = table.to_str().unwrap();
-    let score_demo = |method: &str, n_test: &str, alpha: &str| {
+    // `method` None: the default. `search` again: the calibration's.
+    let score_with = |method: Option<&str>, n_test: &str, alpha: &str, search: &[&str]| {
+        let method = method.map(|m| ["--method", m]);
         let args = [
             "score",
             "--model",
             run_str,
-            "--method",
-            method,
             "--dataset",
             "demo",
             "--normal-class",
@@ -121,8 +121,10 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
             "--out",
             table_str,
         ];
-        adgan(&[&args[..], &search].concat())
+        adgan(&[&args[..], method.as_ref().map_or(&[], |m| &m[..]), search].concat())
     };
+    let score_demo =
+        |method: &str, n_test: &str, alpha: &str| score_with(Some(method), n_test, alpha, &search);
     // adgan-ic's p-values come from the calibration images' cross-fitted corrected scores,
     // and keep the same guarantee.
     for (method, alpha) in [("adgan", "0.05"), ("adgan", "0.2"), ("adgan-ic", "0.2")] {
@@ -152,6 +154,24 @@ fn p_values_keep_false_alarms_near_alpha_and_bad_calibration_is_flagged() {
             "flag = p <= alpha"
         );
     }
+
+    // By default a calibrated run scores with adgan-ic: the same table as asking for it.
+    let (ok, _, stderr) = score_demo("adgan-ic", "64", "0.05");
+    assert!(ok, "{stderr}");
+    let asked = std::fs::read_to_string(&table).unwrap();
+    let (ok, _, stderr) = score_with(None, "64", "0.05", &search);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("with adgan-ic"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&table).unwrap(), asked);
+    // Without a calibration for the search, ADGAN, with a note on how to get the default.
+    let (ok, _, stderr) = score_with(None, "64", "0.05", &["--n-seed", "4"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("note: scoring with adgan as in the paper")
+            && stderr.contains("adgan calibrate")
+            && stderr.contains("images with adgan\n"),
+        "{stderr}"
+    );
 
     // A calibration set with anomalies in it (stripes among the discs) is warned about. (An
     // anomaly that scores like the normal images cannot be told from them, and shifts the

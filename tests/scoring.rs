@@ -546,6 +546,20 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
         let maps = image::open(out.join(name)).unwrap();
         assert_eq!((maps.width(), maps.height()), (2 + 12 * 130, 2 + 130));
     }
+    // Ranking is by the ADGAN search; another method is refused before any work, saying why.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args([
+            "rank", "--model", run, "--images", images, "--method", "kde",
+        ])
+        .args(["--force", "--out", out_arg])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("adgan or adgan-ic") && stderr.contains("adgan score"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -7,7 +7,8 @@ use adgan::calibration::{self, Calibration, CALIBRATION_FILE};
 use adgan::data::{load_folder, Dataset, ImageSource};
 use adgan::run::{self, TrainedGan};
 use adgan::score::adgan::AdganConfig;
-use adgan::score::method::Inputs;
+use adgan::score::complexity::ComplexityLine;
+use adgan::score::method::{Inputs, Method};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -125,4 +126,44 @@ pub(crate) fn matching(run_dir: &Path, search: &AdganConfig) -> Result<Option<Ca
         eprintln!("warning: {warning}");
     }
     Ok(Some(calibration))
+}
+
+/// The method asked for, or else the default for this run ([`calibration::default_method`]):
+/// `adgan-ic` where the calibration for the search can fit its line, otherwise ADGAN, with a
+/// note on how to get the default.
+pub(crate) fn method_or_default(
+    asked: Option<Method>,
+    calibration: Option<&Calibration>,
+    run_dir: &Path,
+) -> Method {
+    if let Some(method) = asked {
+        return method;
+    }
+    let method = calibration::default_method(calibration);
+    if method != Method::AdganIc {
+        eprintln!(
+            "note: scoring with adgan as in the paper; the default, adgan-ic (corrected for image \
+             complexity), needs the run calibrated with the same search flags: run `adgan \
+             calibrate --model {}` to use it, or pass --method adgan to silence this",
+            run_dir.display()
+        );
+    }
+    method
+}
+
+/// The complexity line of `adgan-ic`, from the run's calibration made with the same search.
+pub(crate) fn complexity_line(
+    calibration: Option<&Calibration>,
+    run_dir: &Path,
+) -> Result<ComplexityLine> {
+    let calibration = calibration.with_context(|| {
+        format!(
+            "--method adgan-ic fits its complexity line on the run's calibration images: run \
+             `adgan calibrate --model {}` with the same search flags first",
+            run_dir.display()
+        )
+    })?;
+    calibration
+        .complexity_line()
+        .with_context(|| format!("the calibration of {}", run_dir.display()))
 }

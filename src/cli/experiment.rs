@@ -20,14 +20,10 @@ pub(crate) struct OneVsAllArgs {
     /// Normal classes: a list and ranges, e.g. 0-9, 0,5 or cat,dog.
     #[arg(long, default_value = "0-9")]
     classes: String,
-    /// Methods, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "adgan,critic,prior"
-    )]
-    methods: Vec<Method>,
+    /// Methods, comma-separated [default: adgan,critic,prior, and adgan-ic with
+    /// --select-every].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    methods: Option<Vec<Method>>,
     /// Test images drawn per class.
     #[arg(long, default_value_t = 5000)]
     n_test: usize,
@@ -61,17 +57,21 @@ pub(crate) struct OneVsAllArgs {
 pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
     let source = args.source.source(args.gan.seed)?;
     let default_channels = args.source.default_channels();
+    let selection = args.selection.config(&args.search.config());
     let config = ExperimentConfig {
         source,
         classes: experiment::parse_classes(&args.classes)?,
-        methods: args.methods.clone(),
+        methods: args
+            .methods
+            .clone()
+            .unwrap_or_else(|| experiment::default_methods(selection.enabled())),
         n_test: args.n_test,
         seed: args.draw_seed,
         fit: args.source.fit,
         model: args.gan.model_config(default_channels)?,
         train: args.gan.train_config()?,
         search: args.search.config(),
-        selection: args.selection.config(&args.search.config()),
+        selection,
         baselines: PcaConfig {
             dims: args.pca_dims.clone(),
             ..PcaConfig::default()

@@ -43,6 +43,11 @@ pub(crate) struct RankArgs {
     /// in OUT/skipped.txt).
     #[arg(long)]
     strict: bool,
+    /// Score: adgan (the paper's), or adgan-ic, corrected for image complexity [default:
+    /// adgan-ic where the run is calibrated with the same search flags, as `adgan train` leaves
+    /// it; else adgan].
+    #[arg(long, value_enum)]
+    method: Option<Method>,
     #[command(flatten)]
     search: SearchArgs,
     #[command(flatten)]
@@ -54,6 +59,17 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         .map_err(out_error("--out", &args.out))?;
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
+    }
+    if let Some(m) = args
+        .method
+        .filter(|m| !matches!(m, Method::Adgan | Method::AdganIc))
+    {
+        bail!(
+            "rank ranks by the ADGAN search: --method adgan or adgan-ic, not {} (`adgan score \
+             --method {}` scores a folder with it)",
+            m.name(),
+            m.name()
+        );
     }
     let device = args.device.select()?;
     let gan = run::load_gan(&args.model, device)?;
@@ -67,11 +83,20 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let stream = job.open()?;
     let search = args.search.config();
     search.validate(&gan.config.model)?;
-    let calibration = calibrate::matching(&args.model, &search)?;
-    let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
-    let mut built = method::build(Method::Adgan, &inputs, &mut |_, _| {})?;
+    let run_calibration = calibrate::matching(&args.model, &search)?;
+    let chosen = calibrate::method_or_default(args.method, run_calibration.as_ref(), &args.model);
+    let mut inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
+    if chosen == Method::AdganIc {
+        inputs.complexity = Some(calibrate::complexity_line(
+            run_calibration.as_ref(),
+            &args.model,
+        )?);
+    }
+    // The decisions compare like with like: corrected scores with corrected calibration scores.
+    let calibration = run_calibration.map(|c| c.for_method(chosen)).transpose()?;
+    let mut built = method::build(chosen, &inputs, &mut |_, _| {})?;
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
-    let method = serde_json::json!({"name": "adgan", "search": search});
+    let method = serde_json::json!({"name": chosen.name(), "search": search});
     let table = args.out.join(RANKING_FILES[0]);
     let alpha = calibration.as_ref().map(|_| args.alpha);
     let mut done = job.score(stream, &mut built, method, Some(&table), alpha, None)?;

@@ -10,7 +10,6 @@ use adgan::calibration::Calibration;
 use adgan::data::{Dataset, Shard, Split};
 use adgan::output::{Destination, ShardRecord};
 use adgan::run::{self, TrainedGan};
-use adgan::score::complexity::ComplexityLine;
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
 use adgan::score::{AfterBatch, ScoredBatch};
@@ -75,11 +74,13 @@ pub(crate) struct ScoreArgs {
     /// flagged, in expectation.
     #[arg(long, default_value_t = adgan::calibration::DEFAULT_ALPHA)]
     alpha: f64,
-    /// Scoring method: ADGAN, the critic or latent prior of the GAN, AnoGAN, or a baseline
-    /// fitted on the GAN's training images (or on --train): dcae and vae (trained once into
-    /// RUN/baselines/), kde, ocsvm, iforest, gmm.
-    #[arg(long, value_enum, default_value_t = Method::Adgan)]
-    method: Method,
+    /// Scoring method: ADGAN (adgan, or adgan-ic corrected for image complexity), the critic or
+    /// latent prior of the GAN, AnoGAN, or a baseline fitted on the GAN's training images (or on
+    /// --train): dcae and vae (trained once into RUN/baselines/), kde, ocsvm, iforest, gmm
+    /// [default: adgan-ic where the run is calibrated with the same search flags, as `adgan
+    /// train` leaves it; else adgan].
+    #[arg(long, value_enum)]
+    method: Option<Method>,
     /// Normal images to fit a classic baseline on (default: the run's training images).
     #[arg(long)]
     train: Option<PathBuf>,
@@ -100,7 +101,7 @@ pub(crate) struct ScoreArgs {
 
 /// Normal images a baseline is fitted on: --train, or the run's own training images (found
 /// through the data provenance in its config.json).
-fn baseline_training_images(args: &ScoreArgs, gan: &TrainedGan) -> Result<Dataset> {
+fn baseline_training_images(args: &ScoreArgs, method: Method, gan: &TrainedGan) -> Result<Dataset> {
     let spec = gan.config.model.image_spec();
     let data = &gan.config.data;
     let images = match &args.train {
@@ -113,7 +114,7 @@ fn baseline_training_images(args: &ScoreArgs, gan: &TrainedGan) -> Result<Datase
                          to fit {} on other normal images",
                         data.source.describe(),
                         args.model.join(adgan::train::CONFIG_FILE).display(),
-                        args.method.name()
+                        method.name()
                     )
                 })?
                 .0
@@ -123,16 +124,17 @@ fn baseline_training_images(args: &ScoreArgs, gan: &TrainedGan) -> Result<Datase
     Ok(images)
 }
 
-/// The detector of --method over the run `gan`, announced on standard error.
+/// The detector of `method` over the run `gan`, announced on standard error.
 fn build_detector<'g>(
     args: &ScoreArgs,
+    method: Method,
     gan: &'g TrainedGan,
     calibration: Option<&Calibration>,
 ) -> Result<method::Built<'g>> {
     let device = args.device.select()?;
-    let normal = match args.method.needs_gan() {
+    let normal = match method.needs_gan() {
         true => None,
-        false => Some(baseline_training_images(args, gan)?),
+        false => Some(baseline_training_images(args, method, gan)?),
     };
     let autoencoder_dir = |m: Method| args.model.join("baselines").join(m.name());
     let inputs = Inputs {
@@ -152,32 +154,38 @@ fn build_detector<'g>(
         },
         alexnet: args.alexnet.as_deref(),
         alexnet_layer: args.alexnet_layer,
-        complexity: match args.method {
-            Method::AdganIc => Some(complexity_line(args, calibration)?),
+        complexity: match method {
+            Method::AdganIc => Some(calibrate::complexity_line(calibration, &args.model)?),
             _ => None,
         },
     };
     let mut bar = progress::iteration_count_bar(inputs.autoencoder.iterations);
-    let built = method::build(args.method, &inputs, &mut |done, _| bar.set(done))
-        .with_context(|| format!("--method {}", args.method.name()))?;
+    let built = method::build(method, &inputs, &mut |done, _| bar.set(done))
+        .with_context(|| format!("--method {}", method.name()))?;
     bar.finish();
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
     Ok(built)
 }
 
-/// The detector of --method and the calibration its decisions use (the run's, corrected for
-/// complexity under `adgan-ic`; none when the run has no calibration for this search). The
-/// calibration is read once, so its warnings print once.
+/// The scoring method (--method, or the run's default) and the run's calibration for the
+/// search, read once so that its warnings print once.
+struct Resolved {
+    method: Method,
+    calibration: Option<Calibration>,
+}
+
+/// The detector of the method and the calibration its decisions use (the run's, corrected for
+/// complexity under `adgan-ic`; none when the run has no calibration for this search).
 fn detector_and_decisions<'g>(
     args: &ScoreArgs,
     gan: &'g TrainedGan,
+    resolved: &Resolved,
 ) -> Result<(method::Built<'g>, Option<Calibration>)> {
-    let calibration = calibration_for(args, gan)?;
+    let calibration = resolved.calibration.as_ref();
     let decide = calibration
-        .as_ref()
-        .map(|c| c.for_method(args.method))
+        .map(|c| c.for_method(resolved.method))
         .transpose()?;
-    let built = build_detector(args, gan, calibration.as_ref())?;
+    let built = build_detector(args, resolved.method, gan, calibration)?;
     Ok((built, decide))
 }
 
@@ -185,15 +193,27 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
     let dest = Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?;
     let device = args.device.select()?;
     let gan = run::load_gan(&args.model, device)?;
+    let calibration = calibration_for(args, &gan)?;
+    let method = calibrate::method_or_default(args.method, calibration.as_ref(), &args.model);
+    let resolved = Resolved {
+        method,
+        calibration,
+    };
     match &args.images {
-        Some(dir) => score_folder(args, &gan, dir, &dest),
-        None => score_data_set(args, &gan, &dest),
+        Some(dir) => score_folder(args, &gan, dir, &dest, &resolved),
+        None => score_data_set(args, &gan, &dest, &resolved),
     }
 }
 
 /// Scores a folder, streamed (a batch of images in memory at a time) and resumable through a
 /// journal beside the output. Its files are listed and their headers read before any work.
-fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destination) -> Result<()> {
+fn score_folder(
+    args: &ScoreArgs,
+    gan: &TrainedGan,
+    dir: &Path,
+    dest: &Destination,
+    resolved: &Resolved,
+) -> Result<()> {
     let job = FolderJob {
         model: &args.model,
         gan,
@@ -202,7 +222,7 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         strict: args.strict,
     };
     let stream = job.open()?;
-    let (mut built, decide) = detector_and_decisions(args, gan)?;
+    let (mut built, decide) = detector_and_decisions(args, gan, resolved)?;
     let part = match job.shard.count {
         1 => String::new(),
         _ => format!(" (shard {})", job.shard),
@@ -210,10 +230,10 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
     eprintln!(
         "scoring {} images with {}{part}",
         stream.len(),
-        args.method.name()
+        resolved.method.name()
     );
     let method = serde_json::json!({
-        "name": args.method.name(),
+        "name": resolved.method.name(),
         "search": args.search.config(),
         "pca_dim": args.pca_dim,
         "train": args.train.as_deref().map(std::path::absolute).transpose()?,
@@ -224,7 +244,7 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
         Destination::Stdout => None,
     };
     let ids = stream.ids();
-    let mut maps = map_writer(args, gan, &ids)?;
+    let mut maps = map_writer(args, resolved.method, gan, &ids)?;
     let alpha = decide.as_ref().map(|_| args.alpha);
     let after_batch = maps.as_mut().map(|m| m as &mut AfterBatch);
     let done = job.score(stream, &mut built, method, path, alpha, after_batch)?;
@@ -243,7 +263,12 @@ fn score_folder(args: &ScoreArgs, gan: &TrainedGan, dir: &Path, dest: &Destinati
 }
 
 /// Scores a data set's split, or a seeded one-vs-all draw of it with --normal-class.
-fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Result<()> {
+fn score_data_set(
+    args: &ScoreArgs,
+    gan: &TrainedGan,
+    dest: &Destination,
+    resolved: &Resolved,
+) -> Result<()> {
     let device = args.device.select()?;
     let spec = gan.config.model.image_spec();
     let Some(kind) = args.dataset else {
@@ -267,11 +292,15 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
         data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
     }
     report_skipped(&data.skipped, None)?;
-    let (built, decide) = detector_and_decisions(args, gan)?;
+    let (built, decide) = detector_and_decisions(args, gan, resolved)?;
     let (mut detector, batch) = (built.detector, built.batch);
-    eprintln!("scoring {} images with {}", data.len(), args.method.name());
+    eprintln!(
+        "scoring {} images with {}",
+        data.len(),
+        resolved.method.name()
+    );
     let mut images = &data.images;
-    let mut maps = map_writer(args, gan, &data.ids)?;
+    let mut maps = map_writer(args, resolved.method, gan, &data.ids)?;
     let scores = score_with_progress(
         detector.as_mut(),
         &mut images,
@@ -294,14 +323,17 @@ fn score_data_set(args: &ScoreArgs, gan: &TrainedGan, dest: &Destination) -> Res
 /// index and file name), after the legend; the folder is checked first.
 fn map_writer<'a>(
     args: &'a ScoreArgs,
+    method: Method,
     gan: &TrainedGan,
     ids: &'a [String],
 ) -> Result<Option<impl FnMut(ScoredBatch) -> Result<()> + 'a>> {
     let Some(dir) = &args.maps else {
         return Ok(None);
     };
-    if args.method != Method::Adgan {
-        bail!("--maps needs --method adgan (the maps show the search's reconstructions)");
+    if !matches!(method, Method::Adgan | Method::AdganIc) {
+        bail!(
+            "--maps needs --method adgan or adgan-ic (the maps show the search's reconstructions)"
+        );
     }
     adgan::output::check_folder(dir, &["legend.png"], args.force)
         .map_err(out_error("--maps", dir))?;
@@ -344,35 +376,20 @@ fn map_name(index: usize, id: &str) -> String {
     format!("{index:06}_{safe}.png")
 }
 
-/// The run's calibration, when the method is ADGAN's and the calibration was made with the
-/// same search (checked before any scoring, after the search's own settings). Read once: its
-/// warnings print once.
+/// The run's calibration, when the method is ADGAN's (or not given) and the calibration was
+/// made with the same search (checked before any scoring, after the search's own settings).
 fn calibration_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibration>> {
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
     match args.method {
-        Method::Adgan | Method::AdganIc => {
+        None | Some(Method::Adgan | Method::AdganIc) => {
             let search = args.search.config();
             search
                 .validate(&gan.config.model)
-                .with_context(|| format!("--method {}", args.method.name()))?;
+                .context("the ADGAN search")?;
             calibrate::matching(&args.model, &search)
         }
         _ => Ok(None),
     }
-}
-
-/// The complexity line of `adgan-ic`, from the run's calibration made with the same search.
-fn complexity_line(args: &ScoreArgs, calibration: Option<&Calibration>) -> Result<ComplexityLine> {
-    let calibration = calibration.with_context(|| {
-        format!(
-            "--method adgan-ic fits its complexity line on the run's calibration images: run \
-             `adgan calibrate --model {}` with the same search flags first",
-            args.model.display()
-        )
-    })?;
-    calibration
-        .complexity_line()
-        .with_context(|| format!("the calibration of {}", args.model.display()))
 }

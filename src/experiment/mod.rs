@@ -532,6 +532,17 @@ impl Cell {
     }
 }
 
+/// The methods of an experiment when none are asked for: ADGAN with the paper's critic and
+/// prior scores, and with selection on (`selection`) also `adgan-ic`, the default of `score`
+/// and `rank`, whose line is fitted on the validation images.
+pub fn default_methods(selection: bool) -> Vec<Method> {
+    let mut methods = vec![Method::Adgan, Method::Critic, Method::Prior];
+    if selection {
+        methods.push(Method::AdganIc);
+    }
+    methods
+}
+
 /// Expands a class list such as `0-9`, `0,3,5` or `cat,dog` (ranges only between numbers).
 pub fn parse_classes(text: &str) -> Result<Vec<String>> {
     let mut classes = Vec::new();
