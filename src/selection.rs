@@ -331,7 +331,7 @@ pub struct CurveTask<'a> {
 /// every point of the selection, and returns the curve of this selection's points and
 /// candidates. Points already in the saved curve are not scored again, and nothing is trained
 /// for them: a caller that scores with a point's generator makes sure of its snapshot with
-/// [`ensure_snapshot`].
+/// [`ensure_snapshots`].
 pub fn learning_curve(
     task: &CurveTask,
     device: Device,
@@ -458,55 +458,68 @@ fn score_point(
     Ok(())
 }
 
-/// The snapshot of `iteration`, trained up to first when it is missing: at a new point, or
-/// when a run folder kept only its curve and losses (git keeps no checkpoints of results/).
-/// Training is deterministic on one device, so a snapshot trained again is the one scored; one
-/// the run has gone past is trained again from the start in [`REBUILD_DIR`].
-pub fn ensure_snapshot(
+/// The snapshots of `iterations`, each trained up to first when it is missing: at a new point,
+/// or when a run folder kept only its curve and losses (git keeps no checkpoints of results/).
+/// Training is deterministic on one device, so a snapshot trained again is the one scored. One
+/// that the run has gone past, or that its record goes past (its checkpoint gone), is trained
+/// again from the start in [`REBUILD_DIR`], so that the run's own checkpoint and losses stay
+/// as they were; later iterations continue there, each training iteration done once.
+pub fn ensure_snapshots(
     task: &CurveTask,
-    iteration: usize,
+    iterations: &[usize],
     device: Device,
     on_event: &mut dyn FnMut(CurveEvent),
-) -> Result<PathBuf> {
+) -> Result<()> {
     let run_dir = task.run_dir;
-    let snapshot = snapshot_path(run_dir, iteration);
-    if snapshot.exists() {
-        return Ok(snapshot);
+    let mut missing: Vec<usize> = iterations
+        .iter()
+        .copied()
+        .filter(|&i| !snapshot_path(run_dir, i).exists())
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let rebuild = run_dir.join(REBUILD_DIR);
+    let mut aside = false;
+    for iteration in missing {
+        let past_record =
+            !run_dir.join(CHECKPOINT_FILE).exists() && recorded_iterations(run_dir)? > iteration;
+        aside = aside
+            || past_record
+            || train_to(run_dir, task.run, task.fit, iteration, device, on_event)? != iteration;
+        let trained_in = match aside {
+            true => {
+                // A rebuild left by a killed process resumes, unless it went past this point.
+                if train_to(&rebuild, task.run, task.fit, iteration, device, on_event)? != iteration
+                {
+                    std::fs::remove_dir_all(&rebuild)?;
+                    train_to(&rebuild, task.run, task.fit, iteration, device, on_event)?;
+                }
+                &rebuild
+            }
+            false => run_dir,
+        };
+        let snapshot = snapshot_path(run_dir, iteration);
+        std::fs::create_dir_all(snapshot.parent().expect("snapshots folder"))?;
+        io::write_atomic(&snapshot, |tmp| {
+            std::fs::copy(trained_in.join(CHECKPOINT_FILE), tmp)?;
+            Ok(())
+        })?;
     }
-    let mut trained_in = run_dir.to_path_buf();
-    // A run folder whose checkpoint is gone but whose record goes past this point keeps that
-    // record (the committed losses of the whole curve): it is trained again aside.
-    let past_record =
-        !run_dir.join(CHECKPOINT_FILE).exists() && recorded_iterations(run_dir)? > iteration;
-    if past_record
-        || train_to(run_dir, task.run, task.fit, iteration, device, on_event)? != iteration
-    {
-        // The run went past this point: train it again from the start, aside.
-        trained_in = run_dir.join(REBUILD_DIR);
-        if trained_in.exists() {
-            std::fs::remove_dir_all(&trained_in)?;
-        }
-        train_to(&trained_in, task.run, task.fit, iteration, device, on_event)?;
+    if rebuild.exists() {
+        std::fs::remove_dir_all(&rebuild)?;
     }
-    std::fs::create_dir_all(snapshot.parent().expect("snapshots folder"))?;
-    io::write_atomic(&snapshot, |tmp| {
-        std::fs::copy(trained_in.join(CHECKPOINT_FILE), tmp)?;
-        Ok(())
-    })?;
-    if trained_in != run_dir {
-        std::fs::remove_dir_all(&trained_in)?;
-    }
-    Ok(snapshot)
+    Ok(())
 }
 
-/// The snapshot of `iteration` ([`ensure_snapshot`]), loaded.
+/// The snapshot of `iteration` ([`ensure_snapshots`]), loaded.
 fn load_snapshot(
     task: &CurveTask,
     iteration: usize,
     device: Device,
     on_event: &mut dyn FnMut(CurveEvent),
 ) -> Result<TrainedGan> {
-    let snapshot = ensure_snapshot(task, iteration, device, on_event)?;
+    ensure_snapshots(task, &[iteration], device, on_event)?;
+    let snapshot = snapshot_path(task.run_dir, iteration);
     let gan = run::load_gan_from(task.run_dir, &snapshot, device)?;
     ensure!(
         gan.iteration == iteration as i64,

@@ -398,13 +398,14 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
 /// scores.
 #[test]
 fn the_complexity_corrected_score_comes_from_the_same_curve() {
-    // Returns the adgan-ic and adgan cells and whether adgan-ic searched on its own.
+    // Returns the adgan-ic and adgan cells, whether adgan-ic searched on its own, and how many
+    // training iterations ran.
     fn run(
         every: usize,
         lr_theta: Vec<f64>,
         out: &std::path::Path,
         methods: &[Method],
-    ) -> (Vec<experiment::Cell>, bool) {
+    ) -> (Vec<experiment::Cell>, bool, usize) {
         let mut config = config();
         config.classes = vec!["disc".into()];
         config.methods = methods.to_vec();
@@ -414,18 +415,17 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
             max_per_side: 12,
             ..SelectionConfig::default()
         };
-        let mut searched = false;
-        let cells = experiment::run_one_vs_all(&config, out, Device::Cpu, &mut |e| {
-            if let Event::Scoring {
+        let (mut searched, mut trained) = (false, 0);
+        let cells = experiment::run_one_vs_all(&config, out, Device::Cpu, &mut |e| match e {
+            Event::Scoring {
                 method: Method::AdganIc,
                 ..
-            } = e
-            {
-                searched = true
-            }
+            } => searched = true,
+            Event::Training { .. } => trained += 1,
+            _ => {}
         })
         .unwrap();
-        (cells, searched)
+        (cells, searched, trained)
     }
     let same = |a: &experiment::Cell, b: &experiment::Cell| {
         a.chosen["iterations"] == b.chosen["iterations"]
@@ -445,7 +445,7 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     // Two points with two candidates each: here adgan-ic's corrected ROC-AUC picks another point than
     // ADGAN's, and its search runs again.
     let out = tempfile::tempdir().unwrap();
-    let (cells, searched) = run(
+    let (cells, searched, _) = run(
         10,
         vec![5e-5, 5e-4],
         out.path(),
@@ -494,20 +494,29 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     assert_eq!(corrected.matches("**").count(), 2, "{table}");
     let bold = format!("**{:.4}**", ic.chosen["validation_auc"]);
     assert!(corrected.contains(&bold), "{bold} in {table}");
-    // Scored again from the saved curve, the cell is the same.
+    // Scored again from the saved curve, the cell is the same; both points' snapshots are
+    // trained again aside in one pass (the run's record goes past the first), each iteration
+    // once.
     std::fs::remove_file(out.path().join("cells/disc-adgan-ic.json")).unwrap();
-    let (again, _) = run(
+    let (again, _, trained) = run(
         10,
         vec![5e-5, 5e-4],
         out.path(),
         &[Method::AdganIc, Method::Adgan],
     );
     assert_eq!(again[0].scores, ic.scores);
+    eprintln!(
+        "DEBUG {} {}",
+        ic.chosen["iterations"], adgan.chosen["iterations"]
+    );
+    let last = ic.chosen["iterations"].max(adgan.chosen["iterations"]);
+    assert_eq!(trained as f64, last);
+    assert!(!run_dir.join(adgan::selection::REBUILD_DIR).exists());
 
     // One point with one candidate: both choose it, and adgan-ic corrects ADGAN's own test
     // scores by the recorded line, without a search.
     let out = tempfile::tempdir().unwrap();
-    let (cells, searched) = run(
+    let (cells, searched, _) = run(
         20,
         vec![5e-4],
         out.path(),
@@ -550,7 +559,7 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     }
     // Asked for on its own later, adgan-ic reads ADGAN's cell from the folder: no search.
     std::fs::remove_file(out.path().join("cells/disc-adgan-ic.json")).unwrap();
-    let (alone, searched) = run(20, vec![5e-4], out.path(), &[Method::AdganIc]);
+    let (alone, searched, _) = run(20, vec![5e-4], out.path(), &[Method::AdganIc]);
     assert_eq!(alone.len(), 1);
     assert!(!searched, "ADGAN's scores are on disk");
     assert_eq!(alone[0].scores, ic.scores);

@@ -189,9 +189,8 @@ fn class_curve(
     if snapshots == Snapshots::Keep {
         let best = curve.best().map(|p| p.iteration);
         let chosen = choice.as_ref().map(|c| c.point.iteration);
-        for iteration in best.into_iter().chain(chosen) {
-            selection::ensure_snapshot(&task, iteration, device, &mut report)?;
-        }
+        let iterations: Vec<usize> = best.into_iter().chain(chosen).collect();
+        selection::ensure_snapshots(&task, &iterations, device, &mut report)?;
     }
     Ok((curve, choice))
 }
