@@ -95,3 +95,58 @@ pub fn available_memory() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// Whether `device` multiplies bfloat16 in hardware. On a CPU without bf16 instructions
+/// libtorch's bf16 convolutions fall back to generic kernels, so `--precision bf16` there is
+/// many times slower than f32 instead of faster (BENCHMARKS.md, "ADGAN scoring throughput").
+pub fn bf16_is_native(device: Device) -> bool {
+    match device {
+        Device::Cpu => cpu_has_bf16(),
+        _ => true,
+    }
+}
+
+/// The CPU's bf16 dot-product instructions, as the running processor reports them. On x86,
+/// AVX512-BF16 alone is checked: every processor with AMX-BF16 also has it, and Rust's AMX
+/// detection is not stable.
+fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("bf16")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpus_count_as_native_bf16() {
+        assert!(bf16_is_native(Device::Cuda(0)));
+    }
+
+    /// The detection must agree with the flags the kernel reports for the same processor, so
+    /// the warning appears exactly where bf16 would be emulated.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[test]
+    fn cpu_bf16_detection_matches_proc_cpuinfo() {
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            eprintln!("skipped: /proc/cpuinfo is not readable");
+            return;
+        };
+        let flags = info
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .expect("/proc/cpuinfo has a flags line");
+        let kernel_says = flags.split_whitespace().any(|f| f == "avx512_bf16");
+        assert_eq!(bf16_is_native(Device::Cpu), kernel_says);
+    }
+}

@@ -319,6 +319,17 @@ pub(crate) struct SearchArgs {
 }
 
 impl SearchArgs {
+    /// Says so, before any work, when `--precision bf16` would be slow on `device`.
+    pub(crate) fn warn_if_bf16_slow(&self, device: tch::Device) {
+        if self.precision == Precision::Bf16 && !device::bf16_is_native(device) {
+            eprintln!(
+                "warning: --precision bf16 on a CPU without bf16 instructions (AVX512-BF16 on \
+                 x86): libtorch falls back to kernels many times slower than f32 \
+                 (BENCHMARKS.md); use --precision f32"
+            );
+        }
+    }
+
     /// Images per batched search, when given: at least one.
     pub(crate) fn batch_images(&self) -> Result<Option<usize>> {
         if self.batch_images == Some(0) {

@@ -268,6 +268,7 @@ pub(crate) fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
 
 pub(crate) fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     let device = args.device.select()?;
+    args.search.search.warn_if_bf16_slow(device);
     let search = args.search.config();
     let (bench, what) = args.search.generator(&args.shape, device)?;
     let generator = bench.generator();
@@ -314,6 +315,7 @@ pub(crate) fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
 
 pub(crate) fn run_bench_profile(args: &BenchProfileArgs) -> Result<()> {
     let device = args.device.select()?;
+    args.search.search.warn_if_bf16_slow(device);
     let search = args.search.config();
     let (bench, what) = args.search.generator(&args.shape, device)?;
     let phases =

@@ -33,6 +33,7 @@ pub(crate) struct CalibrateArgs {
 
 pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let device = args.device.select()?;
+    args.search.warn_if_bf16_slow(device);
     let gan = run::load_gan(&args.model, device)?;
     let search = args.search.config();
     let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);

@@ -83,6 +83,7 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
         batch_images: args.search.batch_images()?,
     };
     let device = args.device.select()?;
+    args.search.warn_if_bf16_slow(device);
     let start = std::time::Instant::now();
     let trains_gans = config.methods.iter().any(|m| m.needs_gan());
     let mut progress =

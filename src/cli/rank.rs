@@ -72,6 +72,7 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         );
     }
     let device = args.device.select()?;
+    args.search.warn_if_bf16_slow(device);
     let gan = run::load_gan(&args.model, device)?;
     let job = FolderJob {
         model: &args.model,

@@ -192,6 +192,7 @@ fn detector_and_decisions<'g>(
 pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
     let dest = Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?;
     let device = args.device.select()?;
+    args.search.warn_if_bf16_slow(device);
     let gan = run::load_gan(&args.model, device)?;
     let calibration = calibration_for(args, &gan)?;
     let method = calibrate::method_or_default(args.method, calibration.as_ref(), &args.model);
