@@ -56,6 +56,7 @@ fn config() -> ExperimentConfig {
         alexnet_layer: Default::default(),
         batch_images: None,
         selection: SelectionConfig::default(),
+        ensemble: Default::default(),
     }
 }
 
@@ -686,4 +687,112 @@ fn the_same_data_folder_spelled_otherwise_is_the_same_experiment() {
     assert!(err.contains("data"), "{err}");
     let err = run(&other);
     assert!(err.contains("another experiment"), "{err}");
+}
+
+/// The ensemble column: members scored on the validation images (the GAN members from the
+/// learning curve, the others fitted again outside the validation split), kept in the run
+/// folder, combined on the test images with normalisers fitted on half of the normal
+/// validation images and calibrated on the other half.
+#[test]
+fn the_ensemble_combines_members_normalised_on_validation_images() {
+    use adgan::score::ensemble::{EnsembleConfig, Normalizer, Rule};
+    let mut config = config();
+    config.classes = vec!["disc".into()];
+    config.selection = SelectionConfig {
+        every: 10,
+        lr_theta: vec![5e-4],
+        max_per_side: 12,
+        ..SelectionConfig::default()
+    };
+    config.ensemble = EnsembleConfig {
+        members: vec![Method::Adgan, Method::AdganIc, Method::Kde],
+        normalizer: Normalizer::Robust,
+        rule: Rule::Mean,
+    };
+    // A GAN member's test scores are its cell's: without that method, refused at once.
+    let mut refused = config.clone();
+    refused.methods = vec![Method::Adgan, Method::Ensemble];
+    let empty = tempfile::tempdir().unwrap();
+    let err = experiment::run_one_vs_all(&refused, empty.path(), Device::Cpu, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("add adgan-ic to the methods"), "{err}");
+
+    let out = tempfile::tempdir().unwrap();
+    // The members' validation scores first, alone: no test image is scored.
+    let mut validation_only = config.clone();
+    validation_only.methods = vec![Method::Adgan, Method::AdganIc, Method::Ensemble];
+    experiment::run_validation(&validation_only, out.path(), Device::Cpu, &mut |_| {}).unwrap();
+    let members_path = out
+        .path()
+        .join("runs/class-disc")
+        .join(experiment::MEMBERS_FILE);
+    let members: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&members_path).unwrap()).unwrap();
+    assert_eq!(members["validation_ids"].as_array().unwrap().len(), 24);
+    for m in ["adgan", "adgan-ic", "kde"] {
+        assert_eq!(
+            members["members"][m]["validation"]
+                .as_array()
+                .unwrap()
+                .len(),
+            24
+        );
+        assert!(members["members"][m]["test"].as_array().unwrap().is_empty());
+    }
+    let (ranked, names) = experiment::rank_ensembles(
+        &[out.path().to_path_buf()],
+        &[Method::Adgan, Method::Kde],
+        0,
+    )
+    .unwrap();
+    assert_eq!((ranked.len(), names.len()), (3 * 3 * 2, 1));
+    assert!(
+        experiment::ranking_table(&ranked, &names, 5)
+            .lines()
+            .count()
+            == 7
+    );
+
+    config.methods = vec![Method::Adgan, Method::AdganIc, Method::Ensemble];
+    let mut refitted = Vec::new();
+    let cells = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| {
+        if let Event::Fitting { method, .. } = e {
+            refitted.push(method)
+        }
+    })
+    .unwrap();
+    let ensemble = cells.iter().find(|c| c.method == Method::Ensemble).unwrap();
+    let adgan = cells.iter().find(|c| c.method == Method::Adgan).unwrap();
+    assert_eq!(ensemble.scores.len(), 40);
+    assert!(ensemble.scores.iter().all(|s| s.is_finite()));
+    assert_eq!(
+        ensemble.calibration_scores.len(),
+        6,
+        "half of 12 normal images"
+    );
+    assert!(ensemble.chosen["validation_auc"] > 0.0);
+    assert!([8.0, 16.0].contains(&ensemble.chosen["kde_pca_dim"]));
+    // The GAN members' test scores are their cells'.
+    let members: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&members_path).unwrap()).unwrap();
+    let adgan_test: Vec<f64> =
+        serde_json::from_value(members["members"]["adgan"]["test"].clone()).unwrap();
+    assert_eq!(adgan_test, adgan.scores);
+    // Scored again, the cell is the same and no member is fitted again.
+    std::fs::remove_file(out.path().join("cells/disc-ensemble.json")).unwrap();
+    let mut refitted_again = false;
+    let again = experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| {
+        refitted_again |= matches!(
+            e,
+            Event::Scoring {
+                method: Method::Kde,
+                ..
+            }
+        )
+    })
+    .unwrap();
+    let again = again.iter().find(|c| c.method == Method::Ensemble).unwrap();
+    assert_eq!(again.scores, ensemble.scores);
+    assert!(!refitted_again);
 }

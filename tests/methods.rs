@@ -9,6 +9,7 @@ use adgan::run::load_gan;
 use adgan::score::adgan::AdganConfig;
 use adgan::score::anogan::AnoganConfig;
 use adgan::score::complexity::{self, ComplexityLine};
+use adgan::score::ensemble::{Ensemble, EnsembleConfig, Normalizer, Rule};
 use adgan::score::features::{PcaConfig, Validation};
 use adgan::score::method::{self, Inputs, Method};
 use adgan::score::score_all;
@@ -33,6 +34,16 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
         .images
         .narrow(0, 0, 5);
     let autoencoder_dir = |m: Method| dir.path().join(m.name());
+    // An ensemble of ADGAN and KDE, its normalisers fitted on made-up normal scores.
+    let ensemble = Ensemble::fit(
+        &EnsembleConfig {
+            members: vec![Method::Adgan, Method::Kde],
+            normalizer: Normalizer::Standard,
+            rule: Rule::Mean,
+        },
+        &[vec![0.1, 0.2, 0.3], vec![-5.0, 0.0, 5.0]],
+    )
+    .unwrap();
     let inputs = Inputs {
         device: Device::Cpu,
         model: config.model,
@@ -66,6 +77,7 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
             intercept: -3.0,
             slope: 0.5,
         }),
+        ensemble: Some(&ensemble),
     };
     let mut scores = std::collections::HashMap::new();
     for method in Method::ALL {
@@ -105,6 +117,12 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
         }
         scores.insert(method, s);
     }
+    // The ensemble combines its members' scores, as they are on their own.
+    let members = [scores[&Method::Adgan].clone(), scores[&Method::Kde].clone()];
+    assert_eq!(
+        ensemble.combine(&members).unwrap(),
+        scores[&Method::Ensemble]
+    );
     // `adgan` and `prior` from one search are the scores of their own detectors.
     let [adgan, prior] = method::search_columns(&inputs, &probe, &mut |_, _| {}).unwrap();
     assert_eq!(adgan, scores[&Method::Adgan]);

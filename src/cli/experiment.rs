@@ -7,6 +7,7 @@ use adgan::alexnet::AlexNetLayer;
 use adgan::autoencoder::AutoencoderConfig;
 use adgan::experiment::{self, Event, ExperimentConfig};
 use adgan::score::anogan::AnoganConfig;
+use adgan::score::ensemble::{EnsembleConfig, Normalizer, Rule};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::Method;
 use anyhow::Result;
@@ -41,6 +42,18 @@ pub(crate) struct OneVsAllArgs {
     /// AlexNet layer of the features: conv5 (the final convolutional layer, the paper's) or fc7.
     #[arg(long, default_value = "conv5")]
     alexnet_layer: AlexNetLayer,
+    /// Members of the ensemble method, comma-separated, from adgan, adgan-ic, kde, gmm,
+    /// ocsvm, iforest, dcae, vae [default: the members chosen on validation, RESULTS.md].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    ensemble_members: Option<Vec<Method>>,
+    /// How the ensemble makes its members' scores comparable, on held-out normal images
+    /// [default: the one chosen on validation].
+    #[arg(long, value_enum)]
+    ensemble_normalizer: Option<Normalizer>,
+    /// How the ensemble combines its members' normalised scores [default: the one chosen on
+    /// validation].
+    #[arg(long, value_enum)]
+    ensemble_rule: Option<Rule>,
     /// Results folder.
     #[arg(long, short)]
     out: PathBuf,
@@ -81,6 +94,7 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
         alexnet: args.alexnet.clone(),
         alexnet_layer: args.alexnet_layer,
         batch_images: args.search.batch_images()?,
+        ensemble: ensemble_config(args),
     };
     let device = args.device.select()?;
     args.search.warn_if_bf16_slow(device);
@@ -108,6 +122,60 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
         "results in {} (results.json, table.md, roc.svg, galleries/, report.html); {:.0} s",
         args.out.display(),
         start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The ensemble of the flags, each part the chosen default unless given.
+fn ensemble_config(args: &OneVsAllArgs) -> EnsembleConfig {
+    let default = EnsembleConfig::default();
+    EnsembleConfig {
+        members: args.ensemble_members.clone().unwrap_or(default.members),
+        normalizer: args.ensemble_normalizer.unwrap_or(default.normalizer),
+        rule: args.ensemble_rule.unwrap_or(default.rule),
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SelectEnsembleArgs {
+    /// One-vs-all folders (`--out` of `experiment one-vs-all`) whose members are scored.
+    #[arg(required = true)]
+    folders: Vec<PathBuf>,
+    /// The methods the candidates are drawn from (every non-empty subset, with every
+    /// normaliser and rule).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "adgan,adgan-ic,kde,gmm,ocsvm,iforest"
+    )]
+    pool: Vec<Method>,
+    /// How many of the best candidates to print.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Seed of the halves the normalisers are fitted on.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub(crate) fn select_ensemble(args: &SelectEnsembleArgs) -> Result<()> {
+    let (ranked, names) = experiment::rank_ensembles(&args.folders, &args.pool, args.seed)?;
+    println!("{}", experiment::ranking_table(&ranked, &names, args.top));
+    // Each member alone, for comparison (its best normaliser and rule).
+    let singles: Vec<_> = args
+        .pool
+        .iter()
+        .filter_map(|m| ranked.iter().find(|s| s.config.members == [*m]).cloned())
+        .collect();
+    println!("each member alone:\n");
+    println!(
+        "{}",
+        experiment::ranking_table(&singles, &names, singles.len())
+    );
+    println!(
+        "{} candidates on {} classes; mean cross-fitted validation ROC-AUC",
+        ranked.len(),
+        names.len()
     );
     Ok(())
 }

@@ -63,6 +63,9 @@ enum ExperimentCommand {
     /// Train on each normal class, score a seeded test draw with every method, tabulate
     /// ROC-AUC. Finished cells are kept: re-run the same command to continue after a stop.
     OneVsAll(Box<experiment::OneVsAllArgs>),
+    /// Rank candidate ensembles (members, normaliser, rule) by their validation ROC-AUC over
+    /// the classes of one-vs-all folders whose ensemble members are scored. Reads no test score.
+    SelectEnsemble(experiment::SelectEnsembleArgs),
 }
 
 /// Runs the parsed command.
@@ -74,6 +77,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rank(args) => rank::run(&args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Experiment(ExperimentCommand::OneVsAll(args)) => experiment::run(&args),
+        Command::Experiment(ExperimentCommand::SelectEnsemble(args)) => {
+            experiment::select_ensemble(&args)
+        }
         Command::Bench(command) => bench::run(&command),
         Command::Merge(args) => merge::run(&args),
         Command::Export(args) => export::run(&args),

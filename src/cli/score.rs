@@ -158,6 +158,7 @@ fn build_detector<'g>(
             Method::AdganIc => Some(calibrate::complexity_line(calibration, &args.model)?),
             _ => None,
         },
+        ensemble: None,
     };
     let mut bar = progress::iteration_count_bar(inputs.autoencoder.iterations);
     let built = method::build(method, &inputs, &mut |done, _| bar.set(done))

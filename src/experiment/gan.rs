@@ -105,7 +105,8 @@ pub(super) fn prepare_gan(
             complexity: None,
         });
     }
-    let (curve, choice) = class_curve(config, images, &run_dir, Snapshots::Keep, device, on_event)?;
+    let (curve, choice, _) =
+        class_curve(config, images, &run_dir, Snapshots::Keep, device, on_event)?;
     let best = curve.best().context("the learning curve has no point")?;
     let complexity = match choice {
         Some(choice) => {
@@ -135,7 +136,7 @@ pub(super) fn prepare_gan(
 
 /// Whether the snapshots of the chosen points must exist afterwards.
 #[derive(Clone, Copy, PartialEq)]
-enum Snapshots {
+pub(super) enum Snapshots {
     /// The test images will be scored with them: train again up to a chosen point whose
     /// snapshot is gone (a new machine keeps only the committed curves).
     Keep,
@@ -144,15 +145,16 @@ enum Snapshots {
 }
 
 /// Draws (or continues) the validation learning curve of the GAN of one class in `run_dir`;
-/// with `adgan-ic` among the methods, also its choice of point.
-fn class_curve(
+/// with `adgan-ic` among the methods, also its choice of point. Returns them with the
+/// validation split the curve was drawn on.
+pub(super) fn class_curve(
     config: &ExperimentConfig,
     images: &ClassImages,
     run_dir: &Path,
     snapshots: Snapshots,
     device: Device,
     on_event: &mut dyn FnMut(Event),
-) -> Result<(Curve, Option<ComplexityChoice>)> {
+) -> Result<(Curve, Option<ComplexityChoice>, ValidationSplit)> {
     let class = images.class;
     let others = data::other_classes(images.train_all, images.normal)?;
     let s = &config.selection;
@@ -192,7 +194,7 @@ fn class_curve(
         let iterations: Vec<usize> = best.into_iter().chain(chosen).collect();
         selection::ensure_snapshots(&task, &iterations, device, &mut report)?;
     }
-    Ok((curve, choice))
+    Ok((curve, choice, split))
 }
 
 /// One class's validation learning curve.
@@ -241,7 +243,7 @@ pub fn run_validation(
             normal_train: &normal_train,
             train_all: &train_all,
         };
-        let (curve, complexity) = class_curve(
+        let (curve, complexity, split) = class_curve(
             config,
             &images,
             &run_dir,
@@ -249,6 +251,18 @@ pub fn run_validation(
             device,
             on_event,
         )?;
+        if config.methods.contains(&Method::Ensemble) {
+            let members = super::ensemble::MemberTask {
+                config,
+                class,
+                run_dir: &run_dir,
+                curve: &curve,
+                complexity: complexity.as_ref(),
+                split: &split,
+                test: None,
+            };
+            members.scores(device, on_event)?;
+        }
         curves.push(ClassCurve {
             class: class.clone(),
             curve,

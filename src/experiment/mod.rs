@@ -7,11 +7,13 @@
 //! resumes).
 
 pub mod decisions;
+mod ensemble;
 mod gan;
 pub mod report;
 mod scoring;
 mod table;
 
+pub use ensemble::{member_validation, rank_ensembles, ranking_table, MEMBERS_FILE};
 pub use gan::{run_validation, ChosenGan, ClassCurve};
 pub use table::{auc_table, candidate_label, curve_table, write_summary};
 
@@ -23,6 +25,7 @@ use crate::io::{self, read_json, write_json};
 use crate::model::ModelConfig;
 use crate::score::adgan::AdganConfig;
 use crate::score::anogan::AnoganConfig;
+use crate::score::ensemble::EnsembleConfig;
 use crate::score::features::{PcaConfig, Validation};
 use crate::score::method::Method;
 use crate::selection::{CurvePoint, SelectionConfig};
@@ -80,6 +83,9 @@ pub struct ExperimentConfig {
     /// data (off unless `every` is set: then `train` and `search` are used as they are).
     #[serde(default)]
     pub selection: SelectionConfig,
+    /// The members and rule of the `ensemble` method.
+    #[serde(default)]
+    pub ensemble: EnsembleConfig,
 }
 
 impl ExperimentConfig {
@@ -103,6 +109,35 @@ impl ExperimentConfig {
             "adgan-ic fits its complexity line on held-out validation images: turn selection on \
              (--select-every N)"
         );
+        if self.methods.contains(&Method::Ensemble) {
+            self.check_ensemble()?;
+        }
+        Ok(())
+    }
+
+    /// The ensemble normalises its members on held-out validation images, and takes the GAN
+    /// members' test scores from their own cells.
+    fn check_ensemble(&self) -> Result<()> {
+        self.ensemble.validate()?;
+        ensure!(
+            self.selection.enabled(),
+            "the ensemble normalises its members on held-out validation images: turn selection \
+             on (a validation interval)"
+        );
+        for m in &self.ensemble.members {
+            ensure!(
+                !m.needs_gan() || self.methods.contains(m),
+                "the ensemble member {} takes its test scores from its own cell: add {} to the \
+                 methods",
+                m.name(),
+                m.name()
+            );
+            ensure!(
+                !m.uses_alexnet() || self.alexnet.is_some(),
+                "the ensemble member {} needs AlexNet weights",
+                m.name()
+            );
+        }
         Ok(())
     }
 }
@@ -183,13 +218,13 @@ pub enum Event<'a> {
 /// Subfolder of an experiment where long cells keep their scores so far.
 pub const PARTIAL_DIR: &str = "partial";
 
-fn cell_path(out: &Path, class: &str, method: Method) -> PathBuf {
+pub(crate) fn cell_path(out: &Path, class: &str, method: Method) -> PathBuf {
     out.join("cells")
         .join(format!("{class}-{}.json", method.name()))
 }
 
 /// Reads a finished cell, checking that it belongs to this experiment.
-fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<Cell> {
+pub(crate) fn read_cell(path: &Path, class: &str, method: Method, n_test: usize) -> Result<Cell> {
     let cell: Cell = read_json(path, "adgan result cell")?;
     let consistent = cell.class == class
         && cell.method == method
@@ -460,9 +495,10 @@ fn run_class(
         gan: chosen.as_ref(),
         device,
     };
-    // adgan-ic corrects ADGAN's scores, so it comes after them.
+    // adgan-ic corrects ADGAN's scores, so it comes after them; the ensemble combines the
+    // others' scores, so it comes last.
     let mut order = pending.to_vec();
-    order.sort_by_key(|&m| m == Method::AdganIc);
+    order.sort_by_key(|&m| (m == Method::Ensemble, m == Method::AdganIc));
     for method in order {
         if cells
             .iter()
@@ -474,15 +510,24 @@ fn run_class(
             Method::AdganIc => adgan_test_scores(out, class, splits.n_test, cells)?,
             _ => None,
         };
-        let mut report =
-            |m, done, total, fitting| on_event(progress_event(class, m, done, total, fitting));
-        for mut result in score_method(
-            &context,
-            method,
-            pending,
-            adgan_scores.as_deref(),
-            &mut report,
-        )? {
+        let results = match method {
+            Method::Ensemble => vec![ensemble::score_cell(
+                config, &images, &task.test, out, device, on_event,
+            )?],
+            _ => {
+                let mut report = |m, done, total, fitting| {
+                    on_event(progress_event(class, m, done, total, fitting))
+                };
+                score_method(
+                    &context,
+                    method,
+                    pending,
+                    adgan_scores.as_deref(),
+                    &mut report,
+                )?
+            }
+        };
+        for mut result in results {
             let mut cell_calibration = Vec::new();
             if let (true, Some(gan)) = (result.method.needs_gan(), &chosen) {
                 match (result.method, &gan.complexity) {
@@ -495,6 +540,9 @@ fn run_class(
                     }
                     _ => result.chosen.extend(gan.chosen.clone()),
                 }
+            }
+            if result.method == Method::Ensemble {
+                cell_calibration = std::mem::take(&mut result.calibration_scores);
             }
             let partial = result.partial.take();
             let mut cell = Cell::new(class, &task, result)?;

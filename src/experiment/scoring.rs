@@ -22,6 +22,9 @@ pub(super) struct Scored {
     pub(super) chosen: BTreeMap<String, f64>,
     /// The file of its scores so far (a long cell's), to delete once the cell is saved.
     pub(super) partial: Option<PathBuf>,
+    /// Scores of held-out normal images that calibrate the test scores, where the method has
+    /// its own (the ensemble's; the GAN methods' come from the learning curve).
+    pub(super) calibration_scores: Vec<f64>,
 }
 
 /// About how many test images are scored between two saves of a long cell's scores so far
@@ -180,6 +183,7 @@ pub(super) fn score_method(
         alexnet: config.alexnet.as_deref(),
         alexnet_layer: config.alexnet_layer,
         complexity: None,
+        ensemble: None,
     };
     if method == Method::AdganIc {
         return Ok(vec![score_corrected(
@@ -210,6 +214,7 @@ pub(super) fn score_method(
                 seconds,
                 chosen: BTreeMap::new(),
                 partial: Some(path.clone()),
+                calibration_scores: Vec::new(),
             })
             .collect());
     }
@@ -247,6 +252,7 @@ pub(super) fn score_method(
         seconds,
         chosen: built.chosen,
         partial,
+        calibration_scores: Vec::new(),
     }])
 }
 
@@ -302,5 +308,6 @@ fn score_corrected(
         seconds: searched + start.elapsed().as_secs_f64(),
         chosen,
         partial,
+        calibration_scores: Vec::new(),
     })
 }

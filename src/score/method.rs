@@ -8,6 +8,7 @@ use super::classic::{fit_classic, Classic};
 use super::complexity::{ComplexityCorrected, ComplexityLine};
 use super::critic::CriticScore;
 use super::dcae::DcaeScore;
+use super::ensemble::{Ensemble, EnsembleDetector};
 use super::features::{FeatureExtractor, PcaConfig, Validation};
 use super::prior::{prior_scores, PriorScore};
 use super::vae::VaeScore;
@@ -72,11 +73,14 @@ pub enum Method {
     #[cfg_attr(feature = "cli", value(name = "adgan-ic"))]
     #[serde(rename = "adgan-ic")]
     AdganIc,
+    /// Several methods' scores, each normalised on held-out normal images, combined by one
+    /// rule (beyond the paper; [`super::ensemble`]).
+    Ensemble,
 }
 
 impl Method {
     /// Every method, in the order of the paper's tables; then those beyond the paper.
-    pub const ALL: [Method; 13] = [
+    pub const ALL: [Method; 14] = [
         Method::Adgan,
         Method::Critic,
         Method::Prior,
@@ -90,6 +94,7 @@ impl Method {
         Method::KdeAlexnet,
         Method::OcsvmAlexnet,
         Method::AdganIc,
+        Method::Ensemble,
     ];
 
     /// The name used in file names and tables.
@@ -108,6 +113,7 @@ impl Method {
             Method::KdeAlexnet => "kde-alexnet",
             Method::OcsvmAlexnet => "ocsvm-alexnet",
             Method::AdganIc => "adgan-ic",
+            Method::Ensemble => "ensemble",
         }
     }
 
@@ -177,6 +183,8 @@ pub struct Inputs<'a, 'g> {
     pub alexnet_layer: AlexNetLayer,
     /// The complexity line of `adgan-ic`, fitted on normal images the GAN never trained on.
     pub complexity: Option<ComplexityLine>,
+    /// The fitted ensemble (its members' normalisers fitted on held-out normal images).
+    pub ensemble: Option<&'a Ensemble>,
 }
 
 /// A detector ready to score, with how many images to give it at once and what it chose.
@@ -220,6 +228,7 @@ impl<'g> Inputs<'static, 'g> {
             alexnet: None,
             alexnet_layer: AlexNetLayer::default(),
             complexity: None,
+            ensemble: None,
         }
     }
 }
@@ -260,6 +269,7 @@ pub fn build<'g>(
         )),
         Method::Anogan => build_anogan(inputs),
         Method::Dcae | Method::Vae => build_autoencoder(method, inputs, on_fit),
+        Method::Ensemble => build_ensemble(inputs, on_fit),
         _ => build_classic(method, inputs),
     }
 }
@@ -327,6 +337,36 @@ fn build_corrected<'g>(
     );
     let detector = Box::new(ComplexityCorrected::new(search.detector, line));
     Ok(Built::plain(detector, search.batch, summary))
+}
+
+/// The ensemble: each member built as on its own, combined by the fitted ensemble.
+fn build_ensemble<'g>(
+    inputs: &Inputs<'_, 'g>,
+    on_fit: &mut dyn FnMut(usize, usize),
+) -> Result<Built<'g>> {
+    let ensemble = inputs.ensemble.context(
+        "the ensemble needs its members' scores of held-out normal images: calibrate the run \
+         for it first (adgan calibrate), or use it in an experiment with --select-every",
+    )?;
+    let mut detectors = Vec::new();
+    let mut batch = usize::MAX;
+    let mut chosen = BTreeMap::new();
+    for &member in &ensemble.config.members {
+        let built = build(member, inputs, on_fit)
+            .with_context(|| format!("building ensemble member {}", member.name()))?;
+        batch = batch.min(built.batch);
+        for (key, value) in built.chosen {
+            chosen.insert(format!("{}_{key}", member.name()), value);
+        }
+        detectors.push(built.detector);
+    }
+    let summary = format!("ensemble of {}", ensemble.config.label());
+    Ok(Built {
+        detector: Box::new(EnsembleDetector::new(detectors, ensemble.clone())?),
+        batch,
+        chosen,
+        summary,
+    })
 }
 
 /// AnoGAN on the GAN's generator and critic.

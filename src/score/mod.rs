@@ -6,6 +6,7 @@ pub mod classic;
 pub mod complexity;
 pub mod critic;
 pub mod dcae;
+pub mod ensemble;
 pub mod features;
 pub mod gmm;
 pub mod iforest;
