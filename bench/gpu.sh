@@ -9,6 +9,8 @@
 # machine's python3 torch, which must be 2.11.0 (+cu130).
 # A dry run of the script here, tiny and on the CPU:
 #   DEVICE=cpu IMAGES=2 N_TEST=20 PYTHON=$PWD/.venv/bin/python bench/gpu.sh
+# STEPS="score layouts" runs only those groups (score, layouts, profile, train, run; default
+# all); `layouts` times the search's candidate GPU layouts (bench/search_layouts.py).
 set -u
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--prepare" ]; then
@@ -31,16 +33,29 @@ step() { echo; echo "\$ $*"; timeout 150 "$@"; }
 date -u; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
 "$PYTHON" -c 'import torch; print("python torch", torch.__version__)'
 # H200 dense peaks: tf32 494 TFLOP/s (libtorch runs f32 convolutions in tf32 by default), bf16 989.
-step $A bench score --device $DEVICE --images $IMAGES --precision f32 --peak-tflops 494
-step $A bench score --device $DEVICE --images $IMAGES --precision bf16 --peak-tflops 989
-(cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )))
-(cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )) --bf16)
-step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10
-step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10 --precision bf16
-step $A bench train --device $DEVICE --steps 20
-(cd bench && step "$PYTHON" train_step.py --device $DEVICE --steps 20)
-for p in f32 bf16; do
-    step $A score --device $DEVICE --model .carry/gpu/class-0 --dataset mnist --data .carry/gpu/mnist \
-        --normal-class 0 --n-test $N_TEST --precision $p -o "$OUT/class-0-$p.csv"
-done
+STEPS=${STEPS:-score layouts profile train run}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
+if want score; then
+    step $A bench score --device $DEVICE --images $IMAGES --precision f32 --peak-tflops 494
+    step $A bench score --device $DEVICE --images $IMAGES --precision bf16 --peak-tflops 989
+    (cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )))
+    (cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )) --bf16)
+fi
+if want layouts; then
+    step "$PYTHON" bench/search_layouts.py --device $DEVICE --images $IMAGES
+fi
+if want profile; then
+    step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10
+    step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10 --precision bf16
+fi
+if want train; then
+    step $A bench train --device $DEVICE --steps 20
+    (cd bench && step "$PYTHON" train_step.py --device $DEVICE --steps 20)
+fi
+if want run; then
+    for p in f32 bf16; do
+        step $A score --device $DEVICE --model .carry/gpu/class-0 --dataset mnist --data .carry/gpu/mnist \
+            --normal-class 0 --n-test $N_TEST --precision $p -o "$OUT/class-0-$p.csv"
+    done
+fi
 date -u
