@@ -606,6 +606,70 @@ mod tests {
         assert_ne!(split_halves(11, 4).0, a);
     }
 
+    /// The guarantee of the ensemble's decisions, as a statistic: normalisers fitted on one half
+    /// of the held-out normal images, the combined statistic calibrated on the other half, the
+    /// false-positive rate at alpha over many draws of calibration and test normal images is
+    /// floor(alpha (n_cal + 1)) / (n_cal + 1) on average, within three standard errors. The
+    /// members' scores are skewed and correlated, as real members' are.
+    #[test]
+    fn decisions_keep_their_false_positive_rate() {
+        use rand_distr::{Distribution, Normal};
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let mut rng = crate::rng::seeded(11);
+        let mut draw = |n: usize| -> Vec<Vec<f64>> {
+            let shared: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+            let own: Vec<Vec<f64>> = (0..3)
+                .map(|_| (0..n).map(|_| normal.sample(&mut rng)).collect())
+                .collect();
+            vec![
+                shared
+                    .iter()
+                    .zip(&own[0])
+                    .map(|(a, b)| (a + b).exp())
+                    .collect(),
+                shared
+                    .iter()
+                    .zip(&own[1])
+                    .map(|(a, b)| a - 0.5 * b)
+                    .collect(),
+                own[2].iter().map(|b| b.powi(2)).collect(),
+            ]
+        };
+        let members = vec![Method::Adgan, Method::Kde, Method::Gmm];
+        for (normalizer, rule, alpha) in [
+            (Normalizer::Standard, Rule::Mean, 0.1),
+            (Normalizer::Robust, Rule::Max, 0.05),
+            (Normalizer::Conformal, Rule::Mean, 0.2),
+        ] {
+            let config = config(&members, normalizer, rule);
+            let (repeats, n_held, n_test) = (400, 80, 200);
+            let mut rates = Vec::new();
+            for r in 0..repeats {
+                let held = draw(n_held);
+                let (fit, cal) = split_halves(n_held, r as u64);
+                let ensemble = Ensemble::fit(&config, &select_rows(&held, &fit)).unwrap();
+                let calibration = ensemble.combine(&select_rows(&held, &cal)).unwrap();
+                let test = ensemble.combine(&draw(n_test)).unwrap();
+                let flagged = test
+                    .iter()
+                    .filter(|&&s| crate::calibration::p_value(&calibration, s) <= alpha)
+                    .count();
+                rates.push(flagged as f64 / n_test as f64);
+            }
+            let mean = rates.iter().sum::<f64>() / repeats as f64;
+            let sd = (rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (repeats - 1) as f64)
+                .sqrt();
+            let se = sd / (repeats as f64).sqrt();
+            let n_cal = (n_held / 2) as f64;
+            let expected = (alpha * (n_cal + 1.0)).floor() / (n_cal + 1.0);
+            assert!(
+                (mean - expected).abs() <= 3.0 * se,
+                "{normalizer:?} {rule:?}: false-positive rate {mean:.4} against {expected:.4} \
+                 (se {se:.4})"
+            );
+        }
+    }
+
     /// Two members, each seeing half of the anomalies: the ensemble of both beats either on
     /// validation, and the ranking puts it first.
     #[test]
