@@ -13,7 +13,7 @@ use crate::score::complexity::{self, ComplexityLine};
 use crate::score::method::{self, Inputs, Method};
 use crate::score::{score_source, Detector};
 use crate::train::{load_training_data, RunConfig};
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::Tensor;
@@ -52,18 +52,68 @@ pub fn default_method(calibration: Option<&Calibration>) -> Method {
     }
 }
 
+/// The fewest calibration images a calibration may have: with fewer, no p-value can reach
+/// the default alpha ([`DEFAULT_ALPHA`]; the smallest p-value is 1 / (n_cal + 1)).
+pub const MIN_CALIBRATION_IMAGES: usize = 19;
+
 /// How many standard deviations (of a binomial count) above its expected value the number of
 /// far-out calibration scores may lie before [`Calibration::check`] warns.
 const FENCE: f64 = 3.0;
 
 impl Calibration {
-    /// Reads the calibration of a run folder, if it has one.
+    /// Reads the calibration of a run folder, if it has one, checked whole
+    /// ([`Self::validate`]).
     pub fn load(run_dir: &Path) -> Result<Option<Self>> {
         let path = run_dir.join(CALIBRATION_FILE);
         if !path.exists() {
             return Ok(None);
         }
-        Ok(Some(read_json(&path, "adgan calibration")?))
+        let calibration: Calibration = read_json(&path, "adgan calibration")?;
+        calibration.validate().with_context(|| {
+            format!(
+                "{} is corrupt: run `adgan calibrate` on the run again",
+                path.display()
+            )
+        })?;
+        Ok(Some(calibration))
+    }
+
+    /// Checks that the calibration can decide: enough images ([`MIN_CALIBRATION_IMAGES`]), one
+    /// id and one finite score each, and positive finite complexities where it has them.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.scores.len();
+        ensure!(
+            n >= MIN_CALIBRATION_IMAGES,
+            "{n} calibration images are too few: at least {MIN_CALIBRATION_IMAGES} are needed \
+             for a p-value to reach alpha {DEFAULT_ALPHA}"
+        );
+        ensure!(
+            self.ids.len() == n,
+            "{} ids for {n} calibration scores",
+            self.ids.len()
+        );
+        if let Some(i) = self.scores.iter().position(|s| !s.is_finite()) {
+            bail!(
+                "calibration score {i} ({}) is not a finite number",
+                self.scores[i]
+            );
+        }
+        ensure!(
+            self.lengths.is_empty() || self.lengths.len() == n,
+            "{} image complexities for {n} calibration scores",
+            self.lengths.len()
+        );
+        if let Some(i) = self
+            .lengths
+            .iter()
+            .position(|l| !(l.is_finite() && *l > 0.0))
+        {
+            bail!(
+                "the complexity (PNG length) of calibration image {i} is {}, not a positive number",
+                self.lengths[i]
+            );
+        }
+        Ok(())
     }
 
     /// Writes it into a run folder, atomically.
@@ -159,10 +209,17 @@ impl Calibration {
     }
 }
 
+/// Relative difference below which two scores are the same score: the same image scored twice
+/// through different arithmetic (a complexity correction, a sum in another order) may differ in
+/// its last bits, and a tie must stay a tie.
+pub const TIE_TOLERANCE: f64 = 1e-12;
+
 /// The conformal p-value of `score` against the scores of normal calibration images:
-/// (1 + #{calibration scores >= score}) / (n_cal + 1).
+/// (1 + #{calibration scores >= score}) / (n_cal + 1), a calibration score within
+/// [`TIE_TOLERANCE`] of `score` counting as equal.
 pub fn p_value(calibration_scores: &[f64], score: f64) -> f64 {
-    let at_least = calibration_scores.iter().filter(|&&c| c >= score).count();
+    let floor = score - TIE_TOLERANCE * score.abs().max(1.0);
+    let at_least = calibration_scores.iter().filter(|&&c| c >= floor).count();
     (1 + at_least) as f64 / (calibration_scores.len() + 1) as f64
 }
 
@@ -240,6 +297,12 @@ pub fn calibrate(
     origin: &str,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Calibration> {
+    ensure!(
+        images.len() >= MIN_CALIBRATION_IMAGES,
+        "{origin} has {} images: a calibration needs at least {MIN_CALIBRATION_IMAGES} normal \
+         images for a p-value to reach alpha {DEFAULT_ALPHA}",
+        images.len()
+    );
     let mut built = method::build(Method::Adgan, inputs, &mut |_, _| {})?;
     let mut measured = MeasuringLengths {
         inner: built.detector.as_mut(),
@@ -370,6 +433,58 @@ mod tests {
         assert_eq!(c.p_value(3.0), 0.6, "ties count: (1 + 2) / 5");
         assert_eq!(c.p_value(0.0), 1.0);
         assert_eq!(c.smallest_alpha(), 0.2);
+    }
+
+    #[test]
+    fn a_rounding_residue_is_still_a_tie() {
+        let c = calibration(vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(c.p_value(3.0 + 8.9e-16), c.p_value(3.0));
+        assert_eq!(c.p_value(-0.5 - 1e-17), 1.0);
+        assert!(
+            c.p_value(3.0 + 1e-9) < c.p_value(3.0),
+            "a real difference is kept"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_calibration_is_refused_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = calibration((0..30).map(f64::from).collect());
+        good.save(dir.path()).unwrap();
+        assert_eq!(Calibration::load(dir.path()).unwrap(), Some(good.clone()));
+        let bad = [
+            (
+                Calibration {
+                    lengths: vec![0.0; 30],
+                    ..good.clone()
+                },
+                "positive",
+            ),
+            (
+                Calibration {
+                    scores: [vec![f64::NAN], good.scores[1..].to_vec()].concat(),
+                    ..good.clone()
+                },
+                "finite",
+            ),
+            (calibration(vec![1.0, 2.0]), "at least 19"),
+            (
+                Calibration {
+                    ids: vec!["a".into()],
+                    ..good.clone()
+                },
+                "ids",
+            ),
+        ];
+        for (calibration, why) in bad {
+            // NaN has no JSON spelling: the file says null, which is refused as well.
+            calibration.save(dir.path()).unwrap();
+            let err = format!("{:#}", Calibration::load(dir.path()).unwrap_err());
+            assert!(err.contains("corrupt") || err.contains("null"), "{err}");
+            if why != "finite" {
+                assert!(err.contains(why), "{why}: {err}");
+            }
+        }
     }
 
     #[test]

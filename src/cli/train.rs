@@ -69,6 +69,19 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         calibration,
     )?;
     report_skipped(&data.skipped, None)?;
+    if let Some(held) = &held_out {
+        // Refused before training, not after it: a calibration this small cannot decide.
+        if held.len() < adgan::calibration::MIN_CALIBRATION_IMAGES {
+            bail!(
+                "--calibration-fraction {} holds out {} of the {} normal images, fewer than the \
+                 {} a calibration needs: raise it, or pass 0 and calibrate on a folder later",
+                args.calibration_fraction,
+                held.len(),
+                held.len() + data.len(),
+                adgan::calibration::MIN_CALIBRATION_IMAGES
+            );
+        }
+    }
     if args.data.strict && !data.skipped.is_empty() {
         bail!(
             "--strict: {} image files could not be read (listed above)",
