@@ -8,14 +8,6 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Files a training run owns inside its folder; no result file may replace them.
-pub const RUN_FILES: [&str; 4] = [
-    CONFIG_FILE,
-    CHECKPOINT_FILE,
-    "losses.csv",
-    "validation.json",
-];
-
 /// Where a result file goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -28,7 +20,8 @@ pub enum Destination {
 impl Destination {
     /// Checks `path` as the destination of a result file, before any work: `-` is standard
     /// output; a path must not be a folder, a device, a fifo or a socket (nor a link to one),
-    /// nor a file a training run owns; an existing file is replaced only when `replace` is set.
+    /// nor inside a training run's folder; an existing file is replaced only when `replace` is
+    /// set.
     /// The folder it goes in is created if missing.
     pub fn check(path: &Path, replace: bool) -> Result<Self> {
         if path.as_os_str() == "-" {
@@ -53,7 +46,7 @@ impl Destination {
                 return Err(WouldReplace(format!("{} exists", path.display())).into());
             }
         }
-        refuse_run_file(&target)?;
+        refuse_inside_run(&target)?;
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create the folder {}", parent.display()))?;
@@ -104,6 +97,7 @@ impl std::error::Error for WouldReplace {}
 /// not be a file, nor hold any of `ours` already unless `replace` is set. Created if missing.
 pub fn check_folder(dir: &Path, ours: &[&str], replace: bool) -> Result<()> {
     let target = resolve_link(dir)?;
+    refuse_inside_run(&target)?;
     if let Ok(meta) = std::fs::metadata(&target) {
         if !meta.is_dir() {
             bail!("{} exists and is not a folder", dir.display());
@@ -179,30 +173,30 @@ fn resolve_link(path: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Refuses a path that is one of a training run's own files, or any file in its snapshots.
-fn refuse_run_file(path: &Path) -> Result<()> {
-    let Some(folder) = path.parent() else {
-        return Ok(());
-    };
-    let folder = if folder.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        folder
-    };
+/// Refuses a path inside a training run's folder, at any depth and with links followed: every
+/// file there (its configuration, checkpoints, calibration, samples, snapshots, baselines) is
+/// the run's own, and no command's output may replace it, `--force` or not.
+fn refuse_inside_run(path: &Path) -> Result<()> {
+    let absolute =
+        std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    // The deepest part of the path that exists, its links resolved.
+    let mut existing = absolute.as_path();
+    while std::fs::symlink_metadata(existing).is_err() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => return Ok(()),
+        }
+    }
+    let resolved = std::fs::canonicalize(existing)
+        .with_context(|| format!("{} is a link to nothing", existing.display()))?;
     let is_run =
         |dir: &Path| dir.join(CONFIG_FILE).is_file() && dir.join(CHECKPOINT_FILE).is_file();
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if is_run(folder) && RUN_FILES.contains(&name) {
+    if let Some(run) = resolved.ancestors().find(|dir| is_run(dir)) {
         bail!(
-            "{} belongs to the training run in {}: write results elsewhere",
+            "{} is inside the training run {}, whose files are its own: write results outside \
+             the run folder",
             path.display(),
-            folder.display()
-        );
-    }
-    if folder.file_name().is_some_and(|n| n == "snapshots") && folder.parent().is_some_and(is_run) {
-        bail!(
-            "{} is inside the snapshots of a training run: write results elsewhere",
-            path.display()
+            run.display()
         );
     }
     Ok(())

@@ -158,6 +158,7 @@ fn scoring_refuses_nonsense_before_scoring() {
         args.extend_from_slice(extra);
         args
     };
+    std::os::unix::fs::symlink(d.join("run/calibration.json"), d.join("link-to-run.csv")).unwrap();
     for (extra, wanted) in [
         (
             &["--out", "s.csv", "--lr-z", "0"][..],
@@ -178,11 +179,24 @@ fn scoring_refuses_nonsense_before_scoring() {
         ),
         (
             &["--out", "run/checkpoint.safetensors", "--force"],
-            "belongs to the training run",
+            "inside the training run",
         ),
         (
             &["--out", "run/config.json", "--force"],
-            "belongs to the training run",
+            "inside the training run",
+        ),
+        (
+            &["--out", "run/calibration.json", "--force"],
+            "inside the training run",
+        ),
+        (
+            &["--out", "run/samples/new.png", "--force"],
+            "inside the training run",
+        ),
+        (&["--out", "run/new-scores.csv"], "inside the training run"),
+        (
+            &["--out", "link-to-run.csv", "--force"],
+            "inside the training run",
         ),
         (&["--out", "run", "--force"], "is a folder"),
         (&["--out", "/dev/null", "--force"], "not a regular file"),
@@ -193,6 +207,10 @@ fn scoring_refuses_nonsense_before_scoring() {
     ] {
         refused(d, &score(extra), wanted);
     }
+    assert!(
+        d.join("run/calibration.json").is_file() && !d.join("run/new-scores.csv").exists(),
+        "the run's files are untouched"
+    );
     // An experiment with a class the data does not have fails before any class trains.
     let (code, stderr) = adgan_in(
         d,

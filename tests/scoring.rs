@@ -297,11 +297,7 @@ fn score_command_writes_one_row_per_image() {
     let no_flag: &[&str] = &[];
     for (target, flags, wanted) in [
         (&out, no_flag, "--force"),
-        (
-            &checkpoint_path,
-            &["--force"],
-            "belongs to the training run",
-        ),
+        (&checkpoint_path, &["--force"], "inside the training run"),
         (&images, &["--force"], "is a folder"),
     ] {
         let output = run_with(target, flags);
