@@ -4,7 +4,7 @@
 
 use crate::io::write_atomic;
 use crate::train::{CHECKPOINT_FILE, CONFIG_FILE};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -328,6 +328,10 @@ pub struct ShardRecord {
     pub job: serde_json::Value,
     /// alpha of the decisions, when the run was calibrated.
     pub alpha: Option<f64>,
+    /// Rows the part wrote (its images less the unreadable ones); absent from records written
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
 }
 
 impl ShardRecord {
@@ -370,6 +374,16 @@ impl ShardRecord {
             }
         }
         records.sort_by_key(|(_, r)| r.shard.index);
+        for (path, record) in &records {
+            if let Some(rows) = record.rows {
+                ensure!(
+                    rows <= record.shard.range(record.images).len(),
+                    "{} says it wrote {rows} rows, more than its shard has images: the record is \
+                     corrupt",
+                    path.display()
+                );
+            }
+        }
         let count = first.shard.count;
         let indices: Vec<usize> = records.iter().map(|(_, r)| r.shard.index).collect();
         if indices != (0..count).collect::<Vec<_>>()
@@ -382,4 +396,58 @@ impl ShardRecord {
         }
         Ok(records)
     }
+}
+
+/// Checks the table a part of a sharded job holds against its record: as many rows as the part
+/// wrote (a part cut short, or edited, is refused), and none of `seen`'s ids (ids already
+/// joined from other parts), which it adds.
+pub fn check_part_rows(
+    part: &Path,
+    record: &ShardRecord,
+    ids: &[String],
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<()> {
+    if let Some(rows) = record.rows {
+        ensure!(
+            ids.len() == rows,
+            "{} holds {} rows, but the part wrote {rows}: it was cut short or changed; score \
+             that shard again",
+            part.display(),
+            ids.len()
+        );
+    }
+    for id in ids {
+        ensure!(
+            seen.insert(id.clone()),
+            "{} holds {id}, which another part (or an earlier row) holds too: the parts overlap",
+            part.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses `out` as the output of a merge when it is one of the `parts` or the output of a
+/// sharded job itself (it has a shard record): merging would overwrite a part.
+pub fn check_merge_output(out: &Path, parts: &[PathBuf], folder: bool) -> Result<()> {
+    if out.as_os_str() == "-" {
+        return Ok(());
+    }
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    };
+    if let Some(part) = parts.iter().find(|p| same(out, p)) {
+        bail!(
+            "{} is one of the parts: write the merged output elsewhere",
+            part.display()
+        );
+    }
+    let record = ShardRecord::path_for(out, folder);
+    ensure!(
+        !record.exists(),
+        "{} is the output of a sharded job ({} is beside it): write the merged output elsewhere",
+        out.display(),
+        record.display()
+    );
+    Ok(())
 }

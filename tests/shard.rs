@@ -71,6 +71,42 @@ fn three_shards_merged_equal_one_run() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("give every shard"));
+    let merge_refused = |parts: &[String], out: &str, wanted: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+            .args([
+                "merge",
+                "--parts",
+                &parts.join(","),
+                "--out",
+                out,
+                "--force",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(wanted),
+            "{wanted}: {stderr}"
+        );
+    };
+    // The output may not be one of the parts, nor any sharded job's output.
+    merge_refused(&parts, &parts[1], "one of the parts");
+    std::fs::copy(d("part0.csv.shard.json"), d("other.csv.shard.json")).unwrap();
+    merge_refused(&parts, &d("other.csv"), "output of a sharded job");
+    // A part cut at a line boundary is refused, and so are parts that hold the same images.
+    let part1 = std::fs::read_to_string(&parts[1]).unwrap();
+    let cut: Vec<&str> = part1.lines().collect();
+    std::fs::write(&parts[1], cut[..cut.len() - 2].join("\n") + "\n").unwrap();
+    merge_refused(&parts, &d("bad.csv"), "cut short");
+    let part0 = std::fs::read_to_string(&parts[0]).unwrap();
+    let record_path = d("part1.csv.shard.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
+    record["rows"] = serde_json::json!(part0.lines().count() - 1);
+    std::fs::write(&record_path, record.to_string()).unwrap();
+    std::fs::write(&parts[1], &part0).unwrap();
+    merge_refused(&parts, &d("bad.csv"), "the parts overlap");
+    assert!(!dir.path().join("bad.csv").exists());
 
     let rank = |out: &str, extra: &[&str]| {
         let mut args = vec![

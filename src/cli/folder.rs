@@ -88,6 +88,7 @@ impl FolderJob<'_> {
             images: all_ids.len(),
             job,
             alpha,
+            rows: Some(scored.kept.len()),
         };
         let skipped = skipped.into_iter().map(|(_, s)| s).collect();
         Ok(ScoredFolder {

@@ -4,14 +4,14 @@
 use super::args::out_error;
 use super::progress::on_bad_file;
 use adgan::data::FolderStream;
-use adgan::output::{Destination, ShardRecord};
+use adgan::output::{check_merge_output, check_part_rows, Destination, ShardRecord};
 use adgan::report::{read_score_table, write_table, Decisions, Ranking, ScoreTable, RANKING_FILES};
 use adgan::score::adgan::AdganConfig;
 use adgan::score::method::{self, Inputs, Method};
 use adgan::train::{RunConfig, CONFIG_FILE};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -51,8 +51,11 @@ fn joined(
     table_of: impl Fn(&Path) -> PathBuf,
 ) -> Result<ScoreTable> {
     let mut merged: Option<ScoreTable> = None;
-    for (part, _) in records {
+    let mut seen = HashSet::new();
+    for (part, record) in records {
         let table = read_score_table(&table_of(part))?;
+        let ids: Vec<String> = table.rows.iter().map(|r| r[0].clone()).collect();
+        check_part_rows(part, record, &ids, &mut seen)?;
         match &mut merged {
             None => merged = Some(table),
             Some(m) => {
@@ -87,6 +90,7 @@ fn join_skipped(lists: impl Iterator<Item = PathBuf>, list: &Path) -> Result<()>
 
 fn merge_scores(args: &MergeArgs) -> Result<()> {
     let records = ShardRecord::check_parts(&args.parts, false)?;
+    check_merge_output(&args.out, &args.parts, false).map_err(out_error("--out", &args.out))?;
     let dest = Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?;
     let table = joined(&records, Path::to_path_buf)?;
     write_table(&dest, &table)?;
@@ -112,6 +116,7 @@ fn name(path: &Path) -> String {
 
 fn merge_ranking(args: &MergeArgs) -> Result<()> {
     let records = ShardRecord::check_parts(&args.parts, true)?;
+    check_merge_output(&args.out, &args.parts, true).map_err(out_error("--out", &args.out))?;
     adgan::output::check_folder(&args.out, &RANKING_FILES, args.force)
         .map_err(out_error("--out", &args.out))?;
     let table = joined(&records, |p| p.join(RANKING_FILES[0]))?;
