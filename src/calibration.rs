@@ -10,6 +10,7 @@ use crate::data::{Dataset, ImageSource};
 use crate::io::{read_json, write_json};
 use crate::score::adgan::AdganConfig;
 use crate::score::complexity::{self, ComplexityLine};
+use crate::score::ensemble::{select_rows, split_halves, Ensemble, EnsembleConfig};
 use crate::score::method::{self, Inputs, Method};
 use crate::score::{score_source, Detector};
 use crate::train::{load_training_data, RunConfig};
@@ -39,6 +40,24 @@ pub struct Calibration {
     /// calibrations made before it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lengths: Vec<f64>,
+    /// The ensemble, when the run was calibrated for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleCalibration>,
+}
+
+/// The ensemble of a run ([`crate::score::ensemble`]): its members' normalisers, fitted on the
+/// first half of the calibration images ([`split_halves`]), and its own scores of the second
+/// half, which calibrate its p-values (n_cal is that half's size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleCalibration {
+    /// The fitted ensemble.
+    pub ensemble: Ensemble,
+    /// PCA dimension d' of its classic members (fitted on the run's training images).
+    pub pca_dim: usize,
+    /// Ids of the images that calibrate it.
+    pub ids: Vec<String>,
+    /// Its scores of them.
+    pub scores: Vec<f64>,
 }
 
 /// The method `score` and `rank` use when none is asked for: `adgan-ic` (ADGAN corrected for
@@ -113,7 +132,20 @@ impl Calibration {
                 self.lengths[i]
             );
         }
-        Ok(())
+        match &self.ensemble {
+            Some(e) => {
+                let part = Calibration {
+                    ids: e.ids.clone(),
+                    scores: e.scores.clone(),
+                    lengths: Vec::new(),
+                    ensemble: None,
+                    ..self.clone()
+                };
+                part.validate().context("the ensemble's calibration")?;
+                e.ensemble.config.validate()
+            }
+            None => Ok(()),
+        }
     }
 
     /// Writes it into a run folder, atomically.
@@ -153,11 +185,23 @@ impl Calibration {
         })
     }
 
-    /// The calibration that decides the scores of `method` (ADGAN's or `adgan-ic`): these
-    /// scores, or their complexity-corrected ones.
+    /// The calibration that decides the scores of `method` (ADGAN's, `adgan-ic` or the
+    /// ensemble): these scores, their complexity-corrected ones, or the ensemble's.
     pub fn for_method(&self, method: Method) -> Result<Calibration> {
         match method {
             Method::AdganIc => self.complexity_corrected(),
+            Method::Ensemble => {
+                let e = self.ensemble.as_ref().context(
+                    "this calibration has no ensemble: calibrate the run for the ensemble first",
+                )?;
+                Ok(Calibration {
+                    ids: e.ids.clone(),
+                    scores: e.scores.clone(),
+                    lengths: Vec::new(),
+                    ensemble: None,
+                    ..self.clone()
+                })
+            }
             _ => Ok(self.clone()),
         }
     }
@@ -267,25 +311,103 @@ pub fn false_alarm_rate(n_cal: usize, alpha: f64) -> Option<FalseAlarmRate> {
     })
 }
 
-/// The run's own calibration images: its normal training images, split again as they were when
-/// it was trained (checked against the fingerprint of the images it trained on).
-pub fn calibration_images(run: &RunConfig) -> Result<Dataset> {
+/// The run's normal training images split again as they were when it was trained: (the images
+/// it trained on, its calibration images), checked against the fingerprint of the images it
+/// trained on. Without a calibration split, every normal image and none.
+pub fn run_images(run: &RunConfig) -> Result<(Dataset, Option<Dataset>)> {
     let data = &run.data;
-    let split = data.calibration.context(
-        "the run kept no calibration split (trained with a fraction of 0, or before \
-                  calibration existed): calibrate on a folder of normal images instead",
-    )?;
     let spec = run.model.image_spec();
     let (normal, _) =
         load_training_data(&data.source, data.normal_class.as_deref(), spec, data.fit)?;
-    let (trained, held) = split.split(&normal)?;
+    let (trained, held) = match data.calibration {
+        Some(split) => {
+            let (trained, held) = split.split(&normal)?;
+            (trained, Some(held))
+        }
+        None => (normal, None),
+    };
     ensure!(
         trained.fingerprint() == data.fingerprint,
-        "the training data of this run ({}) changed since it was trained: calibrate on a folder \
-         of normal images instead",
+        "the training data of this run ({}) changed since it was trained",
         data.source.describe()
     );
-    Ok(held)
+    Ok((trained, held))
+}
+
+/// The run's own calibration images ([`run_images`]).
+pub fn calibration_images(run: &RunConfig) -> Result<Dataset> {
+    ensure!(
+        run.data.calibration.is_some(),
+        "the run kept no calibration split (trained with a fraction of 0, or before \
+         calibration existed): calibrate on a folder of normal images instead"
+    );
+    let (_, held) = run_images(run).context("calibrate on a folder of normal images instead")?;
+    held.context("no calibration split")
+}
+
+/// The images the run trained on ([`run_images`]): what its baselines are fitted on, so that
+/// none of them has seen a calibration image.
+pub fn training_images(run: &RunConfig) -> Result<Dataset> {
+    Ok(run_images(run)?.0)
+}
+
+/// Calibrates the ensemble `config` on normal images no member was fitted on: `images`, whose
+/// ADGAN scores and complexities `calibration` holds (the same images, in order). Each
+/// member's scores of them are taken (ADGAN's and `adgan-ic`'s from `calibration`, the others
+/// by building the member from `inputs`, which give the images the baselines are fitted on);
+/// the normalisers are fitted on the first half ([`split_halves`] with `seed`) and the
+/// ensemble's scores of the second half calibrate it.
+pub fn calibrate_ensemble(
+    inputs: &Inputs,
+    config: &EnsembleConfig,
+    calibration: &Calibration,
+    images: &Tensor,
+    seed: u64,
+    on_member: &mut dyn FnMut(Method),
+) -> Result<EnsembleCalibration> {
+    config.validate()?;
+    let n = calibration.scores.len();
+    ensure!(
+        images.size()[0] as usize == n,
+        "{} calibration images for {n} calibration scores",
+        images.size()[0]
+    );
+    ensure!(
+        n / 2 >= MIN_CALIBRATION_IMAGES,
+        "the ensemble calibrates on half of the calibration images: {n} give {}, fewer than the \
+         {MIN_CALIBRATION_IMAGES} a calibration needs; calibrate on at least {} normal images",
+        n / 2,
+        2 * MIN_CALIBRATION_IMAGES
+    );
+    let mut columns = Vec::new();
+    for &member in &config.members {
+        on_member(member);
+        let scores = match member {
+            Method::Adgan => calibration.scores.clone(),
+            Method::AdganIc => calibration.complexity_corrected()?.scores,
+            _ => {
+                let mut built = method::build(member, inputs, &mut |_, _| {})
+                    .with_context(|| format!("fitting the ensemble member {}", member.name()))?;
+                crate::score::score_all(
+                    built.detector.as_mut(),
+                    images,
+                    built.batch,
+                    inputs.device,
+                    &mut |_, _| {},
+                )?
+            }
+        };
+        columns.push(scores);
+    }
+    let (fit, held) = split_halves(n, seed);
+    let ensemble = Ensemble::fit(config, &select_rows(&columns, &fit))?;
+    let scores = ensemble.combine(&select_rows(&columns, &held))?;
+    Ok(EnsembleCalibration {
+        ensemble,
+        pca_dim: inputs.pca.fallback_dim,
+        ids: held.iter().map(|&i| calibration.ids[i].clone()).collect(),
+        scores,
+    })
 }
 
 /// Scores `images` (normal images no model was fitted on, with their `ids`) with the ADGAN
@@ -315,6 +437,7 @@ pub fn calibrate(
         ids,
         scores,
         lengths: measured.lengths,
+        ensemble: None,
     })
 }
 
@@ -391,6 +514,7 @@ mod tests {
             ids: (0..scores.len()).map(|i| i.to_string()).collect(),
             scores,
             lengths: Vec::new(),
+            ensemble: None,
         }
     }
 

@@ -270,6 +270,35 @@ impl GanArgs {
     }
 }
 
+/// The members and rule of `--method ensemble`, each the one chosen on validation unless given.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct EnsembleArgs {
+    /// Members of the ensemble, comma-separated, from adgan, adgan-ic, kde, gmm, ocsvm,
+    /// iforest, dcae, vae [default: the members chosen on validation, RESULTS.md].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    ensemble_members: Option<Vec<adgan::score::method::Method>>,
+    /// How the ensemble makes its members' scores comparable, on held-out normal images
+    /// [default: the one chosen on validation].
+    #[arg(long, value_enum)]
+    ensemble_normalizer: Option<adgan::score::ensemble::Normalizer>,
+    /// How the ensemble combines its members' normalised scores [default: the one chosen on
+    /// validation].
+    #[arg(long, value_enum)]
+    ensemble_rule: Option<adgan::score::ensemble::Rule>,
+}
+
+impl EnsembleArgs {
+    /// The ensemble of the flags.
+    pub(crate) fn config(&self) -> adgan::score::ensemble::EnsembleConfig {
+        let default = adgan::score::ensemble::EnsembleConfig::default();
+        adgan::score::ensemble::EnsembleConfig {
+            members: self.ensemble_members.clone().unwrap_or(default.members),
+            normalizer: self.ensemble_normalizer.unwrap_or(default.normalizer),
+            rule: self.ensemble_rule.unwrap_or(default.rule),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct SearchArgs {
     /// Latent seeds per image (n_seed).

@@ -1,7 +1,7 @@
 //! `adgan calibrate`: ADGAN scores of normal images no model was fitted on, kept in the run
 //! folder, from which `score` and `rank` compute conformal p-values and decisions.
 
-use super::args::{DeviceArgs, SearchArgs};
+use super::args::{DeviceArgs, EnsembleArgs, SearchArgs};
 use super::progress::{image_bar, on_bad_file, report_skipped};
 use adgan::calibration::{self, Calibration, CALIBRATION_FILE};
 use adgan::data::{load_folder, Dataset, ImageSource};
@@ -25,6 +25,17 @@ pub(crate) struct CalibrateArgs {
     /// Stop at the first image file that cannot be read (default: skip it and warn).
     #[arg(long)]
     strict: bool,
+    /// What to calibrate: adgan (ADGAN's scores and the images' complexities, which also
+    /// calibrate adgan-ic), or ensemble (those, and the ensemble of --ensemble-members, whose
+    /// classic members are fitted on the run's training images).
+    #[arg(long, value_enum, default_value = "adgan", value_parser = calibrated_method)]
+    method: Method,
+    /// PCA dimension d' of the ensemble's classic members (no labelled anomalies here to
+    /// choose it with).
+    #[arg(long, default_value_t = adgan::score::features::PcaConfig::default().fallback_dim)]
+    pca_dim: usize,
+    #[command(flatten)]
+    ensemble: EnsembleArgs,
     #[command(flatten)]
     search: SearchArgs,
     #[command(flatten)]
@@ -37,30 +48,99 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let gan = run::load_gan(&args.model, device)?;
     let search = args.search.config();
     let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
-    let calibration = match &args.images {
+    let ensemble = args.ensemble.config();
+    if args.method == Method::Ensemble {
+        // Before any scoring: bad members are refused at once.
+        ensemble.validate().context("--ensemble-members")?;
+    }
+    let (images, origin) = match &args.images {
         Some(dir) => {
             let spec = gan.config.model.image_spec();
             let fit = gan.config.data.fit;
             let images = load_folder(dir, spec, fit, on_bad_file(args.strict))?;
             report_skipped(&images.skipped, None)?;
-            let origin = format!("folder {}", dir.display());
-            score_calibration(
-                &inputs,
-                &mut { &images.images },
-                images.ids.clone(),
-                &origin,
-            )?
+            (images, format!("folder {}", dir.display()))
         }
-        None => run_split(&gan, &inputs)?,
+        None => {
+            let images = calibration::calibration_images(&gan.config)
+                .context("--images DIR calibrates on a folder of normal images instead")?;
+            (images, "split".to_string())
+        }
     };
+    let mut calibration = score_calibration(
+        &inputs,
+        &mut { &images.images },
+        images.ids.clone(),
+        &origin,
+    )?;
+    if args.method == Method::Ensemble {
+        calibration.ensemble = Some(calibrate_ensemble(
+            args,
+            &gan,
+            inputs,
+            &ensemble,
+            &calibration,
+            &images,
+        )?);
+    }
     save_and_report(&calibration, &args.model)
 }
 
-/// Calibrates on the split the run kept out of training.
-fn run_split(gan: &TrainedGan, inputs: &Inputs) -> Result<Calibration> {
-    let images = calibration::calibration_images(&gan.config)
-        .context("--images DIR calibrates on a folder of normal images instead")?;
-    run_split_images(inputs, &images)
+/// Only the methods `calibrate` calibrates.
+fn calibrated_method(text: &str) -> Result<Method, String> {
+    let method = <Method as clap::ValueEnum>::from_str(text, false)?;
+    match method {
+        Method::Adgan | Method::AdganIc | Method::Ensemble => Ok(method),
+        _ => Err(format!(
+            "{text} has no calibration of its own: calibrate adgan (which also serves \
+             adgan-ic) or ensemble"
+        )),
+    }
+}
+
+/// The ensemble's calibration: its classic members fitted on the run's training images (never
+/// on a calibration image), every member scoring the calibration images.
+fn calibrate_ensemble(
+    args: &CalibrateArgs,
+    gan: &TrainedGan,
+    inputs: Inputs,
+    ensemble: &adgan::score::ensemble::EnsembleConfig,
+    calibration: &Calibration,
+    images: &Dataset,
+) -> Result<calibration::EnsembleCalibration> {
+    let needs_training_images = ensemble.members.iter().any(|m| !m.needs_gan());
+    let training = match needs_training_images {
+        true => Some(calibration::training_images(&gan.config).with_context(|| {
+            format!(
+                "reading the run's training images, which the ensemble's members are fitted on \
+                 ({})",
+                args.model.join(adgan::train::CONFIG_FILE).display()
+            )
+        })?),
+        false => None,
+    };
+    let autoencoder_dir = |m: Method| args.model.join("baselines").join(m.name());
+    let inputs = Inputs {
+        normal: training.as_ref(),
+        autoencoder_dir: &autoencoder_dir,
+        pca: adgan::score::features::PcaConfig {
+            fallback_dim: args.pca_dim,
+            ..Default::default()
+        },
+        ..inputs
+    };
+    eprintln!(
+        "calibrating the ensemble ({}) on the same images",
+        ensemble.label()
+    );
+    calibration::calibrate_ensemble(
+        &inputs,
+        ensemble,
+        calibration,
+        &images.images,
+        gan.config.train.seed,
+        &mut |member| eprintln!("  member {}", member.name()),
+    )
 }
 
 /// Calibrates on `images`, the split the run kept out of training.
@@ -86,6 +166,15 @@ pub(crate) fn save_and_report(calibration: &Calibration, run_dir: &Path) -> Resu
     calibration.save(run_dir)?;
     for warning in calibration.check() {
         eprintln!("warning: {warning}");
+    }
+    if let Some(e) = &calibration.ensemble {
+        println!(
+            "the ensemble ({}) is calibrated on {} of the images (its normalisers on the \
+             others): `score` and `rank` with --method ensemble decide at alpha {:.4} or more",
+            e.ensemble.config.label(),
+            e.scores.len(),
+            1.0 / (e.scores.len() + 1) as f64
+        );
     }
     println!(
         "calibrated on {} normal images ({}): `score` and `rank` now add p-values and decisions \
@@ -167,4 +256,42 @@ pub(crate) fn complexity_line(
     calibration
         .complexity_line()
         .with_context(|| format!("the calibration of {}", run_dir.display()))
+}
+
+/// What building a run's ensemble needs beyond the search: its calibration, and the run's
+/// training images when a member is fitted on them.
+pub(crate) struct EnsembleParts {
+    pub(crate) calibration: calibration::EnsembleCalibration,
+    pub(crate) training: Option<Dataset>,
+}
+
+/// The [`EnsembleParts`] of the run in `run_dir`, from its calibration for the search.
+pub(crate) fn ensemble_parts(
+    run_dir: &Path,
+    gan: &TrainedGan,
+    calibration: Option<&Calibration>,
+) -> Result<EnsembleParts> {
+    let e = calibration
+        .and_then(|c| c.ensemble.clone())
+        .with_context(|| {
+            format!(
+            "--method ensemble: the run has no ensemble calibrated with these search flags; run \
+             `adgan calibrate --model {} --method ensemble` with them first",
+            run_dir.display()
+        )
+        })?;
+    let training = match e.ensemble.config.members.iter().any(|m| !m.needs_gan()) {
+        true => Some(calibration::training_images(&gan.config).with_context(|| {
+            format!(
+                "reading the images the run in {} trained on, which the ensemble's members are \
+                 fitted on",
+                run_dir.display()
+            )
+        })?),
+        false => None,
+    };
+    Ok(EnsembleParts {
+        calibration: e,
+        training,
+    })
 }

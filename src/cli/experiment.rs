@@ -1,13 +1,12 @@
 //! `adgan experiment one-vs-all`: the paper's one-vs-all table, and the validation study that
 //! chooses ADGAN's training length and learning rates.
 
-use super::args::{DeviceArgs, GanArgs, SearchArgs, SelectionArgs, SourceArgs};
+use super::args::{DeviceArgs, EnsembleArgs, GanArgs, SearchArgs, SelectionArgs, SourceArgs};
 use super::progress::ExperimentProgress;
 use adgan::alexnet::AlexNetLayer;
 use adgan::autoencoder::AutoencoderConfig;
 use adgan::experiment::{self, Event, ExperimentConfig};
 use adgan::score::anogan::AnoganConfig;
-use adgan::score::ensemble::{EnsembleConfig, Normalizer, Rule};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::Method;
 use anyhow::Result;
@@ -42,18 +41,8 @@ pub(crate) struct OneVsAllArgs {
     /// AlexNet layer of the features: conv5 (the final convolutional layer, the paper's) or fc7.
     #[arg(long, default_value = "conv5")]
     alexnet_layer: AlexNetLayer,
-    /// Members of the ensemble method, comma-separated, from adgan, adgan-ic, kde, gmm,
-    /// ocsvm, iforest, dcae, vae [default: the members chosen on validation, RESULTS.md].
-    #[arg(long, value_enum, value_delimiter = ',')]
-    ensemble_members: Option<Vec<Method>>,
-    /// How the ensemble makes its members' scores comparable, on held-out normal images
-    /// [default: the one chosen on validation].
-    #[arg(long, value_enum)]
-    ensemble_normalizer: Option<Normalizer>,
-    /// How the ensemble combines its members' normalised scores [default: the one chosen on
-    /// validation].
-    #[arg(long, value_enum)]
-    ensemble_rule: Option<Rule>,
+    #[command(flatten)]
+    ensemble: EnsembleArgs,
     /// Results folder.
     #[arg(long, short)]
     out: PathBuf,
@@ -94,7 +83,7 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
         alexnet: args.alexnet.clone(),
         alexnet_layer: args.alexnet_layer,
         batch_images: args.search.batch_images()?,
-        ensemble: ensemble_config(args),
+        ensemble: args.ensemble.config(),
     };
     let device = args.device.select()?;
     args.search.warn_if_bf16_slow(device);
@@ -124,16 +113,6 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// The ensemble of the flags, each part the chosen default unless given.
-fn ensemble_config(args: &OneVsAllArgs) -> EnsembleConfig {
-    let default = EnsembleConfig::default();
-    EnsembleConfig {
-        members: args.ensemble_members.clone().unwrap_or(default.members),
-        normalizer: args.ensemble_normalizer.unwrap_or(default.normalizer),
-        rule: args.ensemble_rule.unwrap_or(default.rule),
-    }
 }
 
 #[derive(Args, Debug)]

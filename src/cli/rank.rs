@@ -62,11 +62,11 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     }
     if let Some(m) = args
         .method
-        .filter(|m| !matches!(m, Method::Adgan | Method::AdganIc))
+        .filter(|m| !matches!(m, Method::Adgan | Method::AdganIc | Method::Ensemble))
     {
         bail!(
-            "rank ranks by the ADGAN search: --method adgan or adgan-ic, not {} (`adgan score \
-             --method {}` scores a folder with it)",
+            "rank ranks by the ADGAN search: --method adgan, adgan-ic or ensemble, not {} \
+             (`adgan score --method {}` scores a folder with it)",
             m.name(),
             m.name()
         );
@@ -87,7 +87,27 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let run_calibration = calibrate::matching(&args.model, &search)?;
     let chosen = calibrate::method_or_default(args.method, run_calibration.as_ref(), &args.model);
     let mut inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
-    if chosen == Method::AdganIc {
+    let ensemble = match chosen {
+        Method::Ensemble => Some(calibrate::ensemble_parts(
+            &args.model,
+            &gan,
+            run_calibration.as_ref(),
+        )?),
+        _ => None,
+    };
+    if let Some(parts) = &ensemble {
+        inputs.ensemble = Some(&parts.calibration.ensemble);
+        inputs.normal = parts.training.as_ref();
+        inputs.pca.fallback_dim = parts.calibration.pca_dim;
+    }
+    let uses_line = ensemble.as_ref().map_or(chosen == Method::AdganIc, |p| {
+        p.calibration
+            .ensemble
+            .config
+            .members
+            .contains(&Method::AdganIc)
+    });
+    if uses_line {
         inputs.complexity = Some(calibrate::complexity_line(
             run_calibration.as_ref(),
             &args.model,

@@ -6,14 +6,13 @@ use super::calibrate;
 use super::folder::{FolderJob, Scored};
 use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
-use adgan::calibration::Calibration;
+use adgan::calibration::{self, Calibration};
 use adgan::data::{Dataset, Shard, Split};
 use adgan::output::{Destination, ShardRecord};
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
 use adgan::score::{AfterBatch, ScoredBatch};
-use adgan::train;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -99,26 +98,23 @@ pub(crate) struct ScoreArgs {
     device: DeviceArgs,
 }
 
-/// Normal images a baseline is fitted on: --train, or the run's own training images (found
-/// through the data provenance in its config.json).
+/// Normal images a baseline is fitted on: --train, or the images the run trained on (found
+/// through the data provenance in its config.json; never its calibration images, which must
+/// stay unseen by every model that their scores calibrate).
 fn baseline_training_images(args: &ScoreArgs, method: Method, gan: &TrainedGan) -> Result<Dataset> {
     let spec = gan.config.model.image_spec();
     let data = &gan.config.data;
     let images = match &args.train {
         Some(dir) => adgan::data::load_folder(dir, spec, data.fit, on_bad_file(args.strict))?,
-        None => {
-            train::load_training_data(&data.source, data.normal_class.as_deref(), spec, data.fit)
-                .with_context(|| {
-                    format!(
-                        "reading the run's training data ({}, recorded in {}): pass --train DIR \
-                         to fit {} on other normal images",
-                        data.source.describe(),
-                        args.model.join(adgan::train::CONFIG_FILE).display(),
-                        method.name()
-                    )
-                })?
-                .0
-        }
+        None => calibration::training_images(&gan.config).with_context(|| {
+            format!(
+                "reading the run's training data ({}, recorded in {}): pass --train DIR to fit {} \
+                 on other normal images",
+                data.source.describe(),
+                args.model.join(adgan::train::CONFIG_FILE).display(),
+                method.name()
+            )
+        })?,
     };
     report_skipped(&images.skipped, None)?;
     Ok(images)
@@ -132,9 +128,21 @@ fn build_detector<'g>(
     calibration: Option<&Calibration>,
 ) -> Result<method::Built<'g>> {
     let device = args.device.select()?;
-    let normal = match method.needs_gan() {
-        true => None,
-        false => Some(baseline_training_images(args, method, gan)?),
+    let ensemble = match method {
+        Method::Ensemble => Some(ensemble_calibration(args, calibration)?),
+        _ => None,
+    };
+    let fits_baselines = match ensemble {
+        Some(e) => e.ensemble.config.members.iter().any(|m| !m.needs_gan()),
+        None => !method.needs_gan(),
+    };
+    let normal = match fits_baselines {
+        true => Some(baseline_training_images(args, method, gan)?),
+        false => None,
+    };
+    let uses_line = match ensemble {
+        Some(e) => e.ensemble.config.members.contains(&Method::AdganIc),
+        None => method == Method::AdganIc,
     };
     let autoencoder_dir = |m: Method| args.model.join("baselines").join(m.name());
     let inputs = Inputs {
@@ -149,16 +157,16 @@ fn build_detector<'g>(
         normal: normal.as_ref(),
         validation: None,
         pca: PcaConfig {
-            fallback_dim: args.pca_dim,
+            fallback_dim: ensemble.map_or(args.pca_dim, |e| e.pca_dim),
             ..PcaConfig::default()
         },
         alexnet: args.alexnet.as_deref(),
         alexnet_layer: args.alexnet_layer,
-        complexity: match method {
-            Method::AdganIc => Some(calibrate::complexity_line(calibration, &args.model)?),
-            _ => None,
+        complexity: match uses_line {
+            true => Some(calibrate::complexity_line(calibration, &args.model)?),
+            false => None,
         },
-        ensemble: None,
+        ensemble: ensemble.map(|e| &e.ensemble),
     };
     let mut bar = progress::iteration_count_bar(inputs.autoencoder.iterations);
     let built = method::build(method, &inputs, &mut |done, _| bar.set(done))
@@ -166,6 +174,32 @@ fn build_detector<'g>(
     bar.finish();
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
     Ok(built)
+}
+
+/// The run's ensemble calibration, checked against the flags that its members depend on.
+fn ensemble_calibration<'c>(
+    args: &ScoreArgs,
+    calibration: Option<&'c Calibration>,
+) -> Result<&'c calibration::EnsembleCalibration> {
+    let e = calibration
+        .and_then(|c| c.ensemble.as_ref())
+        .with_context(|| {
+            format!(
+            "--method ensemble: the run has no ensemble calibrated with these search flags; run \
+             `adgan calibrate --model {} --method ensemble` with them first",
+            args.model.display()
+        )
+        })?;
+    if args.pca_dim != e.pca_dim && args.pca_dim != PcaConfig::default().fallback_dim {
+        bail!(
+            "--pca-dim {}: the ensemble's members were calibrated with {}; leave --pca-dim out, \
+             or calibrate again with --pca-dim {}",
+            args.pca_dim,
+            e.pca_dim,
+            args.pca_dim
+        );
+    }
+    Ok(e)
 }
 
 /// The scoring method (--method, or the run's default) and the run's calibration for the
@@ -385,7 +419,7 @@ fn calibration_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibrat
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
     match args.method {
-        None | Some(Method::Adgan | Method::AdganIc) => {
+        None | Some(Method::Adgan | Method::AdganIc | Method::Ensemble) => {
             let search = args.search.config();
             search
                 .validate(&gan.config.model)

@@ -14,6 +14,7 @@
 //! statistics and a new normal image's are exchangeable, so the conformal guarantee of
 //! [`crate::calibration`] holds with the second half's size as n_cal.
 
+use super::complexity::ComplexityLine;
 use super::method::Method;
 use super::Detector;
 use crate::eval::roc_auc;
@@ -445,22 +446,41 @@ pub fn rank_candidates(
     Ok(scored)
 }
 
+/// One member of an [`EnsembleDetector`].
+pub enum Member<'g> {
+    /// A detector of its own.
+    Own(Box<dyn Detector + 'g>),
+    /// An earlier member's scores (the index of it) corrected for image complexity: `adgan-ic`
+    /// beside `adgan`, so that the one search serves both.
+    Corrected {
+        /// Index of the member whose scores are corrected.
+        of: usize,
+        /// The complexity line.
+        line: ComplexityLine,
+    },
+}
+
 /// The ensemble as a [`Detector`]: every member scores the batch, and the fitted ensemble
 /// combines their scores.
 pub struct EnsembleDetector<'g> {
-    members: Vec<Box<dyn Detector + 'g>>,
+    members: Vec<Member<'g>>,
     ensemble: Ensemble,
 }
 
 impl<'g> EnsembleDetector<'g> {
     /// The members' detectors, in the order of `ensemble`'s members.
-    pub fn new(members: Vec<Box<dyn Detector + 'g>>, ensemble: Ensemble) -> Result<Self> {
+    pub fn new(members: Vec<Member<'g>>, ensemble: Ensemble) -> Result<Self> {
         ensure!(
             members.len() == ensemble.config.members.len(),
             "{} detectors for {} ensemble members",
             members.len(),
             ensemble.config.members.len()
         );
+        for (i, m) in members.iter().enumerate() {
+            if let Member::Corrected { of, .. } = m {
+                ensure!(*of < i, "member {i} corrects a later member");
+            }
+        }
         Ok(Self { members, ensemble })
     }
 }
@@ -471,12 +491,23 @@ impl Detector for EnsembleDetector<'_> {
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        let columns = self
-            .members
-            .iter_mut()
-            .map(|m| m.score_batch(images))
-            .collect::<Result<Vec<_>>>()?;
+        let mut columns: Vec<Vec<f64>> = Vec::with_capacity(self.members.len());
+        for member in &mut self.members {
+            let scores = match member {
+                Member::Own(detector) => detector.score_batch(images)?,
+                Member::Corrected { of, line } => line.correct_images(&columns[*of], images)?,
+            };
+            columns.push(scores);
+        }
         self.ensemble.combine(&columns)
+    }
+
+    /// The first member's reconstructions that has some (the ADGAN search's).
+    fn reconstructions(&mut self) -> Option<Tensor> {
+        self.members.iter_mut().find_map(|m| match m {
+            Member::Own(detector) => detector.reconstructions(),
+            Member::Corrected { .. } => None,
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use super::classic::{fit_classic, Classic};
 use super::complexity::{ComplexityCorrected, ComplexityLine};
 use super::critic::CriticScore;
 use super::dcae::DcaeScore;
-use super::ensemble::{Ensemble, EnsembleDetector};
+use super::ensemble::{Ensemble, EnsembleDetector, Member};
 use super::features::{FeatureExtractor, PcaConfig, Validation};
 use super::prior::{prior_scores, PriorScore};
 use super::vae::VaeScore;
@@ -339,26 +339,37 @@ fn build_corrected<'g>(
     Ok(Built::plain(detector, search.batch, summary))
 }
 
-/// The ensemble: each member built as on its own, combined by the fitted ensemble.
+/// The ensemble: each member built as on its own (`adgan-ic` beside `adgan` corrects that
+/// member's scores rather than searching again), combined by the fitted ensemble.
 fn build_ensemble<'g>(
     inputs: &Inputs<'_, 'g>,
     on_fit: &mut dyn FnMut(usize, usize),
 ) -> Result<Built<'g>> {
     let ensemble = inputs.ensemble.context(
         "the ensemble needs its members' scores of held-out normal images: calibrate the run \
-         for it first (adgan calibrate), or use it in an experiment with --select-every",
+         for it first, or use it in an experiment with a validation interval",
     )?;
+    let members = &ensemble.config.members;
     let mut detectors = Vec::new();
     let mut batch = usize::MAX;
     let mut chosen = BTreeMap::new();
-    for &member in &ensemble.config.members {
+    for &member in members {
+        let search = members.iter().position(|&m| m == Method::Adgan);
+        if let (Method::AdganIc, Some(of)) = (member, search) {
+            let line = inputs.complexity.context(
+                "the ensemble member adgan-ic needs a complexity line fitted on normal images \
+                 the GAN never trained on",
+            )?;
+            detectors.push(Member::Corrected { of, line });
+            continue;
+        }
         let built = build(member, inputs, on_fit)
-            .with_context(|| format!("building ensemble member {}", member.name()))?;
+            .with_context(|| format!("building the ensemble member {}", member.name()))?;
         batch = batch.min(built.batch);
         for (key, value) in built.chosen {
             chosen.insert(format!("{}_{key}", member.name()), value);
         }
-        detectors.push(built.detector);
+        detectors.push(Member::Own(built.detector));
     }
     let summary = format!("ensemble of {}", ensemble.config.label());
     Ok(Built {
