@@ -133,7 +133,7 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
         );
     }
     // rank ranks by it too, its galleries showing the search's reconstructions.
-    let (ok, stdout, stderr) = adgan(&[
+    let (ok, _, stderr) = adgan(&[
         "rank",
         "--model",
         &run,
@@ -146,7 +146,10 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
         "--top",
         "4",
     ]);
-    assert!(!ok, "no such folder yet: {stdout}");
+    assert!(
+        !ok && stderr.contains("imgs"),
+        "no such folder yet: {stderr}"
+    );
     std::fs::create_dir(d("imgs")).unwrap();
     let (raw, _) = adgan::data::demo::generate(adgan::data::Split::Test, 4);
     for i in 0..12 {
@@ -167,5 +170,8 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
     ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("ranked 12 images"), "{stdout}");
-    let _ = stderr;
+    assert!(
+        stderr.contains("ensemble of adgan+adgan-ic+kde"),
+        "{stderr}"
+    );
 }

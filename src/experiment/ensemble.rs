@@ -381,13 +381,17 @@ pub(super) fn score_cell(
     })
 }
 
-/// The members' validation scores of every class of the experiment in `out` that has them (a
-/// class without a member file, or without one of `members`, is passed over and named in the
-/// second list).
-pub fn member_validation(
-    out: &Path,
-    members: &[Method],
-) -> Result<(Vec<(String, MemberValidation)>, Vec<String>)> {
+/// The members' validation scores of the classes of an experiment.
+pub struct ExperimentValidation {
+    /// Each class that has scores of every member asked for, with them.
+    pub found: Vec<(String, MemberValidation)>,
+    /// The classes with a member file that lacks one of them.
+    pub missing: Vec<String>,
+}
+
+/// The members' validation scores of every class of the experiment in `out` that has a member
+/// file.
+pub fn member_validation(out: &Path, members: &[Method]) -> Result<ExperimentValidation> {
     let runs = out.join("runs");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
         .with_context(|| format!("cannot read {}", runs.display()))?
@@ -410,7 +414,7 @@ pub fn member_validation(
             Err(_) => missing.push(class),
         }
     }
-    Ok((found, missing))
+    Ok(ExperimentValidation { found, missing })
 }
 
 /// The candidate ensembles over `pool`, ranked by their mean cross-fitted validation ROC-AUC
@@ -425,7 +429,7 @@ pub fn rank_ensembles(
     let mut tasks = Vec::new();
     let mut names = Vec::new();
     for out in outs {
-        let (found, missing) = member_validation(out, pool)?;
+        let ExperimentValidation { found, missing } = member_validation(out, pool)?;
         ensure!(
             missing.is_empty(),
             "{}: classes {} lack validation scores of some of {}: score the members first \

@@ -13,7 +13,9 @@ pub mod report;
 mod scoring;
 mod table;
 
-pub use ensemble::{member_validation, rank_ensembles, ranking_table, MEMBERS_FILE};
+pub use ensemble::{
+    member_validation, rank_ensembles, ranking_table, ExperimentValidation, MEMBERS_FILE,
+};
 pub use gan::{run_validation, ChosenGan, ClassCurve};
 pub use table::{auc_table, candidate_label, curve_table, write_summary};
 

@@ -324,8 +324,8 @@ pub struct MemberValidation {
 }
 
 impl MemberValidation {
-    /// The columns of `members` (each must be among ours).
-    fn columns(&self, members: &[Method]) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+    /// The scores of `members` alone (each must be among ours).
+    pub fn of(&self, members: &[Method]) -> Result<MemberValidation> {
         let mut normal = Vec::new();
         let mut anomalous = Vec::new();
         for m in members {
@@ -337,7 +337,11 @@ impl MemberValidation {
             normal.push(self.normal[j].clone());
             anomalous.push(self.anomalous[j].clone());
         }
-        Ok((normal, anomalous))
+        Ok(MemberValidation {
+            members: members.to_vec(),
+            normal,
+            anomalous,
+        })
     }
 }
 
@@ -355,7 +359,9 @@ pub fn cross_fitted_auc(
     repeats: usize,
     seed: u64,
 ) -> Result<f64> {
-    let (normal, anomalous) = validation.columns(&config.members)?;
+    let MemberValidation {
+        normal, anomalous, ..
+    } = validation.of(&config.members)?;
     let n = normal[0].len();
     ensure!(
         n >= 4,
@@ -536,7 +542,7 @@ mod tests {
         let e = Ensemble::fit(&c, &[a.clone(), b.clone()]).unwrap();
         let single = Ensemble::fit(
             &config(&[Method::Adgan], Normalizer::Standard, Rule::Mean),
-            &[a.clone()],
+            std::slice::from_ref(&a),
         )
         .unwrap();
         let both = e.combine(&[vec![10.0], vec![10_005.0]]).unwrap();
