@@ -147,6 +147,7 @@ pub fn check_experiment_folder(dir: &Path) -> Result<()> {
         "runs",
         "partial",
         "validation.md",
+        FOLDER_LOCK,
     ];
     let entries: Vec<String> = std::fs::read_dir(&target)
         .with_context(|| format!("cannot read {}", dir.display()))?
@@ -450,4 +451,73 @@ pub fn check_merge_output(out: &Path, parts: &[PathBuf], folder: bool) -> Result
         record.display()
     );
     Ok(())
+}
+
+/// An advisory lock on what a command writes (a run folder, an experiment folder, an output
+/// file), held until it is dropped or the process ends, so that a second command on the same
+/// output stops before any work instead of mixing its writes with the first one's. It is
+/// `flock` on a lock file: the system releases it when the holder exits, even killed, so a
+/// crash leaves no stale lock (the file stays, harmless).
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: std::fs::File,
+}
+
+/// Name of the lock file inside a locked folder.
+pub const FOLDER_LOCK: &str = ".adgan.lock";
+
+impl OutputLock {
+    /// The lock file of `out`: [`FOLDER_LOCK`] inside a folder, `.NAME.lock` beside a file.
+    pub fn path_for(out: &Path, folder: bool) -> PathBuf {
+        if folder {
+            return out.join(FOLDER_LOCK);
+        }
+        let name = out.file_name().unwrap_or_default().to_string_lossy();
+        out.with_file_name(format!(".{name}.lock"))
+    }
+
+    /// Takes the lock of `out` (creating its folder where it is a folder), or says which
+    /// process holds it. `what` says what the holder does, for the message a second process
+    /// gets.
+    pub fn acquire(out: &Path, folder: bool, what: &str) -> Result<Self> {
+        use std::os::unix::io::AsRawFd;
+        let path = Self::path_for(out, folder);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        // SAFETY: flock on a file descriptor this function owns; it touches no memory.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !taken {
+            let mut holder = String::new();
+            let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+            let holder = holder.trim();
+            let holder = match holder.is_empty() {
+                true => "another process".to_string(),
+                false => holder.to_string(),
+            };
+            bail!(
+                "{} is in use: {holder}; wait for it to finish (or stop it), or choose another \
+                 output",
+                out.display()
+            );
+        }
+        // The holder's description, for whoever finds the lock taken.
+        file.set_len(0)?;
+        let text = format!(
+            "process {} ({what}) since {}",
+            std::process::id(),
+            crate::io::now_utc()
+        );
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_data()?;
+        Ok(Self { _file: file })
+    }
 }

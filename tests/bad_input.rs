@@ -159,6 +159,8 @@ fn scoring_refuses_nonsense_before_scoring() {
         args
     };
     std::os::unix::fs::symlink(d.join("run/calibration.json"), d.join("link-to-run.csv")).unwrap();
+    // Outputs another process holds are refused before any work, naming the holder.
+    let _held = adgan::output::OutputLock::acquire(&d.join("held.csv"), false, "a test").unwrap();
     for (extra, wanted) in [
         (
             &["--out", "s.csv", "--lr-z", "0"][..],
@@ -211,6 +213,14 @@ fn scoring_refuses_nonsense_before_scoring() {
         d.join("run/calibration.json").is_file() && !d.join("run/new-scores.csv").exists(),
         "the run's files are untouched"
     );
+    let run_lock = adgan::output::OutputLock::acquire(&d.join("run"), true, "a test").unwrap();
+    refused(d, &train_args("run", &["--resume"]), "(a test)");
+    refused(
+        d,
+        &["calibrate", "--model", "run", "--device", "cpu"],
+        "run is in use",
+    );
+    drop(run_lock);
     // An experiment with a class the data does not have fails before any class trains.
     let (code, stderr) = adgan_in(
         d,

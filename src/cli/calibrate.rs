@@ -46,6 +46,7 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let device = args.device.select()?;
     args.search.warn_if_bf16_slow(device);
     let gan = run::load_gan(&args.model, device)?;
+    let _lock = adgan::output::OutputLock::acquire(&args.model, true, "adgan calibrate")?;
     let search = args.search.config();
     let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
     let ensemble = args.ensemble.config();

@@ -4,7 +4,7 @@
 use super::args::out_error;
 use super::progress::on_bad_file;
 use adgan::data::FolderStream;
-use adgan::output::{check_merge_output, check_part_rows, Destination, ShardRecord};
+use adgan::output::{check_merge_output, check_part_rows, Destination, OutputLock, ShardRecord};
 use adgan::report::{read_score_table, write_table, Decisions, Ranking, ScoreTable, RANKING_FILES};
 use adgan::score::adgan::AdganConfig;
 use adgan::score::method::{self, Inputs, Method};
@@ -92,6 +92,10 @@ fn merge_scores(args: &MergeArgs) -> Result<()> {
     let records = ShardRecord::check_parts(&args.parts, false)?;
     check_merge_output(&args.out, &args.parts, false).map_err(out_error("--out", &args.out))?;
     let dest = Destination::check(&args.out, args.force).map_err(out_error("--out", &args.out))?;
+    let _lock = match &dest {
+        Destination::File(path) => Some(OutputLock::acquire(path, false, "adgan merge")?),
+        Destination::Stdout => None,
+    };
     let table = joined(&records, Path::to_path_buf)?;
     write_table(&dest, &table)?;
     if let Destination::File(path) = &dest {
@@ -119,6 +123,7 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
     check_merge_output(&args.out, &args.parts, true).map_err(out_error("--out", &args.out))?;
     adgan::output::check_folder(&args.out, &RANKING_FILES, args.force)
         .map_err(out_error("--out", &args.out))?;
+    let _lock = OutputLock::acquire(&args.out, true, "adgan merge --rank")?;
     let table = joined(&records, |p| p.join(RANKING_FILES[0]))?;
     let (job, alpha) = (&records[0].1.job, records[0].1.alpha);
     let columns = Columns::of(&table)?;

@@ -84,6 +84,8 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let stream = job.open()?;
     let search = args.search.config();
     search.validate(&gan.config.model)?;
+    // The settings are checked: from here on this command owns its folder.
+    let _lock = adgan::output::OutputLock::acquire(&args.out, true, "adgan rank")?;
     let run_calibration = calibrate::matching(&args.model, &search)?;
     let chosen = calibrate::method_or_default(args.method, run_calibration.as_ref(), &args.model);
     let mut inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);

@@ -8,7 +8,7 @@ use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
 use adgan::calibration::{self, Calibration};
 use adgan::data::{Dataset, Shard, Split};
-use adgan::output::{Destination, ShardRecord};
+use adgan::output::{Destination, OutputLock, ShardRecord};
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
@@ -235,6 +235,7 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
         method,
         calibration,
     };
+
     match &args.images {
         Some(dir) => score_folder(args, &gan, dir, &dest, &resolved),
         None => score_data_set(args, &gan, &dest, &resolved),
@@ -259,6 +260,7 @@ fn score_folder(
     };
     let stream = job.open()?;
     let (mut built, decide) = detector_and_decisions(args, gan, resolved)?;
+    let _lock = lock_output(dest)?;
     let part = match job.shard.count {
         1 => String::new(),
         _ => format!(" (shard {})", job.shard),
@@ -329,6 +331,7 @@ fn score_data_set(
     }
     report_skipped(&data.skipped, None)?;
     let (built, decide) = detector_and_decisions(args, gan, resolved)?;
+    let _lock = lock_output(dest)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!(
         "scoring {} images with {}",
@@ -353,6 +356,15 @@ fn score_data_set(
         anomaly_labels: args.normal_class.is_some(),
     };
     scored.write(dest, decide.as_ref(), args.alpha)
+}
+
+/// The lock of the output, taken once every setting is checked and the detector built: from
+/// here on this command owns it.
+fn lock_output(dest: &Destination) -> Result<Option<OutputLock>> {
+    match dest {
+        Destination::File(path) => Ok(Some(OutputLock::acquire(path, false, "adgan score")?)),
+        Destination::Stdout => Ok(None),
+    }
 }
 
 /// With --maps, a function that writes the anomaly maps of each batch scored (named by image

@@ -104,6 +104,15 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         data: provenance,
     };
     let device = args.device.select()?;
+    // One training at a time per run folder: a second one stops here, before it trains.
+    let _lock = adgan::output::OutputLock::acquire(&args.out, true, "adgan train")?;
+    if !args.resume && checkpoint_path.exists() {
+        bail!(
+            "{} already holds a training run (one that started just now?): pass --resume to \
+             continue it, or choose another --out",
+            args.out.display()
+        );
+    }
     let outcome = train_with_progress(&args.out, &config, &data, device, args.resume)?;
     println!(
         "trained {} iterations; run folder: {}",

@@ -226,6 +226,7 @@ pub fn run_validation(
     config.validate()?;
     crate::output::check_experiment_folder(out)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let _lock = crate::output::OutputLock::acquire(out, true, "adgan experiment (validation)")?;
     let spec = config.model.image_spec();
     let train_all = config.source.load(Split::Train, spec, config.fit)?;
     let normals = config

@@ -320,6 +320,7 @@ pub fn run_one_vs_all(
     check_experiment_folder(config, out)?;
     let splits = Splits::load(config, on_event)?;
     start_experiment_folder(config, out)?;
+    let _lock = crate::output::OutputLock::acquire(out, true, "adgan experiment")?;
     let mut cells = Vec::new();
     let position = |cell: &Cell| {
         let class = config.classes.iter().position(|c| c == &cell.class);
