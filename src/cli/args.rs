@@ -270,6 +270,30 @@ impl GanArgs {
     }
 }
 
+/// The methods built on the ADGAN search, the only ones `rank` ranks by and `calibrate`
+/// calibrates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SearchMethod {
+    /// ADGAN as in the paper.
+    Adgan,
+    /// ADGAN corrected for image complexity.
+    #[value(name = "adgan-ic")]
+    AdganIc,
+    /// The ensemble of ADGAN and other detectors.
+    Ensemble,
+}
+
+impl From<SearchMethod> for adgan::score::method::Method {
+    fn from(method: SearchMethod) -> Self {
+        use adgan::score::method::Method;
+        match method {
+            SearchMethod::Adgan => Method::Adgan,
+            SearchMethod::AdganIc => Method::AdganIc,
+            SearchMethod::Ensemble => Method::Ensemble,
+        }
+    }
+}
+
 /// The members and rule of `--method ensemble`, each the one chosen on validation unless given.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct EnsembleArgs {

@@ -1,7 +1,7 @@
 //! `adgan calibrate`: ADGAN scores of normal images no model was fitted on, kept in the run
 //! folder, from which `score` and `rank` compute conformal p-values and decisions.
 
-use super::args::{DeviceArgs, EnsembleArgs, SearchArgs};
+use super::args::{DeviceArgs, EnsembleArgs, SearchArgs, SearchMethod};
 use super::progress::{image_bar, on_bad_file, report_skipped};
 use adgan::calibration::{self, Calibration, CALIBRATION_FILE};
 use adgan::data::{load_folder, Dataset, ImageSource};
@@ -28,8 +28,8 @@ pub(crate) struct CalibrateArgs {
     /// What to calibrate: adgan (ADGAN's scores and the images' complexities, which also
     /// calibrate adgan-ic), or ensemble (those, and the ensemble of --ensemble-members, whose
     /// classic members are fitted on the run's training images).
-    #[arg(long, value_enum, default_value = "adgan", value_parser = calibrated_method)]
-    method: Method,
+    #[arg(long, value_enum, default_value = "adgan")]
+    method: SearchMethod,
     /// PCA dimension d' of the ensemble's classic members (no labelled anomalies here to
     /// choose it with).
     #[arg(long, default_value_t = adgan::score::features::PcaConfig::default().fallback_dim)]
@@ -50,7 +50,7 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let search = args.search.config();
     let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
     let ensemble = args.ensemble.config();
-    if args.method == Method::Ensemble {
+    if args.method == SearchMethod::Ensemble {
         // Before any scoring: bad members are refused at once.
         ensemble.validate().context("--ensemble-members")?;
     }
@@ -74,12 +74,12 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
         images.ids.clone(),
         &origin,
     )?;
-    if args.method == Method::Ensemble {
+    if args.method == SearchMethod::Ensemble {
         calibration.ensemble = Some(calibrate_ensemble(
-            args,
+            &args.model,
             &gan,
             inputs,
-            &ensemble,
+            (&ensemble, args.pca_dim),
             &calibration,
             &images,
         )?);
@@ -87,25 +87,13 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     save_and_report(&calibration, &args.model)
 }
 
-/// Only the methods `calibrate` calibrates.
-fn calibrated_method(text: &str) -> Result<Method, String> {
-    let method = <Method as clap::ValueEnum>::from_str(text, false)?;
-    match method {
-        Method::Adgan | Method::AdganIc | Method::Ensemble => Ok(method),
-        _ => Err(format!(
-            "{text} has no calibration of its own: calibrate adgan (which also serves \
-             adgan-ic) or ensemble"
-        )),
-    }
-}
-
 /// The ensemble's calibration: its classic members fitted on the run's training images (never
 /// on a calibration image), every member scoring the calibration images.
-fn calibrate_ensemble(
-    args: &CalibrateArgs,
+pub(crate) fn calibrate_ensemble(
+    run_dir: &Path,
     gan: &TrainedGan,
     inputs: Inputs,
-    ensemble: &adgan::score::ensemble::EnsembleConfig,
+    (ensemble, pca_dim): (&adgan::score::ensemble::EnsembleConfig, usize),
     calibration: &Calibration,
     images: &Dataset,
 ) -> Result<calibration::EnsembleCalibration> {
@@ -115,17 +103,17 @@ fn calibrate_ensemble(
             format!(
                 "reading the run's training images, which the ensemble's members are fitted on \
                  ({})",
-                args.model.join(adgan::train::CONFIG_FILE).display()
+                run_dir.join(adgan::train::CONFIG_FILE).display()
             )
         })?),
         false => None,
     };
-    let autoencoder_dir = |m: Method| args.model.join("baselines").join(m.name());
+    let autoencoder_dir = |m: Method| run_dir.join("baselines").join(m.name());
     let inputs = Inputs {
         normal: training.as_ref(),
         autoencoder_dir: &autoencoder_dir,
         pca: adgan::score::features::PcaConfig {
-            fallback_dim: args.pca_dim,
+            fallback_dim: pca_dim,
             ..Default::default()
         },
         ..inputs

@@ -1,7 +1,7 @@
 //! `adgan rank`: a folder of images from the most to the least anomalous (the paper's LSUN
 //! experiment), with galleries of both ends.
 
-use super::args::{out_error, DeviceArgs, SearchArgs};
+use super::args::{out_error, DeviceArgs, SearchArgs, SearchMethod};
 use super::calibrate;
 use super::folder::{FolderJob, ScoredFolder};
 use adgan::data::Shard;
@@ -43,11 +43,11 @@ pub(crate) struct RankArgs {
     /// in OUT/skipped.txt).
     #[arg(long)]
     strict: bool,
-    /// Score: adgan (the paper's), or adgan-ic, corrected for image complexity [default:
-    /// adgan-ic where the run is calibrated with the same search flags, as `adgan train` leaves
-    /// it; else adgan].
+    /// Score: adgan (the paper's), adgan-ic (corrected for image complexity), or ensemble
+    /// (after `adgan calibrate --method ensemble`) [default: adgan-ic where the run is
+    /// calibrated with the same search flags, as `adgan train` leaves it; else adgan].
     #[arg(long, value_enum)]
-    method: Option<Method>,
+    method: Option<SearchMethod>,
     #[command(flatten)]
     search: SearchArgs,
     #[command(flatten)]
@@ -59,17 +59,6 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         .map_err(out_error("--out", &args.out))?;
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
-    }
-    if let Some(m) = args
-        .method
-        .filter(|m| !matches!(m, Method::Adgan | Method::AdganIc | Method::Ensemble))
-    {
-        bail!(
-            "rank ranks by the ADGAN search: --method adgan, adgan-ic or ensemble, not {} \
-             (`adgan score --method {}` scores a folder with it)",
-            m.name(),
-            m.name()
-        );
     }
     let device = args.device.select()?;
     args.search.warn_if_bf16_slow(device);
@@ -87,7 +76,8 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     // The settings are checked: from here on this command owns its folder.
     let _lock = adgan::output::OutputLock::acquire(&args.out, true, "adgan rank")?;
     let run_calibration = calibrate::matching(&args.model, &search)?;
-    let chosen = calibrate::method_or_default(args.method, run_calibration.as_ref(), &args.model);
+    let asked = args.method.map(Method::from);
+    let chosen = calibrate::method_or_default(asked, run_calibration.as_ref(), &args.model);
     let mut inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
     let ensemble = match chosen {
         Method::Ensemble => Some(calibrate::ensemble_parts(
