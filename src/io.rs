@@ -191,6 +191,14 @@ pub fn fill_variables(
                 var.size()
             );
         }
+        let finite = saved.isfinite().all().int64_value(&[]) == 1;
+        if !finite {
+            bail!(
+                "{} holds NaN or infinite values in {key}: the checkpoint is corrupt; resume from \
+                 an earlier snapshot or train again",
+                origin.display()
+            );
+        }
         tch::no_grad(|| var.copy_(&saved.to_kind(var.kind())));
     }
     Ok(())

@@ -77,6 +77,13 @@ pub fn load_gan_from(run_dir: &Path, path: &Path, device: Device) -> Result<Trai
                 run_dir.display()
             )
         })?;
+    ensure!(
+        config.format_version <= crate::train::FORMAT_VERSION,
+        "{} has format version {}, newer than this adgan reads ({}): use the adgan that made it",
+        run_dir.join(CONFIG_FILE).display(),
+        config.format_version,
+        crate::train::FORMAT_VERSION
+    );
     config.model.validate().with_context(|| {
         format!(
             "{} describes a model that cannot be built",
@@ -96,6 +103,11 @@ pub fn load_gan_from(run_dir: &Path, path: &Path, device: Device) -> Result<Trai
         .with_context(|| format!("{} lacks meta/iteration", path.display()))?
         .to_kind(Kind::Int64)
         .int64_value(&[]);
+    ensure!(
+        iteration >= 0,
+        "{} records iteration {iteration}: the checkpoint is corrupt",
+        path.display()
+    );
     Ok(TrainedGan {
         config,
         generator_vs,

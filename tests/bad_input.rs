@@ -213,6 +213,40 @@ fn scoring_refuses_nonsense_before_scoring() {
         d.join("run/calibration.json").is_file() && !d.join("run/new-scores.csv").exists(),
         "the run's files are untouched"
     );
+    refused(
+        d,
+        &[
+            "score",
+            "--model",
+            "run",
+            "--dataset",
+            "demo",
+            "--n-test",
+            "40",
+            "--out",
+            "s.csv",
+        ],
+        "--normal-class",
+    );
+    refused(
+        d,
+        &[
+            "rank", "--model", "run", "--images", "run", "--top", "0", "--out", "r",
+        ],
+        "--top must be at least 1",
+    );
+    // A run written by a newer adgan is refused, not misread.
+    let config_path = d.join("run/config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let newer = config.replacen("\"format_version\": ", "\"format_version\": 9", 1);
+    assert_ne!(newer, config);
+    std::fs::write(&config_path, &newer).unwrap();
+    refused(
+        d,
+        &score(&["--out", "s.csv"]),
+        "newer than this adgan reads",
+    );
+    std::fs::write(&config_path, &config).unwrap();
     let run_lock = adgan::output::OutputLock::acquire(&d.join("run"), true, "a test").unwrap();
     refused(d, &train_args("run", &["--resume"]), "(a test)");
     refused(

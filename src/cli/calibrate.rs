@@ -284,3 +284,17 @@ pub(crate) fn ensemble_parts(
         training,
     })
 }
+
+/// Warns when `alpha` is below the smallest p-value `calibration` can give: then no image is
+/// ever flagged.
+pub(crate) fn warn_if_alpha_too_small(alpha: f64, calibration: &Calibration) {
+    let smallest = calibration.smallest_alpha();
+    if alpha < smallest {
+        eprintln!(
+            "warning: --alpha {alpha} is below 1 / (n_cal + 1) = {smallest:.4} for these {} \
+             calibration images: no image can be flagged; use --alpha {smallest:.4} or more, or \
+             calibrate on more images",
+            calibration.scores.len()
+        );
+    }
+}

@@ -119,6 +119,9 @@ fn name(path: &Path) -> String {
 }
 
 fn merge_ranking(args: &MergeArgs) -> Result<()> {
+    if args.top == 0 {
+        bail!("--top must be at least 1: the number of images in each gallery");
+    }
     let records = ShardRecord::check_parts(&args.parts, true)?;
     check_merge_output(&args.out, &args.parts, true).map_err(out_error("--out", &args.out))?;
     adgan::output::check_folder(&args.out, &RANKING_FILES, args.force)

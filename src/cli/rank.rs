@@ -60,6 +60,9 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
     }
+    if args.top == 0 {
+        bail!("--top must be at least 1: the number of images in each gallery");
+    }
     let device = args.device.select()?;
     args.search.warn_if_bf16_slow(device);
     let gan = run::load_gan(&args.model, device)?;
@@ -107,6 +110,9 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     }
     // The decisions compare like with like: corrected scores with corrected calibration scores.
     let calibration = run_calibration.map(|c| c.for_method(chosen)).transpose()?;
+    if let Some(c) = &calibration {
+        calibrate::warn_if_alpha_too_small(args.alpha, c);
+    }
     let mut built = method::build(chosen, &inputs, &mut |_, _| {})?;
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
     let method = serde_json::json!({"name": chosen.name(), "search": search});

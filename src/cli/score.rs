@@ -17,6 +17,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
+/// Test images drawn for --normal-class when --n-test is not given (the paper's 5000).
+const DEFAULT_N_TEST: usize = 5000;
+
 #[derive(Args, Debug)]
 pub(crate) struct ScoreArgs {
     /// Run folder of a trained GAN (made by `adgan train`).
@@ -41,9 +44,9 @@ pub(crate) struct ScoreArgs {
     /// them 1 (other class) or 0, and prints the ROC-AUC.
     #[arg(long, requires = "dataset")]
     normal_class: Option<String>,
-    /// Test images drawn for --normal-class.
-    #[arg(long, default_value_t = 5000)]
-    n_test: usize,
+    /// Test images drawn for --normal-class [default: 5000].
+    #[arg(long, requires = "normal_class")]
+    n_test: Option<usize>,
     /// Seed of the --n-test draw.
     #[arg(long, default_value_t = 0)]
     draw_seed: u64,
@@ -221,6 +224,9 @@ fn detector_and_decisions<'g>(
         .map(|c| c.for_method(resolved.method))
         .transpose()?;
     let built = build_detector(args, resolved.method, gan, calibration)?;
+    if let Some(c) = &decide {
+        calibrate::warn_if_alpha_too_small(args.alpha, c);
+    }
     Ok((built, decide))
 }
 
@@ -319,15 +325,16 @@ fn score_data_set(
     )?;
     if let Some(class) = &args.normal_class {
         let normal = adgan::data::normal_class_index(&data, class)?;
-        if args.n_test > data.len() {
+        let n_test = args.n_test.unwrap_or(DEFAULT_N_TEST);
+        if n_test > data.len() {
             eprintln!(
                 "note: the {} split has {} images, fewer than --n-test {}: all of them are scored",
                 value_name(&args.split),
                 data.len(),
-                args.n_test
+                n_test
             );
         }
-        data = adgan::data::draw_test(&data, normal, args.n_test, args.draw_seed)?.0;
+        data = adgan::data::draw_test(&data, normal, n_test, args.draw_seed)?.0;
     }
     report_skipped(&data.skipped, None)?;
     let (built, decide) = detector_and_decisions(args, gan, resolved)?;

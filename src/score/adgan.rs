@@ -77,8 +77,8 @@ pub enum SearchStart {
     /// Drawn from the prior N(0, I) (the paper's).
     #[default]
     Prior,
-    /// Around E(x), the guess of an encoder trained to invert the generator
-    /// ([`crate::inverse`]): z_j = E(x) + spread * epsilon_j with the prior draws epsilon_j.
+    /// Around E(x), the guess of an encoder trained to invert the generator:
+    /// z_j = E(x) + spread * epsilon_j with the prior draws epsilon_j.
     Encoder,
 }
 

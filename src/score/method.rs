@@ -69,12 +69,12 @@ pub enum Method {
     #[cfg_attr(feature = "cli", value(name = "ocsvm-alexnet"))]
     #[serde(rename = "ocsvm-alexnet")]
     OcsvmAlexnet,
-    /// ADGAN corrected for image complexity (beyond the paper; [`super::complexity`]).
+    /// ADGAN corrected for image complexity (beyond the paper).
     #[cfg_attr(feature = "cli", value(name = "adgan-ic"))]
     #[serde(rename = "adgan-ic")]
     AdganIc,
     /// Several methods' scores, each normalised on held-out normal images, combined by one
-    /// rule (beyond the paper; [`super::ensemble`]).
+    /// rule (beyond the paper).
     Ensemble,
 }
 
