@@ -17,7 +17,7 @@ use crate::io::{read_json, write_json};
 use crate::score::ensemble::{
     cross_fitted_auc, select_rows, split_halves, Ensemble, MemberValidation, CROSS_FIT_REPEATS,
 };
-use crate::score::features::Validation;
+use crate::score::features::{PcaConfig, Validation};
 use crate::score::method::{self, Inputs, Method};
 use crate::score::score_all;
 use crate::selection::{ComplexityChoice, Curve, CurvePoint};
@@ -97,7 +97,12 @@ impl MemberTask<'_> {
             let start = Instant::now();
             let mut scores = match member.needs_gan() {
                 true => self.gan_member(member, &validation)?,
-                false => self.fitted_member(member, &validation, device, on_event)?,
+                false => {
+                    let dim = saved
+                        .and_then(|s| s.chosen.get("pca_dim"))
+                        .map(|&d| d as usize);
+                    self.fitted_member(member, &validation, dim, device, on_event)?
+                }
             };
             scores.seconds = start.elapsed().as_secs_f64();
             if let Some(saved) = saved {
@@ -115,6 +120,12 @@ impl MemberTask<'_> {
                     path.display(),
                     member.name()
                 );
+            }
+            if let Some(saved) = saved {
+                // What the member chose when its validation scores were drawn (every candidate
+                // dimension's validation ROC-AUC) stays the record.
+                scores.chosen.clone_from(&saved.chosen);
+                scores.seconds += saved.seconds;
             }
             if let Some(ids) = &test_ids {
                 file.test_ids.clone_from(ids);
@@ -231,11 +242,13 @@ impl MemberTask<'_> {
     }
 
     /// A member that is fitted on normal images: fitted on those outside the validation split,
-    /// then scoring the validation images (and the test images).
+    /// then scoring the validation images (and the test images). A classic member's PCA
+    /// dimension is chosen on the validation split, unless `dim` gives the one it chose before.
     fn fitted_member(
         &self,
         member: Method,
         validation: &Dataset,
+        dim: Option<usize>,
         device: Device,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<MemberScores> {
@@ -259,7 +272,13 @@ impl MemberTask<'_> {
             autoencoder_dir: &autoencoder_dir,
             normal: Some(&self.split.fit),
             validation: Some(&choose_on),
-            pca: config.baselines.clone(),
+            pca: match dim {
+                Some(dim) => PcaConfig {
+                    dims: vec![dim],
+                    ..config.baselines.clone()
+                },
+                None => config.baselines.clone(),
+            },
             alexnet: config.alexnet.as_deref(),
             alexnet_layer: config.alexnet_layer,
             complexity: None,
