@@ -20,7 +20,7 @@ pub(crate) struct OneVsAllArgs {
     /// Normal classes: a list and ranges, e.g. 0-9, 0,5 or cat,dog.
     #[arg(long, default_value = "0-9")]
     classes: String,
-    /// Methods, comma-separated [default: adgan,critic,prior, and adgan-ic with
+    /// Methods, comma-separated [default: adgan,critic,prior, and adgan-ic and ensemble with
     /// --select-every].
     #[arg(long, value_enum, value_delimiter = ',')]
     methods: Option<Vec<Method>>,

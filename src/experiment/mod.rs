@@ -585,11 +585,12 @@ impl Cell {
 
 /// The methods of an experiment when none are asked for: ADGAN with the paper's critic and
 /// prior scores, and with selection on (`selection`) also `adgan-ic`, the default of `score`
-/// and `rank`, whose line is fitted on the validation images.
+/// and `rank`, whose line is fitted on the validation images, and the ensemble, normalised on
+/// them.
 pub fn default_methods(selection: bool) -> Vec<Method> {
     let mut methods = vec![Method::Adgan, Method::Critic, Method::Prior];
     if selection {
-        methods.push(Method::AdganIc);
+        methods.extend([Method::AdganIc, Method::Ensemble]);
     }
     methods
 }

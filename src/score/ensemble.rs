@@ -106,7 +106,7 @@ pub struct EnsembleConfig {
 impl Default for EnsembleConfig {
     fn default() -> Self {
         Self {
-            members: vec![Method::Adgan, Method::AdganIc, Method::Kde, Method::Gmm],
+            members: vec![Method::AdganIc, Method::Kde],
             normalizer: Normalizer::Standard,
             rule: Rule::Mean,
         }
