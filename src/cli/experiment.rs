@@ -141,11 +141,16 @@ pub(crate) fn select_ensemble(args: &SelectEnsembleArgs) -> Result<()> {
     let (ranked, names) = experiment::rank_ensembles(&args.folders, &args.pool, args.seed)?;
     println!("{}", experiment::ranking_table(&ranked, &names, args.top));
     // Each member alone, for comparison (its best normaliser and rule).
-    let singles: Vec<_> = args
-        .pool
-        .iter()
-        .filter_map(|m| ranked.iter().find(|s| s.config.members == [*m]).cloned())
-        .collect();
+    // The ranking is best first: each member's first row is its best normaliser and rule.
+    let singles: Vec<_> = ranked.iter().filter(|s| s.config.members.len() == 1).fold(
+        Vec::new(),
+        |mut best: Vec<adgan::score::ensemble::Scored>, s| {
+            if !best.iter().any(|b| b.config.members == s.config.members) {
+                best.push(s.clone());
+            }
+            best
+        },
+    );
     println!("each member alone:\n");
     println!(
         "{}",
