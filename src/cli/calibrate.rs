@@ -97,17 +97,7 @@ pub(crate) fn calibrate_ensemble(
     calibration: &Calibration,
     images: &Dataset,
 ) -> Result<calibration::EnsembleCalibration> {
-    let needs_training_images = ensemble.members.iter().any(|m| !m.needs_gan());
-    let training = match needs_training_images {
-        true => Some(calibration::training_images(&gan.config).with_context(|| {
-            format!(
-                "reading the run's training images, which the ensemble's members are fitted on \
-                 ({})",
-                run_dir.join(adgan::train::CONFIG_FILE).display()
-            )
-        })?),
-        false => None,
-    };
+    let training = member_training_images(run_dir, gan, ensemble)?;
     let autoencoder_dir = |m: Method| run_dir.join("baselines").join(m.name());
     let inputs = Inputs {
         normal: training.as_ref(),
@@ -260,29 +250,47 @@ pub(crate) fn ensemble_parts(
     gan: &TrainedGan,
     calibration: Option<&Calibration>,
 ) -> Result<EnsembleParts> {
-    let e = calibration
-        .and_then(|c| c.ensemble.clone())
-        .with_context(|| {
-            format!(
-            "--method ensemble: the run has no ensemble calibrated with these search flags; run \
-             `adgan calibrate --model {} --method ensemble` with them first",
-            run_dir.display()
-        )
-        })?;
-    let training = match e.ensemble.config.members.iter().any(|m| !m.needs_gan()) {
-        true => Some(calibration::training_images(&gan.config).with_context(|| {
-            format!(
-                "reading the images the run in {} trained on, which the ensemble's members are \
-                 fitted on",
-                run_dir.display()
-            )
-        })?),
-        false => None,
-    };
+    let e = run_ensemble(run_dir, calibration)?.clone();
+    let training = member_training_images(run_dir, gan, &e.ensemble.config)?;
     Ok(EnsembleParts {
         calibration: e,
         training,
     })
+}
+
+/// The ensemble of the run's calibration for the search, or what to run to get one.
+pub(crate) fn run_ensemble<'c>(
+    run_dir: &Path,
+    calibration: Option<&'c Calibration>,
+) -> Result<&'c calibration::EnsembleCalibration> {
+    calibration
+        .and_then(|c| c.ensemble.as_ref())
+        .with_context(|| {
+            format!(
+                "--method ensemble: the run has no ensemble calibrated with these search flags; \
+                 run `adgan calibrate --model {} --method ensemble` with them first",
+                run_dir.display()
+            )
+        })
+}
+
+/// The images the run trained on, when a member of `ensemble` is fitted on them.
+fn member_training_images(
+    run_dir: &Path,
+    gan: &TrainedGan,
+    ensemble: &adgan::score::ensemble::EnsembleConfig,
+) -> Result<Option<Dataset>> {
+    if ensemble.members.iter().all(|m| m.needs_gan()) {
+        return Ok(None);
+    }
+    let images = calibration::training_images(&gan.config).with_context(|| {
+        format!(
+            "reading the images the run in {} trained on, which the ensemble's members are \
+             fitted on",
+            run_dir.display()
+        )
+    })?;
+    Ok(Some(images))
 }
 
 /// Warns when `alpha` is below the smallest p-value `calibration` can give: then no image is

@@ -184,15 +184,7 @@ fn ensemble_calibration<'c>(
     args: &ScoreArgs,
     calibration: Option<&'c Calibration>,
 ) -> Result<&'c calibration::EnsembleCalibration> {
-    let e = calibration
-        .and_then(|c| c.ensemble.as_ref())
-        .with_context(|| {
-            format!(
-            "--method ensemble: the run has no ensemble calibrated with these search flags; run \
-             `adgan calibrate --model {} --method ensemble` with them first",
-            args.model.display()
-        )
-        })?;
+    let e = calibrate::run_ensemble(&args.model, calibration)?;
     if args.pca_dim != e.pca_dim && args.pca_dim != PcaConfig::default().fallback_dim {
         bail!(
             "--pca-dim {}: the ensemble's members were calibrated with {}; leave --pca-dim out, \
