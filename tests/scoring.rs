@@ -542,7 +542,8 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
         let maps = image::open(out.join(name)).unwrap();
         assert_eq!((maps.width(), maps.height()), (2 + 12 * 130, 2 + 130));
     }
-    // Ranking is by the ADGAN search; another method is refused before any work, saying why.
+    // Ranking is by the ADGAN search (or the ensemble around it); `rank -h` lists only
+    // those, and another method is refused by the parser before any work, naming them.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
         .args([
             "rank", "--model", run, "--images", images, "--method", "kde",
@@ -553,7 +554,7 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
-        stderr.contains("adgan or adgan-ic") && stderr.contains("adgan score"),
+        stderr.contains("invalid value 'kde'") && stderr.contains("adgan, adgan-ic, ensemble"),
         "{stderr}"
     );
 }
