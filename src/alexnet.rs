@@ -113,6 +113,11 @@ impl AlexNet {
         &self.weights[key]
     }
 
+    /// The layer whose output is the feature.
+    pub fn layer(&self) -> AlexNetLayer {
+        self.layer
+    }
+
     /// Features of images N x C x H x W in [-1, 1] (grey is repeated to RGB): N x 9216 for
     /// conv5, N x 4096 for fc7; 64 images at a time so memory stays bounded.
     pub fn features(&self, images: &Tensor) -> Tensor {

@@ -62,6 +62,12 @@ pub struct TrainedGan {
     pub run_dir: PathBuf,
 }
 
+/// The folder of `run_dir` where the method `name`'s autoencoder or fitted classic baseline
+/// is kept (`baselines/<name>`).
+pub fn baseline_dir(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join("baselines").join(name)
+}
+
 /// Loads the configuration and latest checkpoint of a run folder onto `device`.
 pub fn load_gan(run_dir: &Path, device: Device) -> Result<TrainedGan> {
     load_gan_from(run_dir, &run_dir.join(CHECKPOINT_FILE), device)

@@ -349,3 +349,88 @@ fn alexnet_features_feed_the_classic_baselines() {
     );
     assert!(AlexNet::load(&broken, AlexNetLayer::Conv5, Device::Cpu).is_ok());
 }
+
+#[test]
+fn a_kept_baseline_loads_with_the_scores_of_a_fresh_fit() {
+    use adgan::score::kept::{fit_or_load, Provenance, KEPT_RECORD};
+    let (normal, _, test) = demo();
+    let pixels = FeatureExtractor::Pixels;
+    let config = PcaConfig {
+        fallback_dim: 8,
+        ..PcaConfig::default()
+    };
+    let folder = tempfile::tempdir().unwrap();
+    let score = |fitted: &mut adgan::score::classic::FittedClassic| {
+        score_all(
+            fitted.detector.as_mut(),
+            &test.images,
+            64,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap()
+    };
+    for kind in [
+        Classic::Kde,
+        Classic::OcSvm,
+        Classic::IsolationForest,
+        Classic::Gmm,
+    ] {
+        let dir = folder.path().join(kind.name());
+        let mut fresh = fit_classic(kind, &pixels, &normal.images, None, &config).unwrap();
+        let (mut first, how) =
+            fit_or_load(kind, &pixels, &normal, &config, &dir, Device::Cpu).unwrap();
+        assert_eq!(how, Provenance::Kept, "{kind:?}");
+        let (mut loaded, how) =
+            fit_or_load(kind, &pixels, &normal, &config, &dir, Device::Cpu).unwrap();
+        assert_eq!(how, Provenance::Loaded, "{kind:?}");
+        let expected = score(&mut fresh);
+        assert_eq!(score(&mut first), expected, "{kind:?}: kept fit");
+        assert_eq!(score(&mut loaded), expected, "{kind:?}: loaded");
+        assert_eq!(loaded.chosen, fresh.chosen, "{kind:?}");
+    }
+
+    // Other images, or another dimension, are fitted anew and leave the kept fit alone.
+    let dir = folder.path().join("kde");
+    let kept = std::fs::read(dir.join(KEPT_RECORD)).unwrap();
+    let fewer = normal.select(&(0..normal.len() - 1).collect::<Vec<_>>());
+    let (_, how) = fit_or_load(Classic::Kde, &pixels, &fewer, &config, &dir, Device::Cpu).unwrap();
+    assert!(
+        matches!(&how, Provenance::NotKept(why) if why.contains("SHA-256")),
+        "{how:?}"
+    );
+    let wider = PcaConfig {
+        fallback_dim: 9,
+        ..config.clone()
+    };
+    let (_, how) = fit_or_load(Classic::Kde, &pixels, &normal, &wider, &dir, Device::Cpu).unwrap();
+    assert!(
+        matches!(&how, Provenance::NotKept(why) if why.contains("PCA dimension 8 kept, 9 here")),
+        "{how:?}"
+    );
+    assert_eq!(std::fs::read(dir.join(KEPT_RECORD)).unwrap(), kept);
+
+    // A record from a newer adgan, or a damaged tensor file, is refused with what to do.
+    let text = String::from_utf8(kept).unwrap();
+    std::fs::write(
+        dir.join(KEPT_RECORD),
+        text.replace("\"format_version\": 1", "\"format_version\": 9"),
+    )
+    .unwrap();
+    let err = fit_or_load(Classic::Kde, &pixels, &normal, &config, &dir, Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("newer"), "{err:#}");
+    std::fs::write(dir.join(KEPT_RECORD), &text).unwrap();
+    let tensors = dir.join(adgan::score::kept::KEPT_TENSORS);
+    let bytes = std::fs::read(&tensors).unwrap();
+    std::fs::write(&tensors, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fit_or_load(Classic::Kde, &pixels, &normal, &config, &dir, Device::Cpu)
+        .err()
+        .unwrap();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("delete") && message.contains("kde"),
+        "{message}"
+    );
+}

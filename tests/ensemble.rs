@@ -106,6 +106,11 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
         "the second half calibrates it"
     );
     assert!(ensemble.ids.iter().all(|id| calibration.ids.contains(id)));
+    // Its classic member is kept in the run, fitted on the training images only.
+    let kept: adgan::score::kept::KeptRecord =
+        adgan::io::read_json(&dir.path().join("run/baselines/kde/fitted.json"), "kept").unwrap();
+    assert_eq!(kept.pca_dim, 8);
+    assert!(kept.images > 0 && !calibration.ids.is_empty());
 
     // Another PCA dimension than the calibration's is refused; left out, it is the calibration's.
     let (ok, _, stderr) = score(&d("bad.csv"), &["--pca-dim", "16"]);
@@ -114,6 +119,11 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains("ensemble of adgan+adgan-ic+kde"),
+        "{stderr}"
+    );
+    // score loads the member that calibrate kept rather than fitting it again.
+    assert!(
+        stderr.contains("member kde fitted on") && stderr.contains("loaded from"),
         "{stderr}"
     );
     let table = std::fs::read_to_string(d("scores.csv")).unwrap();
@@ -172,6 +182,11 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
     assert!(stdout.contains("ranked 12 images"), "{stdout}");
     assert!(
         stderr.contains("ensemble of adgan+adgan-ic+kde"),
+        "{stderr}"
+    );
+    // score loads the member that calibrate kept rather than fitting it again.
+    assert!(
+        stderr.contains("member kde fitted on") && stderr.contains("loaded from"),
         "{stderr}"
     );
 }

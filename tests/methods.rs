@@ -65,6 +65,7 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
             ..AutoencoderConfig::default()
         },
         autoencoder_dir: &autoencoder_dir,
+        classic_dir: None,
         normal: Some(&data),
         validation: Some(&validation),
         pca: PcaConfig {

@@ -98,10 +98,11 @@ pub(crate) fn calibrate_ensemble(
     images: &Dataset,
 ) -> Result<calibration::EnsembleCalibration> {
     let training = member_training_images(run_dir, gan, ensemble)?;
-    let autoencoder_dir = |m: Method| run_dir.join("baselines").join(m.name());
+    let baseline_dir = |m: Method| adgan::run::baseline_dir(run_dir, m.name());
     let inputs = Inputs {
         normal: training.as_ref(),
-        autoencoder_dir: &autoencoder_dir,
+        autoencoder_dir: &baseline_dir,
+        classic_dir: Some(&baseline_dir),
         pca: adgan::score::features::PcaConfig {
             fallback_dim: pca_dim,
             ..Default::default()

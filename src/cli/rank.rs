@@ -82,6 +82,9 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let asked = args.method.map(Method::from);
     let chosen = calibrate::method_or_default(asked, run_calibration.as_ref(), &args.model);
     let mut inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
+    let baseline_dir = |m: Method| adgan::run::baseline_dir(&args.model, m.name());
+    inputs.autoencoder_dir = &baseline_dir;
+    inputs.classic_dir = Some(&baseline_dir);
     let ensemble = match chosen {
         Method::Ensemble => Some(calibrate::ensemble_parts(
             &args.model,

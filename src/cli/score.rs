@@ -147,7 +147,7 @@ fn build_detector<'g>(
         Some(e) => e.ensemble.config.members.contains(&Method::AdganIc),
         None => method == Method::AdganIc,
     };
-    let autoencoder_dir = |m: Method| args.model.join("baselines").join(m.name());
+    let baseline_dir = |m: Method| adgan::run::baseline_dir(&args.model, m.name());
     let inputs = Inputs {
         device,
         model: gan.config.model,
@@ -156,7 +156,12 @@ fn build_detector<'g>(
         batch_images: args.search.batch_images()?,
         anogan: Default::default(),
         autoencoder: Default::default(),
-        autoencoder_dir: &autoencoder_dir,
+        autoencoder_dir: &baseline_dir,
+        // Only a fit on the run's own training images is the run's to keep.
+        classic_dir: match args.train {
+            None => Some(&baseline_dir),
+            Some(_) => None,
+        },
         normal: normal.as_ref(),
         validation: None,
         pca: PcaConfig {

@@ -270,6 +270,7 @@ impl MemberTask<'_> {
             anogan: config.anogan,
             autoencoder: config.autoencoder,
             autoencoder_dir: &autoencoder_dir,
+            classic_dir: None,
             normal: Some(&self.split.fit),
             validation: Some(&choose_on),
             pca: match dim {

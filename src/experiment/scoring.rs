@@ -177,6 +177,7 @@ pub(super) fn score_method(
         anogan: config.anogan,
         autoencoder: config.autoencoder,
         autoencoder_dir: &autoencoder_dir,
+        classic_dir: None,
         normal: Some(&task.train),
         validation: context.validation,
         pca: config.baselines.clone(),

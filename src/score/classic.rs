@@ -2,7 +2,7 @@
 //! dimension chosen on a validation set when one is given), ready to score as a [`Detector`].
 
 use super::features::{
-    select_dimension, FeatureExtractor, FeatureModel, PcaConfig, PcaDetector, Validation,
+    select_dimension, FeatureExtractor, FeatureModel, Pca, PcaConfig, PcaDetector, Validation,
 };
 use super::gmm::{Gmm, GmmConfig};
 use super::iforest::{IsolationForest, IsolationForestConfig};
@@ -11,7 +11,7 @@ use super::ocsvm::{OcSvm, OcSvmConfig};
 use super::Detector;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use tch::Tensor;
 
 /// A classic baseline on PCA features.
@@ -52,21 +52,18 @@ pub struct FittedClassic {
     pub detector: Box<dyn Detector>,
     /// Chosen hyperparameters, by name.
     pub chosen: BTreeMap<String, f64>,
+    /// The fitted projection and model as named tensors (`pca.*`, `model.*`): what
+    /// [`super::kept`] saves and rebuilds the detector from.
+    pub parameters: Vec<(String, Tensor)>,
 }
 
 /// A fitted model of one kind, with what it chose.
-struct Chosen<M> {
-    model: M,
+struct Chosen {
+    model: Box<dyn FeatureModel>,
     chosen: Vec<(&'static str, f64)>,
 }
 
-impl<M: FeatureModel> FeatureModel for Chosen<M> {
-    fn score(&self, features: &Tensor) -> Result<Tensor> {
-        self.model.score(features)
-    }
-}
-
-fn fit_model(kind: Classic, x: &Tensor, seed: u64) -> Result<Chosen<Box<dyn FeatureModel>>> {
+fn fit_model(kind: Classic, x: &Tensor, seed: u64) -> Result<Chosen> {
     Ok(match kind {
         Classic::Kde => {
             let kde = Kde::fit_cross_validated(x, &bandwidth_grid(), 10)?;
@@ -112,10 +109,40 @@ fn fit_model(kind: Classic, x: &Tensor, seed: u64) -> Result<Chosen<Box<dyn Feat
     })
 }
 
+/// The model of `kind` rebuilt from its [`FeatureModel::parameters`].
+pub(crate) fn model_from_parameters(
+    kind: Classic,
+    parameters: &HashMap<String, Tensor>,
+) -> Result<Box<dyn FeatureModel>> {
+    Ok(match kind {
+        Classic::Kde => Box::new(Kde::from_parameters(parameters)?),
+        Classic::OcSvm => Box::new(OcSvm::from_parameters(parameters)?),
+        Classic::IsolationForest => Box::new(IsolationForest::from_parameters(parameters)?),
+        Classic::Gmm => Box::new(Gmm::from_parameters(parameters)?),
+    })
+}
+
 impl FeatureModel for Box<dyn FeatureModel> {
     fn score(&self, features: &Tensor) -> Result<Tensor> {
         self.as_ref().score(features)
     }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.as_ref().parameters()
+    }
+}
+
+/// The named tensors of a fitted projection and model, under `pca.` and `model.`.
+pub(crate) fn detector_parameters(pca: &Pca, model: &dyn FeatureModel) -> Vec<(String, Tensor)> {
+    let pca = pca
+        .parameters()
+        .into_iter()
+        .map(|(k, t)| (format!("pca.{k}"), t));
+    let model = model
+        .parameters()
+        .into_iter()
+        .map(|(k, t)| (format!("model.{k}"), t));
+    pca.chain(model).collect()
 }
 
 /// Fits `kind` on the features of the normal images `train`: the PCA dimension is the best of
@@ -132,7 +159,7 @@ pub fn fit_classic(
     let dim = match validation {
         Some(validation) => {
             let (dim, aucs) = select_dimension(validation, extractor, &config.dims, &mut |x| {
-                fit_model(kind, x, config.seed)
+                fit_model(kind, x, config.seed).map(|fitted| fitted.model)
             })?;
             for (d, auc) in aucs {
                 chosen.insert(format!("validation_auc_{d}"), auc);
@@ -141,14 +168,18 @@ pub fn fit_classic(
         }
         None => config.fallback_dim,
     };
+    let mut model_chose = Vec::new();
     let detector = PcaDetector::fit(kind.name(), extractor.clone(), train, dim, &mut |x| {
-        fit_model(kind, x, config.seed)
+        let fitted = fit_model(kind, x, config.seed)?;
+        model_chose = fitted.chosen;
+        Ok(fitted.model)
     })?;
     chosen.insert("pca_dim".to_string(), dim as f64);
-    for &(name, value) in &detector.model().chosen {
+    for (name, value) in model_chose {
         chosen.insert(name.to_string(), value);
     }
     Ok(FittedClassic {
+        parameters: detector_parameters(detector.pca(), detector.model()),
         detector: Box::new(detector),
         chosen,
     })

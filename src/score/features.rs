@@ -15,6 +15,7 @@ use crate::alexnet::{AlexNet, AlexNetLayer};
 use crate::data::{Dataset, ValidationSplit};
 use crate::eval::roc_auc;
 use anyhow::{ensure, Context, Result};
+use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
 /// Images N x C x H x W flattened to N x (C*H*W) doubles (the precision the linear algebra of
@@ -54,6 +55,17 @@ impl FeatureExtractor {
         Ok(FeatureExtractor::AlexNet(std::rc::Rc::new(AlexNet::load(
             path, layer, device,
         )?)))
+    }
+
+    /// What the features are, for records: `pixels`, `alexnet-conv5` or `alexnet-fc7`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FeatureExtractor::Pixels => "pixels",
+            FeatureExtractor::AlexNet(net) => match net.layer() {
+                AlexNetLayer::Conv5 => "alexnet-conv5",
+                AlexNetLayer::Fc7 => "alexnet-fc7",
+            },
+        }
     }
 
     /// Feature vectors (N x D doubles) of images N x C x H x W.
@@ -124,6 +136,9 @@ impl Pca {
             let (_, vectors) = covariance.linalg_eigh("L");
             vectors.narrow(1, d_in - dim as i64, dim as i64).flip([1])
         };
+        // Contiguous, as a kept projection is when it is loaded: the same layout gives the
+        // same rounding, so a loaded baseline scores exactly as the fitted one.
+        let components = components.contiguous();
         Ok(Pca { mean, components })
     }
 
@@ -144,12 +159,60 @@ impl Pca {
     pub fn project(&self, x: &Tensor) -> Tensor {
         (x.to_device(self.mean.device()) - &self.mean).matmul(&self.components)
     }
+
+    /// The mean and the components, by name, for keeping the projection.
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("mean".to_string(), self.mean.shallow_clone()),
+            ("components".to_string(), self.components.shallow_clone()),
+        ]
+    }
+
+    /// The projection of [`Pca::parameters`], checked for matching shapes.
+    pub fn from_parameters(parameters: &HashMap<String, Tensor>) -> Result<Pca> {
+        let mean = parameter(parameters, "mean")?.to_kind(Kind::Double);
+        let components = parameter(parameters, "components")?.to_kind(Kind::Double);
+        ensure!(
+            mean.dim() == 1
+                && components.dim() == 2
+                && components.size()[0] == mean.size()[0]
+                && components.size()[1] > 0,
+            "the kept PCA has mean {:?} and components {:?}: they do not fit together",
+            mean.size(),
+            components.size()
+        );
+        Ok(Pca { mean, components })
+    }
 }
 
 /// A model of normal feature vectors that scores new ones (higher = more anomalous).
 pub trait FeatureModel {
     /// Anomaly scores of the rows of `features` (N x d' doubles), [N].
     fn score(&self, features: &Tensor) -> Result<Tensor>;
+
+    /// The fitted model as named tensors, from which its kind's `from_parameters` rebuilds
+    /// it exactly (how a run keeps a fitted baseline).
+    fn parameters(&self) -> Vec<(String, Tensor)>;
+}
+
+/// The tensor `name` of a kept model's `parameters`, or an error naming what is missing.
+pub(crate) fn parameter(parameters: &HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
+    parameters
+        .get(name)
+        .map(Tensor::shallow_clone)
+        .with_context(|| format!("the kept model has no tensor {name}"))
+}
+
+/// A scalar kept as a one-element tensor.
+pub(crate) fn scalar_parameter(parameters: &HashMap<String, Tensor>, name: &str) -> Result<f64> {
+    let t = parameter(parameters, name)?;
+    ensure!(t.numel() == 1, "the kept model's {name} is not one number");
+    Ok(t.to_kind(Kind::Double).double_value(&[]))
+}
+
+/// A number as a one-element tensor of doubles, for [`FeatureModel::parameters`].
+pub(crate) fn scalar_tensor(value: f64) -> Tensor {
+    Tensor::from_slice(&[value])
 }
 
 /// How the classic baselines are set up.
@@ -283,9 +346,24 @@ impl<M: FeatureModel> PcaDetector<M> {
         })
     }
 
+    /// The detector of an already fitted `pca` and `model` (a kept baseline, loaded).
+    pub fn from_parts(name: &str, extractor: FeatureExtractor, pca: Pca, model: M) -> Self {
+        Self {
+            name: name.to_string(),
+            extractor,
+            pca,
+            model,
+        }
+    }
+
     /// The fitted feature model.
     pub fn model(&self) -> &M {
         &self.model
+    }
+
+    /// The fitted projection.
+    pub fn pca(&self) -> &Pca {
+        &self.pca
     }
 
     /// The PCA dimension d'.

@@ -7,11 +7,12 @@
 //! with batched Cholesky solves, which libtorch runs on BLAS (or a GPU) and which the ~100 EM
 //! fits of a BIC and dimension search need.
 
-use super::features::{check_features, FeatureModel};
+use super::features::{check_features, parameter, scalar_parameter, scalar_tensor, FeatureModel};
 use super::kde::squared_distances;
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
 /// EM settings.
@@ -223,5 +224,44 @@ fn kmeans(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> Tensor {
 impl FeatureModel for Gmm {
     fn score(&self, features: &Tensor) -> Result<Tensor> {
         Ok(-self.log_likelihood(features))
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("log_weights".to_string(), self.log_weights.shallow_clone()),
+            ("means".to_string(), self.means.shallow_clone()),
+            ("cholesky".to_string(), self.cholesky.shallow_clone()),
+            (
+                "mean_log_likelihood".to_string(),
+                scalar_tensor(self.mean_log_likelihood),
+            ),
+            ("bic".to_string(), scalar_tensor(self.bic)),
+        ]
+    }
+}
+
+impl Gmm {
+    /// The mixture of [`FeatureModel::parameters`].
+    pub fn from_parameters(parameters: &HashMap<String, Tensor>) -> Result<Gmm> {
+        let log_weights = parameter(parameters, "log_weights")?.to_kind(Kind::Double);
+        let means = parameter(parameters, "means")?.to_kind(Kind::Double);
+        let cholesky = parameter(parameters, "cholesky")?.to_kind(Kind::Double);
+        let (k, d) = match means.size()[..] {
+            [k, d] => (k, d),
+            _ => bail!("the kept GMM's means are not K x d"),
+        };
+        ensure!(
+            log_weights.size() == [k] && cholesky.size() == [k, d, d],
+            "the kept GMM has {k} x {d} means but weights {:?} and Cholesky factors {:?}",
+            log_weights.size(),
+            cholesky.size()
+        );
+        Ok(Gmm {
+            log_weights,
+            means,
+            cholesky,
+            mean_log_likelihood: scalar_parameter(parameters, "mean_log_likelihood")?,
+            bic: scalar_parameter(parameters, "bic")?,
+        })
     }
 }

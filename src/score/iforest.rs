@@ -7,11 +7,12 @@
 //! on host memory, and the Rust crates for it carry their own data types and RNGs, which would
 //! break the project's one seeded ChaCha stream per run.
 
-use super::features::{check_features, FeatureModel};
-use anyhow::Result;
+use super::features::{check_features, parameter, scalar_parameter, scalar_tensor, FeatureModel};
+use anyhow::{bail, ensure, Result};
 use rand::seq::index::sample;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
 /// Forest settings.
@@ -146,7 +147,112 @@ impl IsolationForest {
     }
 }
 
+/// Appends `node` in preorder: a split as (its feature, its threshold) and then both subtrees,
+/// a leaf as (-1, its size).
+fn flatten_tree(node: &Node, features: &mut Vec<i64>, values: &mut Vec<f64>) {
+    match node {
+        Node::Leaf { size } => {
+            features.push(-1);
+            values.push(*size as f64);
+        }
+        Node::Split {
+            feature,
+            threshold,
+            left,
+            right,
+        } => {
+            features.push(*feature as i64);
+            values.push(*threshold);
+            flatten_tree(left, features, values);
+            flatten_tree(right, features, values);
+        }
+    }
+}
+
+/// The tree that starts at `*at` of a [`flatten_tree`] encoding; `depth` bounds the recursion
+/// on a corrupt file.
+fn unflatten_tree(features: &[i64], values: &[f64], at: &mut usize, depth: usize) -> Result<Node> {
+    let (Some(&feature), Some(&value)) = (features.get(*at), values.get(*at)) else {
+        bail!("the kept Isolation Forest ends inside a tree");
+    };
+    ensure!(
+        depth <= 64,
+        "the kept Isolation Forest has a tree deeper than 64"
+    );
+    *at += 1;
+    if feature < 0 {
+        ensure!(
+            value >= 0.0 && value.fract() == 0.0,
+            "the kept Isolation Forest has a leaf of size {value}"
+        );
+        return Ok(Node::Leaf {
+            size: value as usize,
+        });
+    }
+    let left = unflatten_tree(features, values, at, depth + 1)?;
+    let right = unflatten_tree(features, values, at, depth + 1)?;
+    Ok(Node::Split {
+        feature: feature as usize,
+        threshold: value,
+        left: Box::new(left),
+        right: Box::new(right),
+    })
+}
+
+impl IsolationForest {
+    /// The forest of [`FeatureModel::parameters`].
+    pub fn from_parameters(parameters: &HashMap<String, Tensor>) -> Result<IsolationForest> {
+        let features =
+            Vec::<i64>::try_from(&parameter(parameters, "node_features")?.flatten(0, -1))?;
+        let values = Vec::<f64>::try_from(
+            &parameter(parameters, "node_values")?
+                .to_kind(Kind::Double)
+                .flatten(0, -1),
+        )?;
+        ensure!(
+            features.len() == values.len(),
+            "the kept Isolation Forest has {} node features for {} node values",
+            features.len(),
+            values.len()
+        );
+        let count = scalar_parameter(parameters, "trees")?;
+        let samples = scalar_parameter(parameters, "samples_per_tree")?;
+        ensure!(
+            count >= 1.0 && samples >= 1.0,
+            "the kept Isolation Forest has {count} trees of {samples} points"
+        );
+        let mut at = 0;
+        let trees = (0..count as usize)
+            .map(|_| unflatten_tree(&features, &values, &mut at, 0))
+            .collect::<Result<Vec<_>>>()?;
+        ensure!(
+            at == features.len(),
+            "the kept Isolation Forest has nodes beyond its last tree"
+        );
+        Ok(IsolationForest {
+            trees,
+            samples_per_tree: samples as usize,
+        })
+    }
+}
+
 impl FeatureModel for IsolationForest {
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let (mut features, mut values) = (Vec::new(), Vec::new());
+        for tree in &self.trees {
+            flatten_tree(tree, &mut features, &mut values);
+        }
+        vec![
+            ("node_features".to_string(), Tensor::from_slice(&features)),
+            ("node_values".to_string(), Tensor::from_slice(&values)),
+            ("trees".to_string(), scalar_tensor(self.trees.len() as f64)),
+            (
+                "samples_per_tree".to_string(),
+                scalar_tensor(self.samples_per_tree as f64),
+            ),
+        ]
+    }
+
     fn score(&self, features: &Tensor) -> Result<Tensor> {
         let norm = average_path_length(self.samples_per_tree).max(f64::MIN_POSITIVE);
         let scores: Vec<f64> = rows(features)

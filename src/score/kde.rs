@@ -5,8 +5,9 @@
 //! Written on tensors rather than with a crate: the work is pairwise distances between ~6000
 //! points, which libtorch does as one matrix product (and on a GPU when there is one).
 
-use super::features::{check_features, FeatureModel};
+use super::features::{check_features, parameter, scalar_parameter, scalar_tensor, FeatureModel};
 use anyhow::{ensure, Result};
+use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
 /// Bandwidth candidates of the paper: 2^0, 2^0.5, ..., 2^4.
@@ -100,5 +101,22 @@ impl FeatureModel for Kde {
             &features.to_kind(Kind::Double),
             self.bandwidth,
         ))
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("train".to_string(), self.train.shallow_clone()),
+            ("bandwidth".to_string(), scalar_tensor(self.bandwidth)),
+        ]
+    }
+}
+
+impl Kde {
+    /// The KDE of [`FeatureModel::parameters`].
+    pub fn from_parameters(parameters: &HashMap<String, Tensor>) -> Result<Kde> {
+        Kde::new(
+            &parameter(parameters, "train")?,
+            scalar_parameter(parameters, "bandwidth")?,
+        )
     }
 }

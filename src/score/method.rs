@@ -10,6 +10,7 @@ use super::critic::CriticScore;
 use super::dcae::DcaeScore;
 use super::ensemble::{Ensemble, EnsembleDetector, Member};
 use super::features::{FeatureExtractor, PcaConfig, Validation};
+use super::kept::{fit_or_load, Provenance};
 use super::prior::{prior_scores, PriorScore};
 use super::vae::VaeScore;
 use super::{score_columns, to_scores, Detector};
@@ -170,6 +171,10 @@ pub struct Inputs<'a, 'g> {
     pub autoencoder: AutoencoderConfig,
     /// Where the autoencoder of a method is trained once and kept.
     pub autoencoder_dir: &'a dyn Fn(Method) -> PathBuf,
+    /// Where a classic baseline fitted without validation is kept and loaded from (a run's
+    /// `baselines/<method>`); `None` fits it anew each time (an experiment keeps its scores
+    /// instead).
+    pub classic_dir: Option<&'a dyn Fn(Method) -> PathBuf>,
     /// Normal images the baselines are fitted on.
     pub normal: Option<&'a Dataset>,
     /// Labelled validation images from the train split, to choose the PCA dimension with;
@@ -222,6 +227,7 @@ impl<'g> Inputs<'static, 'g> {
             anogan: AnoganConfig::default(),
             autoencoder: AutoencoderConfig::default(),
             autoencoder_dir: &no_autoencoder,
+            classic_dir: None,
             normal: None,
             validation: None,
             pca: PcaConfig::default(),
@@ -353,6 +359,7 @@ fn build_ensemble<'g>(
     let mut detectors = Vec::new();
     let mut batch = usize::MAX;
     let mut chosen = BTreeMap::new();
+    let mut summaries = Vec::new();
     for &member in members {
         let search = members.iter().position(|&m| m == Method::Adgan);
         if let (Method::AdganIc, Some(of)) = (member, search) {
@@ -366,12 +373,17 @@ fn build_ensemble<'g>(
         let built = build(member, inputs, on_fit)
             .with_context(|| format!("building the ensemble member {}", member.name()))?;
         batch = batch.min(built.batch);
+        summaries.push(format!("\n  member {}", built.summary));
         for (key, value) in built.chosen {
             chosen.insert(format!("{}_{key}", member.name()), value);
         }
         detectors.push(Member::Own(built.detector));
     }
-    let summary = format!("ensemble of {}", ensemble.config.label());
+    let summary = format!(
+        "ensemble of {}{}",
+        ensemble.config.label(),
+        summaries.concat()
+    );
     Ok(Built {
         detector: Box::new(EnsembleDetector::new(detectors, ensemble.clone())?),
         batch,
@@ -440,21 +452,36 @@ fn build_classic<'g>(method: Method, inputs: &Inputs<'_, 'g>) -> Result<Built<'g
         method.name(),
         inputs.device,
     )?;
-    let fitted = fit_classic(
-        kind,
-        &extractor,
-        &normal.images.to_device(inputs.device),
-        inputs.validation,
-        &inputs.pca,
-    )
-    .with_context(|| format!("fitting {}", method.name()))?;
+    let (fitted, kept) = match (inputs.classic_dir, inputs.validation) {
+        (Some(dir), None) => {
+            let dir = dir(method);
+            let (fitted, provenance) =
+                fit_or_load(kind, &extractor, normal, &inputs.pca, &dir, inputs.device)
+                    .with_context(|| format!("fitting {}", method.name()))?;
+            let kept = match provenance {
+                Provenance::Loaded => format!("; loaded from {}", dir.display()),
+                Provenance::Kept => format!("; kept in {}", dir.display()),
+                Provenance::NotKept(why) => format!(
+                    "; not kept, since {} keeps another fit ({why}): delete it to keep this one",
+                    dir.display()
+                ),
+            };
+            (fitted, kept)
+        }
+        _ => {
+            let images = normal.images.to_device(inputs.device);
+            let fitted = fit_classic(kind, &extractor, &images, inputs.validation, &inputs.pca)
+                .with_context(|| format!("fitting {}", method.name()))?;
+            (fitted, String::new())
+        }
+    };
     let chosen: Vec<String> = fitted
         .chosen
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     let summary = format!(
-        "{} fitted on {} normal images ({})",
+        "{} fitted on {} normal images ({}){kept}",
         method.name(),
         normal.len(),
         chosen.join(", ")

@@ -11,6 +11,7 @@ pub mod features;
 pub mod gmm;
 pub mod iforest;
 pub mod kde;
+pub mod kept;
 pub mod method;
 pub mod ocsvm;
 pub mod prior;

@@ -10,9 +10,10 @@
 //! linfa-svm because the kernel matrix of ~6000 points is one matrix product on tensors (and a
 //! GPU), and the solver itself is a short loop; libsvm's shrinking heuristic is left out.
 
-use super::features::{check_features, FeatureModel};
+use super::features::{check_features, parameter, scalar_parameter, scalar_tensor, FeatureModel};
 use super::kde::squared_distances;
 use anyhow::{bail, ensure, Result};
+use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
 /// OC-SVM settings.
@@ -233,5 +234,36 @@ impl OcSvm {
 impl FeatureModel for OcSvm {
     fn score(&self, features: &Tensor) -> Result<Tensor> {
         Ok(-self.decision(features))
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("support".to_string(), self.support.shallow_clone()),
+            ("alpha".to_string(), self.alpha.shallow_clone()),
+            ("rho".to_string(), scalar_tensor(self.rho)),
+            ("gamma".to_string(), scalar_tensor(self.gamma)),
+        ]
+    }
+}
+
+impl OcSvm {
+    /// The one-class SVM of [`FeatureModel::parameters`].
+    pub fn from_parameters(parameters: &HashMap<String, Tensor>) -> Result<OcSvm> {
+        let support = parameter(parameters, "support")?.to_kind(Kind::Double);
+        let alpha = parameter(parameters, "alpha")?.to_kind(Kind::Double);
+        ensure!(
+            support.dim() == 2 && alpha.dim() == 1 && alpha.size()[0] == support.size()[0],
+            "the kept OC-SVM has {:?} support vectors for {:?} weights",
+            support.size(),
+            alpha.size()
+        );
+        let gamma = scalar_parameter(parameters, "gamma")?;
+        ensure!(gamma > 0.0, "the kept OC-SVM has gamma {gamma}");
+        Ok(OcSvm {
+            support,
+            alpha,
+            rho: scalar_parameter(parameters, "rho")?,
+            gamma,
+        })
     }
 }
