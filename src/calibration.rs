@@ -675,4 +675,65 @@ mod tests {
             (0.5, 0.5, 0.5)
         );
     }
+
+    /// The guarantee of `adgan` and `adgan-ic` decisions, as a statistic: over many random
+    /// splits of one fixed set of normal images into calibration and test images, the mean
+    /// false-positive rate at alpha is at most alpha plus three standard errors. The scores
+    /// grow with the images' complexity, as ADGAN's do, so that `adgan-ic` corrects them: its
+    /// calibration scores by the cross-fitted lines, a test image's by the line of all of them.
+    #[test]
+    fn decisions_of_adgan_and_adgan_ic_keep_their_false_positive_rate() {
+        use rand::seq::SliceRandom;
+        use rand_distr::{Distribution, Normal};
+        let normal = Normal::new(0.0f64, 1.0).unwrap();
+        let mut rng = crate::rng::seeded(5);
+        let pool: Vec<(f64, f64)> = (0..1500)
+            .map(|_| {
+                let log_length = 7.0 + 0.4 * normal.sample(&mut rng);
+                let log_score = -4.0 + 1.3 * log_length + 0.3 * normal.sample(&mut rng);
+                (log_score.exp(), log_length.exp())
+            })
+            .collect();
+        let (repeats, n_cal) = (300, 150);
+        for alpha in [0.05, 0.1, 0.2] {
+            for method in [Method::Adgan, Method::AdganIc] {
+                let mut rates = Vec::new();
+                let mut order: Vec<usize> = (0..pool.len()).collect();
+                for _ in 0..repeats {
+                    order.shuffle(&mut rng);
+                    let (cal, test) = order.split_at(n_cal);
+                    let run = Calibration {
+                        lengths: cal.iter().map(|&i| pool[i].1).collect(),
+                        ..calibration(cal.iter().map(|&i| pool[i].0).collect())
+                    };
+                    let decides = run.for_method(method).unwrap();
+                    let line = run.complexity_line().unwrap();
+                    let flagged = test
+                        .iter()
+                        .map(|&i| match method {
+                            Method::AdganIc => line.correct(pool[i].0, pool[i].1),
+                            _ => pool[i].0,
+                        })
+                        .filter(|&s| decides.p_value(s) <= alpha)
+                        .count();
+                    rates.push(flagged as f64 / test.len() as f64);
+                }
+                let mean = rates.iter().sum::<f64>() / repeats as f64;
+                let var = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>()
+                    / (repeats - 1) as f64;
+                let se = (var / repeats as f64).sqrt();
+                assert!(
+                    mean <= alpha + 3.0 * se,
+                    "{}: false-positive rate {mean:.4} at alpha {alpha} (se {se:.4})",
+                    method.name()
+                );
+                // And the decisions are not needlessly timid: the rate is near alpha.
+                assert!(
+                    mean >= alpha - 0.02,
+                    "{}: false-positive rate {mean:.4} at alpha {alpha}",
+                    method.name()
+                );
+            }
+        }
+    }
 }
