@@ -719,8 +719,8 @@ mod tests {
                     rates.push(flagged as f64 / test.len() as f64);
                 }
                 let mean = rates.iter().sum::<f64>() / repeats as f64;
-                let var = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>()
-                    / (repeats - 1) as f64;
+                let var =
+                    rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (repeats - 1) as f64;
                 let se = (var / repeats as f64).sqrt();
                 assert!(
                     mean <= alpha + 3.0 * se,

@@ -109,6 +109,15 @@ fn nonsense_settings_are_refused_before_any_work() {
             "--lambda: the gradient penalty weight must be finite and not negative",
         ),
         (&["--objective", "clip", "--beta1", "0.5"], "--beta1"),
+        // An option the objective ignores is refused, not silently dropped.
+        (
+            &["--objective", "gp", "--clip=-1"],
+            "which the gp objective does not clip",
+        ),
+        (
+            &["--objective", "clip", "--lambda", "5"],
+            "which the clip objective does not use",
+        ),
         (&["--recipe", "best"], "unknown recipe"),
         (
             &["--objective", "gp", "--beta1", "1.5"],

@@ -179,12 +179,12 @@ pub(crate) struct GanArgs {
     /// Adam's beta1 with the gp objective [default: the recipe's, or 0 as in WGAN-GP].
     #[arg(long)]
     pub(crate) beta1: Option<f64>,
-    /// Weight clipping bound (clip).
-    #[arg(long, default_value_t = 0.01)]
-    pub(crate) clip: f64,
-    /// Gradient penalty weight (gp).
-    #[arg(long, default_value_t = 10.0)]
-    pub(crate) lambda: f64,
+    /// Weight clipping bound, clip objective only [default: 0.01].
+    #[arg(long)]
+    pub(crate) clip: Option<f64>,
+    /// Gradient penalty weight, gp objective only [default: 10].
+    #[arg(long)]
+    pub(crate) lambda: Option<f64>,
     /// Seed of initialisation and sampling.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
@@ -218,9 +218,24 @@ impl GanArgs {
             }
             _ => ObjectiveKind::Gp,
         };
-        if self.beta1.is_some() && objective == ObjectiveKind::Clip {
+        // An option the objective ignores is refused, so that no one believes it was used.
+        if objective == ObjectiveKind::Clip {
+            if self.beta1.is_some() {
+                bail!(
+                    "--beta1 sets Adam's beta1, which only the gp objective uses (clip uses \
+                     RMSprop)"
+                );
+            }
+            if self.lambda.is_some() {
+                bail!(
+                    "--lambda weighs the gradient penalty, which the clip objective does not \
+                     use: add --objective gp, or leave --lambda out"
+                );
+            }
+        } else if self.clip.is_some() {
             bail!(
-                "--beta1 sets Adam's beta1, which only the gp objective uses (clip uses RMSprop)"
+                "--clip bounds the critic's weights, which the gp objective does not clip: add \
+                 --objective clip, or leave --clip out"
             );
         }
         // Another objective than the recipe's brings its own optimiser.
@@ -230,10 +245,13 @@ impl GanArgs {
             (ObjectiveKind::Clip, _) => TrainConfig::default(),
             (ObjectiveKind::Gp, _) => TrainConfig::gradient_penalty(),
         };
-        let objective = match objective {
-            ObjectiveKind::Clip => Objective::WeightClipping { clip: self.clip },
-            ObjectiveKind::Gp => Objective::GradientPenalty {
-                lambda: self.lambda,
+        // The base's objective is of the kind chosen; its bound or weight is the default.
+        let objective = match base.objective {
+            Objective::WeightClipping { clip } => Objective::WeightClipping {
+                clip: self.clip.unwrap_or(clip),
+            },
+            Objective::GradientPenalty { lambda } => Objective::GradientPenalty {
+                lambda: self.lambda.unwrap_or(lambda),
             },
         };
         let optimizer = match base.optimizer {
