@@ -492,7 +492,13 @@ impl OutputLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot write the lock file {} (nothing was computed yet): the output's \
+                     folder must be writable, so choose one that is",
+                    path.display()
+                )
+            })?;
         // SAFETY: flock on a file descriptor this function owns; it touches no memory.
         let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         if !taken {

@@ -553,3 +553,42 @@ fn a_folder_of_mixed_sizes_is_fitted_image_by_image() {
     let corner = padded.images.double_value(&[0, 0, 0, 0]);
     assert_eq!(corner, -1.0, "the 28x28 image is centred on a black border");
 }
+
+#[test]
+fn special_files_named_as_images_are_listed_as_skipped_with_the_reason() {
+    use adgan::data::{load_folder, FolderStream};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    save_png(&d.join("a.png"), 8, 8, 1);
+    save_png(&d.join("b.png"), 8, 8, 2);
+    std::os::unix::fs::symlink(d.join("gone.png"), d.join("dangling.png")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.png")).unwrap();
+    let fifo = std::ffi::CString::new(d.join("pipe.png").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path this test owns; a FIFO that is opened would block the test.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let spec = ImageSpec {
+        size: 8,
+        channels: 3,
+    };
+    let stream = FolderStream::open(d, spec, Fit::Pad, OnBadFile::Skip).unwrap();
+    let skipped: Vec<(String, String)> = stream
+        .skipped()
+        .into_iter()
+        .map(|(_, s)| (s.id, s.reason))
+        .collect();
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    let reason = |name: &str| {
+        skipped
+            .iter()
+            .find(|(id, _)| id.ends_with(name))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("{name} is not listed: {skipped:?}"))
+    };
+    assert!(reason("dangling.png").contains("dangling link"));
+    assert!(reason("pipe.png").contains("not a regular file"));
+    assert!(reason("zero.png").contains("not a regular file"));
+    let loaded = load_folder(d, spec, Fit::Pad, OnBadFile::Skip).unwrap();
+    assert_eq!((loaded.len(), loaded.skipped.len()), (2, 3));
+    let strict = common::error_text(load_folder(d, spec, Fit::Pad, OnBadFile::Fail));
+    assert!(strict.contains("dangling.png"), "{strict}");
+}

@@ -46,6 +46,32 @@ pub struct Listing {
     pub class_names: Vec<String>,
 }
 
+/// The entries of a folder named as images, folders aside. A link or special file among them
+/// (a FIFO, a device, a dangling link) is kept, so that reading it fails and lists it as
+/// skipped with its reason, rather than dropping it without a word.
+fn image_entries(entries: &[PathBuf]) -> Vec<PathBuf> {
+    entries
+        .iter()
+        .filter(|p| is_image(p) && !p.is_dir())
+        .cloned()
+        .collect()
+}
+
+/// Refuses anything but a regular file (after links), before it is opened: opening a FIFO
+/// would wait for a writer forever, and a device never ends.
+fn check_regular_file(path: &Path) -> Result<()> {
+    let metadata = std::fs::metadata(path).with_context(|| match path.is_symlink() {
+        true => format!("{} is a link to nothing (a dangling link)", path.display()),
+        false => format!("cannot read image {}", path.display()),
+    })?;
+    ensure!(
+        metadata.is_file(),
+        "{} is not a regular file (a FIFO, socket or device): only image files are read",
+        path.display()
+    );
+    Ok(())
+}
+
 /// Lists the images under `root`: its own image files if it has any (unlabelled), else those
 /// of each subfolder (labelled by subfolder).
 pub fn list(root: &Path) -> Result<Listing> {
@@ -55,12 +81,8 @@ pub fn list(root: &Path) -> Result<Listing> {
         root.display()
     );
     let entries = sorted_entries(root)?;
-    let flat: Vec<PathBuf> = entries
-        .iter()
-        .filter(|p| p.is_file() && is_image(p))
-        .cloned()
-        .collect();
-    if !flat.is_empty() {
+    let flat = image_entries(&entries);
+    if flat.iter().any(|p| p.is_file()) {
         return Ok(Listing {
             paths: flat,
             labels: None,
@@ -69,10 +91,7 @@ pub fn list(root: &Path) -> Result<Listing> {
     }
     let (mut paths, mut labels, mut names) = (Vec::new(), Vec::new(), Vec::new());
     for dir in entries.iter().filter(|p| p.is_dir()) {
-        let files: Vec<PathBuf> = sorted_entries(dir)?
-            .into_iter()
-            .filter(|p| p.is_file() && is_image(p))
-            .collect();
+        let files = image_entries(&sorted_entries(dir)?);
         if files.is_empty() {
             continue;
         }
@@ -105,6 +124,7 @@ pub fn list(root: &Path) -> Result<Listing> {
 
 /// Decodes one image file to `channels` (1 or 3) interleaved 8-bit channels.
 pub fn decode(path: &Path, channels: usize) -> Result<(usize, usize, Vec<u8>)> {
+    check_regular_file(path)?;
     let image = image::ImageReader::open(path)
         .with_context(|| format!("cannot open image {}", path.display()))?
         .with_guessed_format()
@@ -190,6 +210,7 @@ pub enum OnBadFile {
 /// Reads the header of an image file (format and size) without decoding it: a cheap check
 /// made before any expensive work.
 pub fn probe(path: &Path) -> Result<()> {
+    check_regular_file(path)?;
     image::ImageReader::open(path)
         .with_context(|| format!("cannot open image {}", path.display()))?
         .with_guessed_format()
