@@ -542,6 +542,59 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
         let maps = image::open(out.join(name)).unwrap();
         assert_eq!((maps.width(), maps.height()), (2 + 12 * 130, 2 + 130));
     }
+    // A ranking killed before its last file is finished by the same command, without --force:
+    // its journal says the folder's files are an unfinished ranking of the same job.
+    let again = dir.path().join("again");
+    let rank_args = |to: &Path| -> Vec<String> {
+        let to = to.to_str().unwrap();
+        [
+            "rank", "--model", run, "--images", images, "--top", "4", "--n-seed", "8",
+        ]
+        .iter()
+        .chain(&[
+            "--lr-z",
+            "0.5",
+            "--lr-theta",
+            "5e-4",
+            "--device",
+            "cpu",
+            "--out",
+            to,
+        ])
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args(rank_args(&again))
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = again.join("scores.csv.partial");
+    while !journal.exists() && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(journal.exists(), "the ranking was killed while it ran");
+    // Where it would have stopped after its table: the table is there, the galleries are not.
+    std::fs::copy(out.join("scores.csv"), again.join("scores.csv")).unwrap();
+    let args = rank_args(&again);
+    common::adgan_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!journal.exists() && again.join("most_anomalous.png").exists());
+    assert_eq!(
+        std::fs::read_to_string(again.join("scores.csv")).unwrap(),
+        text,
+        "the finished ranking equals an uninterrupted one"
+    );
+    // Once finished, its files are protected again.
+    let repeat = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(!repeat.status.success());
+    assert!(String::from_utf8_lossy(&repeat.stderr).contains("already holds"));
+
     // Ranking is by the ADGAN search (or the ensemble around it); `rank -h` lists only
     // those, and another method is refused by the parser before any work, naming them.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))

@@ -5,7 +5,7 @@ use super::args::{out_error, DeviceArgs, SearchArgs, SearchMethod};
 use super::calibrate;
 use super::folder::{FolderJob, ScoredFolder};
 use adgan::data::Shard;
-use adgan::output::ShardRecord;
+use adgan::output::{ScoreJournal, ShardRecord};
 use adgan::report::{write_score_table, Decisions, Ranking, RankingFiles, RANKING_FILES};
 use adgan::run;
 use adgan::score::method::{self, Inputs, Method};
@@ -55,7 +55,12 @@ pub(crate) struct RankArgs {
 }
 
 pub(crate) fn run(args: &RankArgs) -> Result<()> {
-    adgan::output::check_folder(&args.out, &RANKING_FILES, args.force)
+    // A journal left in --out is an earlier ranking that stopped before its last file: this
+    // one finishes it (the journal refuses other settings), so its files are not "earlier
+    // results" to protect.
+    let journal = ScoreJournal::path_for(&args.out.join(RANKING_FILES[0]));
+    let resuming = journal.is_file();
+    adgan::output::check_folder(&args.out, &RANKING_FILES, args.force || resuming)
         .map_err(out_error("--out", &args.out))?;
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must lie in [0, 1), not {}", args.alpha);
