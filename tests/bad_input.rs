@@ -189,6 +189,10 @@ fn scoring_refuses_nonsense_before_scoring() {
             "PCA dimensions must be at least 1",
         ),
         (
+            &["--out", "s.csv", "--method", "kde", "--maps", "maps"],
+            "--maps needs --method adgan or adgan-ic",
+        ),
+        (
             &["--out", "run/checkpoint.safetensors", "--force"],
             "inside the training run",
         ),

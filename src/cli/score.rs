@@ -234,6 +234,14 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
     let gan = run::load_gan(&args.model, device)?;
     let calibration = calibration_for(args, &gan)?;
     let method = calibrate::method_or_default(args.method, calibration.as_ref(), &args.model);
+    // Checked before any fitting or scoring.
+    if args.maps.is_some() && !matches!(method, Method::Adgan | Method::AdganIc) {
+        bail!(
+            "--maps needs --method adgan or adgan-ic (the maps show the search's \
+             reconstructions; {} reconstructs nothing)",
+            method.name()
+        );
+    }
     let resolved = Resolved {
         method,
         calibration,
@@ -382,11 +390,10 @@ fn map_writer<'a>(
     let Some(dir) = &args.maps else {
         return Ok(None);
     };
-    if !matches!(method, Method::Adgan | Method::AdganIc) {
-        bail!(
-            "--maps needs --method adgan or adgan-ic (the maps show the search's reconstructions)"
-        );
-    }
+    debug_assert!(
+        matches!(method, Method::Adgan | Method::AdganIc),
+        "checked by run"
+    );
     adgan::output::check_folder(dir, &["legend.png"], args.force)
         .map_err(out_error("--maps", dir))?;
     let scale = adgan::visual::heat_scale(gan.config.model.channels);
