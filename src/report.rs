@@ -210,12 +210,41 @@ pub fn write_ranking(
 
 /// A score in at most 7 characters for a gallery caption.
 fn format_score(score: f64) -> String {
-    if score.abs() >= 1e5 || (score != 0.0 && score.abs() < 1e-2) {
+    let text = if score.abs() >= 1e5 || (score != 0.0 && score.abs() < 1e-2) {
         format!("{score:.1e}")
     } else if score.abs() >= 100.0 {
         format!("{score:.0}")
     } else {
         format!("{score:.2}")
+    };
+    without_negative_zero(text)
+}
+
+/// `x` with `digits` significant digits in plain notation (scientific beyond 1e6 or below
+/// 1e-4), so that small values such as adgan-ic's thresholds keep their digits, and never
+/// `-0`.
+pub fn significant(x: f64, digits: usize) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    if x == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let text = if !(-4..6).contains(&magnitude) {
+        format!("{x:.*e}", digits.saturating_sub(1))
+    } else {
+        let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
+        format!("{x:.decimals$}")
+    };
+    without_negative_zero(text)
+}
+
+/// `text` without its minus sign when it shows zero (`-0.00` is `0.00`).
+fn without_negative_zero(text: String) -> String {
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => text,
     }
 }
 
@@ -327,4 +356,24 @@ pub fn escape_html(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_their_significant_digits_and_no_negative_zero() {
+        assert_eq!(significant(0.1234567, 3), "0.123");
+        assert_eq!(significant(-0.0004567, 3), "-0.000457");
+        assert_eq!(significant(1234.567, 3), "1235");
+        assert_eq!(significant(12.0, 3), "12.0");
+        assert_eq!(significant(2.5e-7, 2), "2.5e-7");
+        assert_eq!(significant(-0.0, 3), "0");
+        assert_eq!(significant(-1e-300, 3), "-1.00e-300");
+        assert_eq!(format_score(-0.001), "-1.0e-3");
+        assert_eq!(format_score(-0.0), "0.00");
+        assert_eq!(without_negative_zero("-0.000".into()), "0.000");
+        assert_eq!(without_negative_zero("-0.001".into()), "-0.001");
+    }
 }

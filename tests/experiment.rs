@@ -116,11 +116,21 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         html.contains("<svg") && html.matches("data:image/png;base64,").count() == 6 * 2 * 8,
         "8 tiles at both ends of every cell's ranking"
     );
-    assert_eq!(
-        html.matches("<tr>").count(),
-        1 + 2 + 1,
-        "header, two classes, mean"
-    );
+    let table = |id: &str| {
+        let start = html.find(&format!("<table id=\"{id}\">")).unwrap();
+        let end = start + html[start..].find("</table>").unwrap();
+        html[start..end].to_string()
+    };
+    for id in ["auc", "ap"] {
+        assert_eq!(
+            table(id).matches("<tr>").count(),
+            1 + 2 + 1,
+            "{id}: header, two classes, mean"
+        );
+    }
+    // Readable on a phone, and saying what wrote it.
+    assert!(html.contains("name=\"viewport\"") && html.contains("overflow-x:auto"));
+    assert!(html.contains("Written by adgan ") && !html.contains(">-0."));
     assert!(
         html.contains("<figure class=\"normal\">") && html.contains("<figure class=\"anomalous\">")
     );

@@ -64,13 +64,15 @@ pub fn decisions_html(cells: &[Cell]) -> Result<String> {
          about its mean by the standard deviation shown, and a test draw adds its own \
          sampling noise. In the histograms (test \
          images, each colour normalised to its own count): green normal, red anomalous, the \
-         black line the threshold above which images are flagged.</p><table id=\"decisions\"><thead><tr>\
+         blue line the threshold above which images are flagged.</p><table id=\"decisions\"><thead><tr>\
          <th>normal class</th><th>method</th><th>calibration images</th><th>threshold</th><th>flagged</th>\
          <th>false-positive rate</th><th>expected (mean &plusmn; sd)</th><th>precision</th><th>recall</th></tr></thead><tbody>"
     );
     for d in &decisions {
         let q = &d.quality;
-        let threshold = d.threshold.map_or("-".into(), |t| format!("{t:.1}"));
+        let threshold = d
+            .threshold
+            .map_or("-".into(), |t| crate::report::significant(t, 4));
         let expected = d.expected.as_ref().map_or("-".into(), |r| {
             format!("{:.3} &plusmn; {:.3}", r.mean, r.sd)
         });
@@ -136,26 +138,51 @@ fn histogram_svg(d: &ClassDecisions) -> Result<String> {
             .x_label_area_size(36)
             .y_label_area_size(40)
             .build_cartesian_2d(low..high, 0f64..top.max(1e-9))?;
+        let label = |v: &f64| crate::report::significant(*v, 3);
         chart
             .configure_mesh()
             .x_desc("score")
             .y_desc("fraction")
             .x_labels(4)
             .y_labels(4)
+            .x_label_formatter(&label)
+            .y_label_formatter(&label)
             .light_line_style(WHITE)
             .draw()?;
-        for (fractions, colour) in [
-            (&anomalous, RGBColor(214, 39, 40)),
-            (&normal, RGBColor(44, 160, 44)),
+        for (fractions, colour, name) in [
+            (&anomalous, RGBColor(214, 39, 40), "anomalous"),
+            (&normal, RGBColor(44, 160, 44), "normal"),
         ] {
-            chart.draw_series(fractions.iter().enumerate().map(|(i, &f)| {
-                let x = low + i as f64 * width;
-                Rectangle::new([(x, 0.0), (x + width, f)], colour.mix(0.45).filled())
-            }))?;
+            chart
+                .draw_series(fractions.iter().enumerate().map(|(i, &f)| {
+                    let x = low + i as f64 * width;
+                    Rectangle::new([(x, 0.0), (x + width, f)], colour.mix(0.45).filled())
+                }))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 10, y + 4)], colour.mix(0.45).filled())
+                });
         }
+        // Blue, so that it is not taken for the black frame of the plot.
+        let threshold_colour = RGBColor(31, 119, 180);
         if let Some(t) = d.threshold {
-            chart.draw_series(LineSeries::new([(t, 0.0), (t, top)], BLACK.stroke_width(2)))?;
+            chart
+                .draw_series(LineSeries::new(
+                    [(t, 0.0), (t, top)],
+                    threshold_colour.stroke_width(2),
+                ))?
+                .label("threshold")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 10, y)], threshold_colour.stroke_width(2))
+                });
         }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font(("sans-serif", 11))
+            .draw()?;
         root.present()?;
     }
     Ok(svg)

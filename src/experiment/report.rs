@@ -6,7 +6,7 @@ use crate::data::{Dataset, Split};
 use crate::eval::{mean_roc, roc_curve};
 use crate::experiment::{Cell, ExperimentConfig};
 use crate::io::write_atomic;
-use crate::report::escape_html as escape;
+use crate::report::{escape_html as escape, significant};
 use crate::score::method::Method;
 use crate::visual::save_gallery;
 use anyhow::{Context, Result};
@@ -89,14 +89,21 @@ pub fn roc_svg(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
 
 /// The ROC-AUC table as HTML: a row per normal class, a column per method, the mean row, the
 /// best of each row in bold.
-fn auc_html(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
+/// A table of one number per class and method (`value` of each cell), with the mean over
+/// classes and the best of each row in bold.
+fn metric_html(
+    config: &ExperimentConfig,
+    cells: &[Cell],
+    id: &str,
+    value: fn(&Cell) -> f64,
+) -> Result<String> {
     let auc = |class: &str, method: Method| {
         cells
             .iter()
             .find(|c| c.class == class && c.method == method)
-            .map(|c| c.auc)
+            .map(value)
     };
-    let mut html = String::from("<table id=\"auc\"><thead><tr><th>normal class</th>");
+    let mut html = format!("<table id=\"{id}\"><thead><tr><th>normal class</th>");
     for m in &config.methods {
         write!(html, "<th>{}</th>", m.name())?;
     }
@@ -139,6 +146,50 @@ fn auc_html(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
 
 /// The test images of `cell` ranked by its scores: (most anomalous, least anomalous) indices into
 /// `test`, `top` each.
+/// What each method chose on the training split's validation images, class by class (the
+/// snapshot and learning rates of the search, the PCA dimension, bandwidths, ...).
+fn chosen_html(cells: &[Cell]) -> String {
+    let rows: Vec<String> = cells
+        .iter()
+        .filter(|c| !c.chosen.is_empty())
+        .map(|c| {
+            let chosen: Vec<String> = c
+                .chosen
+                .iter()
+                .map(|(k, v)| format!("{} {}", escape(k), significant(*v, 4)))
+                .collect();
+            format!(
+                "<tr><th>{}</th><td>{}</td><td class=\"text\">{}</td></tr>",
+                escape(&c.class),
+                c.method.name(),
+                chosen.join(", ")
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<h2>What each method chose</h2><p>Chosen on validation images drawn from the training \
+         split only; no test image was seen.</p><table id=\"chosen\"><thead><tr><th>normal \
+         class</th><th>method</th><th>choices</th></tr></thead><tbody>{}</tbody></table>",
+        rows.concat()
+    )
+}
+
+/// Which program wrote the report, when, and from which command line.
+fn provenance_html() -> String {
+    let command: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    format!(
+        "<p class=\"provenance\">Written by adgan {} on {} (UTC), by: <code>{}</code></p>",
+        env!("CARGO_PKG_VERSION"),
+        crate::io::now_utc(),
+        escape(&command.join(" "))
+    )
+}
+
 fn gallery_indices(
     cell: &Cell,
     test_index: &HashMap<&str, usize>,
@@ -187,10 +238,11 @@ fn tile(test: &Dataset, i: usize, cell: &Cell) -> Result<String> {
         .context("encoding a gallery tile")?;
     let class = if anomalous { "anomalous" } else { "normal" };
     Ok(format!(
-        "<figure class=\"{class}\"><img alt=\"{class} {}\" src=\"data:image/png;base64,{}\"><figcaption>{}<br>{score:.4}</figcaption></figure>",
+        "<figure class=\"{class}\"><img alt=\"{class} {}\" src=\"data:image/png;base64,{}\"><figcaption>{}<br>{}</figcaption></figure>",
         escape(id),
         base64::engine::general_purpose::STANDARD.encode(png),
-        escape(id)
+        escape(id),
+        significant(score, 4)
     ))
 }
 
@@ -213,13 +265,24 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
     let mut html = String::new();
     writeln!(
         html,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>adgan one-vs-all report</title>"
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>adgan one-vs-all report</title>"
     )?;
-    writeln!(html, "<style>body{{font-family:sans-serif;max-width:75em;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}img{{image-rendering:pixelated}}.gallery{{display:flex;flex-wrap:wrap;align-items:flex-start;gap:4px;margin:.3em 0}}.gallery>span{{width:8em}}figure{{margin:0;font-size:10px;text-align:center;width:72px;overflow-wrap:anywhere}}figure img{{width:64px;height:64px;border:4px solid}}figure.normal img{{border-color:#2a2}}figure.anomalous img{{border-color:#d22}}</style></head><body>")?;
+    writeln!(html, "<style>body{{font-family:sans-serif;max-width:75em;margin:2em auto}}table{{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}td.text{{text-align:left}}.provenance{{color:#555;font-size:90%}}img{{image-rendering:pixelated}}.gallery{{display:flex;flex-wrap:wrap;align-items:flex-start;gap:4px;margin:.3em 0}}.gallery>span{{width:8em}}figure{{margin:0;font-size:10px;text-align:center;width:72px;overflow-wrap:anywhere}}figure img{{width:64px;height:64px;border:4px solid}}figure.normal img{{border-color:#2a2}}figure.anomalous img{{border-color:#d22}}</style></head><body>")?;
     writeln!(html, "<h1>One-vs-all anomaly detection</h1><p>Data: {}; {} test images per class, drawn with seed {}; GAN: {} generator iterations, width {}, d' = {}.</p>",
         escape(&config.source.describe()), config.n_test, config.seed, config.train.iterations, config.model.width, config.model.latent_dim)?;
-    writeln!(html, "<h2>ROC-AUC</h2>{}", auc_html(config, cells)?)?;
+    writeln!(
+        html,
+        "<h2>ROC-AUC</h2>{}",
+        metric_html(config, cells, "auc", |c| c.auc)?
+    )?;
+    writeln!(
+        html,
+        "<h2>Average precision</h2><p>Anomalies as the positive class; a random ranking \
+         scores their share of the test images.</p>{}",
+        metric_html(config, cells, "ap", |c| c.average_precision)?
+    )?;
     writeln!(html, "<h2>Mean ROC curves</h2>{svg}")?;
+    html += &chosen_html(cells);
     html += &super::decisions::decisions_html(cells)?;
     // The first method's galleries are also kept as PNG files, one per class and end.
     for cell in cells.iter().filter(|c| c.method == ranking_method) {
@@ -235,7 +298,7 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
                 .collect();
             let captions: Vec<String> = indices
                 .iter()
-                .map(|&i| format!("{:.1}", by_id[test.ids[i].as_str()]))
+                .map(|&i| significant(by_id[test.ids[i].as_str()], 3))
                 .collect();
             let path = galleries.join(format!("{}-{name}.png", cell.class));
             save_gallery(&test.images.index_select(0, &index), &captions, 8, 2, &path)?;
@@ -262,7 +325,7 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
             html += "</div>";
         }
     }
-    writeln!(html, "</body></html>")?;
+    writeln!(html, "{}</body></html>", provenance_html())?;
     write_atomic(&out.join("report.html"), |tmp| {
         Ok(std::fs::write(tmp, &html)?)
     })
