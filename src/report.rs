@@ -2,7 +2,7 @@
 
 use crate::data::Dataset;
 use crate::output::Destination;
-use crate::visual::save_gallery;
+use crate::visual::{save_gallery, MapCaption};
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -195,9 +195,21 @@ pub fn write_ranking(
             let reconstructions = reconstruct(&images)?;
             let channels = images.size()[1];
             let scale = crate::visual::heat_scale(channels);
+            let captions: Vec<MapCaption> = indices
+                .iter()
+                .map(|&i| MapCaption {
+                    name: ranking.ids[i].clone(),
+                    score: scores[i],
+                    decision: ranking
+                        .decisions
+                        .as_ref()
+                        .map(|d| (d.p_values[i], d.p_values[i] <= d.alpha)),
+                })
+                .collect();
             crate::visual::save_anomaly_maps(
                 &images,
                 &reconstructions,
+                &captions,
                 scale,
                 zoom * 2,
                 4,

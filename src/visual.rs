@@ -86,33 +86,24 @@ pub fn save_grid(images: &Tensor, columns: usize, path: &Path) -> Result<()> {
     write_png(path, w, h, c, &pixels)
 }
 
-/// 3x5 pixel glyphs for the characters a score needs, one row per u8 (3 low bits, left =
-/// 4). Written here because rendering a few digits under gallery tiles does not justify a
-/// font-rasterising crate and a system font the user may not have.
-fn glyph(c: char) -> Option<[u8; 5]> {
-    Some(match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 3, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 2, 2],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        '+' => [0, 2, 7, 2, 0],
-        'e' => [0, 7, 7, 4, 7],
-        ' ' => [0; 5],
-        _ => return None,
-    })
+/// Width in pixels of `text` drawn at `scale` by [`Canvas::draw_text`].
+pub fn text_width(text: &str, scale: usize) -> usize {
+    text.chars().count() * 8 * scale
 }
 
-/// Width in pixels of `text` drawn at `scale` by [`draw_text`].
-pub fn text_width(text: &str, scale: usize) -> usize {
-    text.chars().count() * 4 * scale
+/// Height in pixels of a line of text at scale 1, with a pixel of space under it.
+const LINE: usize = 10;
+
+/// `text` cut to at most `width` pixels at scale 1 (its end kept: the end of a file name says
+/// most), with `..` where it was cut.
+pub fn fit_text(text: &str, width: usize) -> String {
+    let room = width / 8;
+    let n = text.chars().count();
+    if n <= room {
+        return text.to_string();
+    }
+    let tail: String = text.chars().skip(n + 2 - room.max(2)).collect();
+    format!("..{tail}")
 }
 
 /// An 8-bit HWC image being drawn on.
@@ -126,22 +117,48 @@ pub struct Canvas<'a> {
 }
 
 impl Canvas<'_> {
-    /// Draws `text` (digits, `.`, `-`, `+`, `e`, space) with its top-left at (x, y), each font
-    /// pixel `scale` pixels wide, in grey level `colour`; other characters are skipped.
-    pub fn draw_text(&mut self, x: usize, y: usize, text: &str, scale: usize, colour: u8) {
+    /// Draws `text` with its top-left at (x, y) in the 8x8 glyphs of `font8x8`, each font pixel
+    /// `scale` pixels wide, in `colour` (its first value on a grey image); a character
+    /// outside ASCII is drawn as `?`.
+    pub fn draw_text(&mut self, x: usize, y: usize, text: &str, scale: usize, colour: [u8; 3]) {
+        use font8x8::UnicodeFonts;
         let height = self.pixels.len() / (self.width * self.channels);
         for (i, c) in text.chars().enumerate() {
-            let Some(rows) = glyph(c) else { continue };
+            let rows = font8x8::BASIC_FONTS
+                .get(c)
+                .or_else(|| font8x8::BASIC_FONTS.get('?'))
+                .unwrap_or([0; 8]);
             for (r, bits) in rows.iter().enumerate() {
-                for col in (0..3).filter(|col| bits & (4 >> col) != 0) {
+                // Bit 0 is the leftmost pixel of a row.
+                for col in (0..8).filter(|col| bits & (1 << col) != 0) {
                     for (dx, dy) in (0..scale).flat_map(|dx| (0..scale).map(move |dy| (dx, dy))) {
-                        let (px, py) = (x + (i * 4 + col) * scale + dx, y + r * scale + dy);
+                        let (px, py) = (x + (i * 8 + col) * scale + dx, y + r * scale + dy);
                         if px < self.width && py < height {
                             let at = (py * self.width + px) * self.channels;
-                            self.pixels[at..at + self.channels].fill(colour);
+                            for k in 0..self.channels {
+                                self.pixels[at + k] = colour[k.min(2)];
+                            }
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Copies an RGB `tile` (w x h, HWC) to (x, y); the canvas is RGB.
+    fn paste(&mut self, x: usize, y: usize, tile: &[u8], w: usize) {
+        for (row, line) in tile.chunks(w * 3).enumerate() {
+            let start = ((y + row) * self.width + x) * 3;
+            self.pixels[start..start + w * 3].copy_from_slice(line);
+        }
+    }
+
+    /// Fills the rectangle (x, y, w, h) with `colour`; the canvas is RGB.
+    fn fill(&mut self, (x, y, w, h): (usize, usize, usize, usize), colour: [u8; 3]) {
+        for row in y..y + h {
+            for px in x..x + w {
+                let at = (row * self.width + px) * 3;
+                self.pixels[at..at + 3].copy_from_slice(&colour);
             }
         }
     }
@@ -171,7 +188,7 @@ pub fn save_gallery(
         .to_device(Device::Cpu)
         .to_kind(Kind::Float)
         .upsample_nearest2d([h as i64, w as i64], None, None);
-    let caption_h = 12;
+    let caption_h = LINE + 2;
     // Each tile grows by a white caption strip at its bottom.
     let strip = Tensor::ones(
         [n as i64, c as i64, caption_h as i64, w as i64],
@@ -185,14 +202,14 @@ pub fn save_gallery(
             2 + (i / columns) * (h + caption_h + 2),
             2 + (i % columns) * (w + 2),
         );
-        let scale = if text_width(caption, 2) <= w { 2 } else { 1 };
-        let x = left + w.saturating_sub(text_width(caption, scale)) / 2;
+        let caption = fit_text(caption, w);
+        let x = left + w.saturating_sub(text_width(&caption, 1)) / 2;
         let mut canvas = Canvas {
             pixels: &mut pixels,
             width: grid_w as usize,
             channels,
         };
-        canvas.draw_text(x, top + h + 1, caption, scale, 0);
+        canvas.draw_text(x, top + h + 2, &caption, 1, [0; 3]);
     }
     write_png(path, grid_w, grid_h, channels, &pixels)
 }
@@ -209,11 +226,55 @@ pub fn heat_scale(channels: i64) -> f64 {
     channels as f64
 }
 
-/// The three panels of an anomaly map as RGB images in [-1, 1], [3, 3, H, W]: the image, its
-/// reconstruction, and the per-pixel residual |x - reconstruction| summed over channels as a
-/// heat map from 0 (black) through red and yellow to `scale` and above (white). Images are
-/// C x H x W in [-1, 1].
-pub fn anomaly_map_panels(image: &Tensor, reconstruction: &Tensor, scale: f64) -> Result<Tensor> {
+/// The names of an anomaly map's panels, as drawn over them.
+pub const MAP_PANELS: [&str; 4] = ["image", "reconstruction", "residual", "overlay"];
+/// The same, short, for panels too narrow for the names.
+const MAP_PANELS_SHORT: [&str; 4] = ["image", "recon.", "resid.", "overlay"];
+/// What the heat maps show, written under their colour bar.
+const HEAT_UNIT: &str = "residual |x - g(z)| summed over channels, pixels in [-1, 1]";
+
+/// What is written under an image's anomaly map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapCaption {
+    /// The image's name (its id).
+    pub name: String,
+    /// Its anomaly score.
+    pub score: f64,
+    /// Its conformal p-value and whether it is flagged, when the run is calibrated.
+    pub decision: Option<(f64, bool)>,
+}
+
+impl MapCaption {
+    /// The caption's lines: the name; the score and p-value; the decision.
+    fn lines(&self) -> Vec<(String, [u8; 3])> {
+        let score = format!("score {}", crate::report::significant(self.score, 4));
+        match self.decision {
+            None => vec![(self.name.clone(), [0; 3]), (score, [0; 3])],
+            Some((p, flagged)) => vec![
+                (self.name.clone(), [0; 3]),
+                (
+                    format!("{score}  p {}", crate::report::significant(p, 3)),
+                    [0; 3],
+                ),
+                match flagged {
+                    true => ("ANOMALOUS".to_string(), [200, 0, 0]),
+                    false => ("normal".to_string(), [0, 120, 0]),
+                },
+            ],
+        }
+    }
+}
+
+/// The four panels of an anomaly map as 8-bit RGB (HWC, H x W each): the image, its
+/// reconstruction, the per-pixel residual |x - reconstruction| summed over channels as a heat
+/// map from 0 (black) through red and yellow to `scale` and above (white), and that heat laid
+/// over the image in grey, opaque where the residual reaches `scale`. Images are C x H x W in
+/// [-1, 1].
+pub fn anomaly_map_panels(
+    image: &Tensor,
+    reconstruction: &Tensor,
+    scale: f64,
+) -> Result<[Vec<u8>; 4]> {
     let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
     let (image, reconstruction) = (cpu(image), cpu(reconstruction));
     let size = image.size();
@@ -221,53 +282,122 @@ pub fn anomaly_map_panels(image: &Tensor, reconstruction: &Tensor, scale: f64) -
         size.len() == 3 && reconstruction.size() == size,
         "an anomaly map needs an image and a reconstruction of one C x H x W shape"
     );
-    let residual = (&image - &reconstruction)
-        .abs()
-        .sum_dim_intlist(0, false, Kind::Float);
+    let residual: Vec<f32> = Vec::try_from(
+        (&image - &reconstruction)
+            .abs()
+            .sum_dim_intlist(0, false, Kind::Float)
+            .flatten(0, -1),
+    )?;
     let rgb = |t: &Tensor| {
-        if t.size()[0] == 1 {
+        let t = if t.size()[0] == 1 {
             t.repeat([3, 1, 1])
         } else {
             t.shallow_clone()
-        }
+        };
+        pixels_u8(&t.unsqueeze(0))
     };
-    let (h, w) = (size[1], size[2]);
-    let values: Vec<f32> = Vec::try_from(residual.flatten(0, -1))?;
-    let mut colours = vec![0f32; (3 * h * w) as usize];
-    for (i, v) in values.iter().enumerate() {
-        let c = heat(*v as f64 / scale);
-        for (k, byte) in c.iter().enumerate() {
-            colours[k * (h * w) as usize + i] = *byte as f32 / 127.5 - 1.0;
-        }
+    let (image_rgb, reconstruction_rgb) = (rgb(&image), rgb(&reconstruction));
+    let mut heat_map = Vec::with_capacity(residual.len() * 3);
+    let mut overlay = Vec::with_capacity(residual.len() * 3);
+    for (i, &v) in residual.iter().enumerate() {
+        let level = (v as f64 / scale).clamp(0.0, 1.0);
+        let colour = heat(level);
+        let grey = image_rgb[3 * i..3 * i + 3]
+            .iter()
+            .map(|&c| c as f64)
+            .sum::<f64>()
+            / 3.0;
+        heat_map.extend_from_slice(&colour);
+        overlay.extend(
+            colour
+                .iter()
+                .map(|&c| (grey * (1.0 - level) + c as f64 * level).round() as u8),
+        );
     }
-    let map = Tensor::from_slice(&colours).view([3, h, w]);
-    Ok(Tensor::stack(&[rgb(&image), rgb(&reconstruction), map], 0))
+    Ok([image_rgb, reconstruction_rgb, heat_map, overlay])
 }
 
 /// Writes the anomaly maps of images [N, C, H, W] and their reconstructions as one PNG,
-/// atomically: a strip per image (see [`anomaly_map_panels`]), `per_row` strips a row, each
-/// panel `zoom` times larger.
+/// atomically: a strip per image, `per_row` strips a row, each of the four panels of
+/// [`anomaly_map_panels`] `zoom` times larger under its name and over the image's caption,
+/// and the colour bar of the residual with its unit at the bottom.
 pub fn save_anomaly_maps(
     images: &Tensor,
     reconstructions: &Tensor,
+    captions: &[MapCaption],
     scale: f64,
     zoom: i64,
     per_row: usize,
     path: &Path,
 ) -> Result<()> {
-    let n = images.size()[0];
-    let panels = (0..n)
-        .map(|i| anomaly_map_panels(&images.get(i), &reconstructions.get(i), scale))
-        .collect::<Result<Vec<_>>>()?;
     let s = images.size();
-    let panels = Tensor::cat(&panels, 0).upsample_nearest2d([s[2] * zoom, s[3] * zoom], None, None);
-    save_grid(&panels, 3 * per_row, path)
+    ensure!(
+        s.len() == 4 && s[0] as usize == captions.len() && s[0] > 0,
+        "anomaly maps need N x C x H x W images and one caption per image"
+    );
+    let up = |t: &Tensor| t.upsample_nearest2d([s[2] * zoom, s[3] * zoom], None, None);
+    let (images, reconstructions) = (up(images), up(reconstructions));
+    let (n, h, w) = (
+        s[0] as usize,
+        (s[2] * zoom) as usize,
+        (s[3] * zoom) as usize,
+    );
+    let lines = captions.iter().map(|c| c.lines().len()).max().unwrap_or(0);
+    let (pad, strip_w) = (2, 4 * (w + 2));
+    let strip_h = LINE + h + 2 + lines * LINE;
+    let per_row = per_row.clamp(1, n);
+    let rows = n.div_ceil(per_row);
+    let legend_h = 3 * LINE + 4;
+    let width = (per_row * (strip_w + 2 * pad) + pad).max(2 * pad + text_width(HEAT_UNIT, 1));
+    let height = rows * (strip_h + pad) + pad + legend_h;
+    let mut pixels = vec![255u8; width * height * 3];
+    let mut canvas = Canvas {
+        pixels: &mut pixels,
+        width,
+        channels: 3,
+    };
+    for (i, caption) in captions.iter().enumerate() {
+        let (left, top) = (
+            pad + (i % per_row) * (strip_w + 2 * pad),
+            pad + (i / per_row) * (strip_h + pad),
+        );
+        let panels =
+            anomaly_map_panels(&images.get(i as i64), &reconstructions.get(i as i64), scale)?;
+        for (k, panel) in panels.iter().enumerate() {
+            let x = left + k * (w + 2);
+            let name = match text_width(MAP_PANELS[k], 1) <= w {
+                true => MAP_PANELS[k].to_string(),
+                false => fit_text(MAP_PANELS_SHORT[k], w),
+            };
+            canvas.draw_text(x, top, &name, 1, [60; 3]);
+            canvas.paste(x, top + LINE, panel, w);
+        }
+        for (j, (line, colour)) in caption.lines().into_iter().enumerate() {
+            let y = top + LINE + h + 2 + j * LINE;
+            canvas.draw_text(left, y, &fit_text(&line, strip_w), 1, colour);
+        }
+    }
+    draw_heat_bar(&mut canvas, pad, height - legend_h + 2, scale);
+    write_png(path, width as u32, height as u32, 3, &pixels)
+}
+
+/// The colour bar of the heat maps at (x, y): 256 pixels from 0 to `scale`, both ends
+/// labelled, and its unit under it.
+fn draw_heat_bar(canvas: &mut Canvas, x: usize, y: usize, scale: f64) {
+    for i in 0..256 {
+        canvas.fill((x + i, y, 1, LINE), heat(i as f64 / 255.0));
+    }
+    canvas.draw_text(x, y + LINE + 1, "0", 1, [0; 3]);
+    let top = format!("{scale}+");
+    canvas.draw_text(x + 256 - text_width(&top, 1), y + LINE + 1, &top, 1, [0; 3]);
+    canvas.draw_text(x, y + 2 * LINE + 1, HEAT_UNIT, 1, [0; 3]);
 }
 
 /// Writes the anomaly map of one image as a PNG strip (see [`save_anomaly_maps`]).
 pub fn save_anomaly_map(
     image: &Tensor,
     reconstruction: &Tensor,
+    caption: &MapCaption,
     scale: f64,
     zoom: i64,
     path: &Path,
@@ -275,6 +405,7 @@ pub fn save_anomaly_map(
     save_anomaly_maps(
         &image.unsqueeze(0),
         &reconstruction.unsqueeze(0),
+        std::slice::from_ref(caption),
         scale,
         zoom,
         1,
@@ -282,24 +413,15 @@ pub fn save_anomaly_map(
     )
 }
 
-/// Writes the legend of the heat maps: the colour bar from 0 to `scale` with both ends marked.
+/// Writes the legend of the heat maps alone: the colour bar from 0 to `scale` with its unit.
 pub fn save_heat_legend(scale: f64, path: &Path) -> Result<()> {
-    let (width, bar, text) = (256usize, 16usize, 12usize);
-    let height = bar + text;
+    let (width, height) = (2 * 2 + text_width(HEAT_UNIT, 1), 3 * LINE + 4);
     let mut pixels = vec![255u8; width * height * 3];
-    for x in 0..width {
-        let c = heat(x as f64 / (width - 1) as f64);
-        for y in 0..bar {
-            pixels[(y * width + x) * 3..(y * width + x) * 3 + 3].copy_from_slice(&c);
-        }
-    }
     let mut canvas = Canvas {
         pixels: &mut pixels,
         width,
         channels: 3,
     };
-    canvas.draw_text(1, bar + 2, "0", 2, 0);
-    let label = format!("{scale}");
-    canvas.draw_text(width - text_width(&label, 2) - 1, bar + 2, &label, 2, 0);
+    draw_heat_bar(&mut canvas, 2, 2, scale);
     write_png(path, width as u32, height as u32, 3, &pixels)
 }

@@ -331,8 +331,22 @@ fn score_command_writes_one_row_per_image() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let strip = image::open(maps.join("000000_0.png")).unwrap();
-    assert_eq!((strip.width(), strip.height()), (3 * 130 + 2, 132));
+    // Four 128-pixel panels under their names, the caption (name, score, and p-value and
+    // decision on a calibrated run) and the colour bar with its unit.
+    let strip = image::open(maps.join("000000_0.png")).unwrap().to_rgb8();
+    assert_eq!(strip.width(), 2 + 4 * 130 + 4);
+    let lines = (strip.height() - (2 + 10 + 128 + 2 + 2 + 34)) / 10;
+    assert!((2..=3).contains(&lines), "{} high", strip.height());
+    let ink = |y0: u32, y1: u32| {
+        (0..strip.width())
+            .filter(|&x| (y0..y1).any(|y| strip.get_pixel(x, y)[0] < 128))
+            .count()
+    };
+    assert!(ink(2, 10) > 100, "the panels are named");
+    assert!(
+        ink(142, 152) > 20,
+        "the image's name is written under its strip"
+    );
     assert!(maps.join("legend.png").exists() && maps.join("000002_2.png").exists());
     let output = run_with(
         &dir.path().join("critic-maps.csv"),
@@ -537,10 +551,11 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
             .count();
         assert!(caption_ink > 10, "captions are drawn under the tiles");
     }
-    // The anomaly maps of both ends: four strips of three 128x128 panels (4 to a row).
+    // The anomaly maps of both ends: four strips of four 128x128 panels (4 to a row).
     for name in ["most_anomalous_maps.png", "least_anomalous_maps.png"] {
         let maps = image::open(out.join(name)).unwrap();
-        assert_eq!((maps.width(), maps.height()), (2 + 12 * 130, 2 + 130));
+        assert_eq!(maps.width(), 2 + 4 * (4 * 130 + 4));
+        assert!(maps.height() >= 2 + 10 + 128 + 2 + 2 * 10 + 2 + 34);
     }
     // A ranking killed before its last file is finished by the same command, without --force:
     // its journal says the folder's files are an unfinished ranking of the same job.

@@ -293,7 +293,7 @@ fn score_folder(
         Destination::Stdout => None,
     };
     let ids = stream.ids();
-    let mut maps = map_writer(args, resolved.method, gan, &ids)?;
+    let mut maps = map_writer(args, resolved.method, gan, &ids, decide.as_ref())?;
     let alpha = decide.as_ref().map(|_| args.alpha);
     let after_batch = maps.as_mut().map(|m| m as &mut AfterBatch);
     let done = job.score(stream, &mut built, method, path, alpha, after_batch)?;
@@ -351,7 +351,7 @@ fn score_data_set(
         resolved.method.name()
     );
     let mut images = &data.images;
-    let mut maps = map_writer(args, resolved.method, gan, &data.ids)?;
+    let mut maps = map_writer(args, resolved.method, gan, &data.ids, decide.as_ref())?;
     let scores = score_with_progress(
         detector.as_mut(),
         &mut images,
@@ -386,6 +386,7 @@ fn map_writer<'a>(
     method: Method,
     gan: &TrainedGan,
     ids: &'a [String],
+    decide: Option<&'a Calibration>,
 ) -> Result<Option<impl FnMut(ScoredBatch) -> Result<()> + 'a>> {
     let Some(dir) = &args.maps else {
         return Ok(None);
@@ -399,8 +400,8 @@ fn map_writer<'a>(
     let scale = adgan::visual::heat_scale(gan.config.model.channels);
     adgan::visual::save_heat_legend(scale, &dir.join("legend.png"))?;
     eprintln!(
-        "anomaly maps in {}: image | reconstruction | residual summed over channels, black 0 to \
-         white {scale} (legend.png)",
+        "anomaly maps in {}: image | reconstruction | residual summed over channels (black 0 \
+         to white {scale}, legend.png) | the residual over the image",
         dir.display()
     );
     Ok(Some(move |batch: ScoredBatch| {
@@ -411,7 +412,17 @@ fn map_writer<'a>(
             let row = row as i64;
             let name = map_name(i, &ids[i]);
             let (image, reconstruction) = (batch.images.get(row), reconstructions.get(row));
-            adgan::visual::save_anomaly_map(&image, &reconstruction, scale, 4, &dir.join(name))?;
+            let score = batch.scores[row as usize];
+            let caption = adgan::visual::MapCaption {
+                name: ids[i].clone(),
+                score,
+                decision: decide.map(|c| {
+                    let p = c.p_value(score);
+                    (p, p <= args.alpha)
+                }),
+            };
+            let path = dir.join(name);
+            adgan::visual::save_anomaly_map(&image, &reconstruction, &caption, scale, 4, &path)?;
         }
         Ok(())
     }))
