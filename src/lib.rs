@@ -22,6 +22,7 @@ pub mod io;
 pub mod model;
 pub mod optim;
 pub mod output;
+pub mod ranking_page;
 pub mod report;
 pub mod rng;
 pub mod run;

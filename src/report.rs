@@ -2,6 +2,7 @@
 
 use crate::data::Dataset;
 use crate::output::Destination;
+use crate::ranking_page::{write_ranking_page, PageRow};
 use crate::visual::{save_gallery, MapCaption};
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
@@ -115,14 +116,37 @@ pub fn write_score_table(
 }
 
 /// Names of the files [`write_ranking`] writes into its folder: the score table, the galleries
-/// of the most and the least anomalous images, and their anomaly maps.
-pub const RANKING_FILES: [&str; 5] = [
+/// of the most and the least anomalous images, their anomaly maps, and the page of them all
+/// (the maps of single images go in [`RANKING_MAPS`]).
+pub const RANKING_FILES: [&str; 6] = [
     "scores.csv",
     "most_anomalous.png",
     "least_anomalous.png",
     "most_anomalous_maps.png",
     "least_anomalous_maps.png",
+    "index.html",
 ];
+
+/// The folder of a ranking where the anomaly map of each gallery image is kept for its page
+/// (`rank-<position>.png`).
+pub const RANKING_MAPS: &str = "maps";
+
+/// Removes the single maps an earlier ranking left in `dir` (`rank-*.png`, which are a
+/// ranking's own), so that a ranking replaced with fewer gallery images leaves none stale.
+fn remove_single_maps(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.starts_with("rank-") && n.ends_with(".png")) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove the old map {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
 
 /// The files [`write_ranking`] writes.
 #[derive(Debug, Clone)]
@@ -135,6 +159,8 @@ pub struct RankingFiles {
     pub least_anomalous: PathBuf,
     /// Their anomaly maps, when there are reconstructions.
     pub maps: Option<(PathBuf, PathBuf)>,
+    /// The page of the ranking, every image in a row.
+    pub page: PathBuf,
 }
 
 /// What gives the reconstructions of a batch of images (for the anomaly maps).
@@ -174,6 +200,7 @@ pub fn write_ranking(
         most_anomalous: path(1),
         least_anomalous: path(2),
         maps: reconstruct.is_some().then(|| (path(3), path(4))),
+        page: path(5),
     };
     write_score_table(
         &Destination::File(files.scores.clone()),
@@ -185,6 +212,18 @@ pub fn write_ranking(
     )?;
     let top = top.clamp(1, order.len());
     let least: Vec<usize> = order.iter().rev().take(top).copied().collect();
+    let mut position = vec![0; order.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        position[i] = rank;
+    }
+    remove_single_maps(&out.join(RANKING_MAPS))?;
+    let mut single_maps = std::collections::HashMap::new();
+    let decision = |i: usize| {
+        ranking
+            .decisions
+            .as_ref()
+            .map(|d| (d.p_values[i], d.p_values[i] <= d.alpha))
+    };
     let mut reconstruct = reconstruct;
     for (k, indices) in [&order[..top], &least[..]].into_iter().enumerate() {
         let images = images_of(indices)?;
@@ -200,12 +239,22 @@ pub fn write_ranking(
                 .map(|&i| MapCaption {
                     name: ranking.ids[i].clone(),
                     score: scores[i],
-                    decision: ranking
-                        .decisions
-                        .as_ref()
-                        .map(|d| (d.p_values[i], d.p_values[i] <= d.alpha)),
+                    decision: decision(i),
                 })
                 .collect();
+            std::fs::create_dir_all(out.join(RANKING_MAPS))?;
+            for (row, (&i, caption)) in indices.iter().zip(&captions).enumerate() {
+                let name = format!("{RANKING_MAPS}/rank-{:06}.png", position[i] + 1);
+                crate::visual::save_anomaly_map(
+                    &images.get(row as i64),
+                    &reconstructions.get(row as i64),
+                    caption,
+                    scale,
+                    zoom * 2,
+                    &out.join(&name),
+                )?;
+                single_maps.insert(i, name);
+            }
             crate::visual::save_anomaly_maps(
                 &images,
                 &reconstructions,
@@ -217,6 +266,17 @@ pub fn write_ranking(
             )?;
         }
     }
+    let rows: Vec<PageRow> = order
+        .iter()
+        .map(|&i| PageRow {
+            id: &ranking.ids[i],
+            score: scores[i],
+            decision: decision(i),
+            map: single_maps.remove(&i),
+        })
+        .collect();
+    let alpha = ranking.decisions.as_ref().map_or(0.0, |d| d.alpha);
+    write_ranking_page(&files.page, "adgan ranking", &rows, alpha)?;
     Ok(files)
 }
 

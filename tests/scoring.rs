@@ -557,6 +557,21 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
         assert_eq!(maps.width(), 2 + 4 * (4 * 130 + 4));
         assert!(maps.height() >= 2 + 10 + 128 + 2 + 2 * 10 + 2 + 34);
     }
+    // The page: a row per image in the table's order, each with a thumbnail of its file, and
+    // the single maps of the eight gallery images, which exist beside it.
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let body = page.split("<tbody>").nth(1).unwrap();
+    assert_eq!(body.matches("<tr").count(), 12);
+    assert_eq!(body.matches("class=\"thumb\"").count(), 12);
+    let first_name = body.split("<td class=\"name\">").nth(1).unwrap();
+    assert!(first_name.starts_with(&rows[0].0), "{first_name}");
+    let maps: Vec<&str> = body
+        .split("class=\"map\" loading=\"lazy\" alt=\"map\" src=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert_eq!(maps.len(), 8, "{maps:?}");
+    assert!(maps.iter().all(|m| out.join(m).is_file()), "{maps:?}");
     // A ranking killed before its last file is finished by the same command, without --force:
     // its journal says the folder's files are an unfinished ranking of the same job.
     let again = dir.path().join("again");

@@ -211,6 +211,7 @@ pub(crate) fn print_ranking(ranking: &Ranking, files: &RankingFiles, alpha: f64)
     for i in adgan::score::ranking(ranking.scores).into_iter().take(5) {
         println!("  {:>10.2}  {}", ranking.scores[i], ranking.ids[i]);
     }
+    println!("  page:            {}", files.page.display());
     println!("  scores:          {}", files.scores.display());
     println!("  most anomalous:  {}", files.most_anomalous.display());
     println!("  least anomalous: {}", files.least_anomalous.display());
