@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Renders a small experiment report and a ranking's page in headless Chromium and checks what a
-# reader sees. The report: the ROC-AUC table (a row per class and the mean), the ROC plot, the
-# calibrated decisions (a row and a score histogram per class), a gallery tile for every image
-# of every method, every image decodable. The ranking page: a row per image with its thumbnail,
+# reader sees. The report: the ROC-AUC table (a row per class and the mean), the ROC plots (the
+# mean and each class's), each class's validation curve, the calibrated decisions (a row and a
+# score histogram per class), a gallery tile for every image of every method, every image
+# decodable. The ranking page: a row per image with its thumbnail,
 # the maps of the gallery images, p-values and flagged rows. Neither logs a console error;
 # screenshots of both are left to look at.
 # Needs Debian's `chromium`; says that it skipped otherwise.
@@ -68,8 +69,11 @@ if rows != 1 + 2:
     fail.append(f"the calibrated-decisions table has {rows} rows, not 3 (header, 2 classes)")
 elif re.search(r"<th>[^<]*</th><td>\d+</td><td>-</td>", decisions.group(1)):
     fail.append("a class has no threshold although 40 calibration images allow alpha 0.05")
-if dom.count("<svg") != 1 + 2:
-    fail.append(f"{dom.count('<svg')} plots, not 3 (ROC and a histogram per class)")
+if dom.count("<svg") != 1 + 3 * 2:
+    fail.append(f"{dom.count('<svg')} plots, not 7 (mean ROC; per class its ROC, validation "
+                "curve and histogram)")
+if dom.count("validation, normal class") != 2 or "<circle" not in dom:
+    fail.append("no validation curve with its chosen point for each class")
 figures = dom.count("<figure")
 if figures != 3 * 2 * 2 * 8:
     fail.append(f"{figures} gallery tiles, not 96 (3 methods x 2 classes x 2 ends x 8)")

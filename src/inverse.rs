@@ -108,7 +108,9 @@ impl LatentEncoder {
         let images = match images {
             Some(images) => images,
             None => {
-                read_again = trained_images(gan)?;
+                read_again = gan
+                    .training_images()
+                    .context("the encoder start needs them")?;
                 &read_again
             }
         };
@@ -174,21 +176,4 @@ impl LatentEncoder {
     pub fn encode(&self, images: &Tensor) -> Tensor {
         tch::no_grad(|| self.net.forward(images, false))
     }
-}
-
-/// The images the GAN of a run trained on, read again as `adgan train` read them.
-fn trained_images(gan: &TrainedGan) -> Result<Dataset> {
-    let data = &gan.config.data;
-    let spec = gan.config.model.image_spec();
-    let class = data.normal_class.as_deref();
-    let (images, _, provenance) =
-        crate::train::load_training_split(&data.source, class, spec, data.fit, data.calibration)?;
-    ensure!(
-        provenance.fingerprint == data.fingerprint,
-        "the images the run in {} trained on cannot be read again as they were ({} changed, or \
-         the run was trained on a split of them): the encoder start needs them",
-        gan.run_dir.display(),
-        data.source.describe()
-    );
-    Ok(images)
 }

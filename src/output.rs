@@ -203,6 +203,19 @@ fn refuse_inside_run(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `value` with every null field removed, for comparing job descriptions: a setting written as
+/// null by one version and left out by another is the same absent setting.
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k, without_nulls(v)))
+            .collect(),
+        other => other,
+    }
+}
+
 /// Scores written as they are computed, one JSON line per image after a header line that
 /// identifies the job, so that a stopped scoring job continues where it stopped instead of
 /// starting over. Kept beside the result file as `<out>.partial` until the result is written.
@@ -240,7 +253,7 @@ impl ScoreJournal {
                 .next()
                 .and_then(|l| serde_json::from_str(l).ok())
                 .with_context(|| format!("{} is not a scoring journal", path.display()))?;
-            if header != *job {
+            if without_nulls(header) != without_nulls(job.clone()) {
                 bail!(
                     "{} was left by scoring with other settings or images: delete it to start \
                      over, or repeat that command to finish it",
@@ -315,6 +328,54 @@ impl ScoreJournal {
     }
 }
 
+/// What a scoring job over a folder is, as its journal and its shard records name it: the same
+/// record means the same scores, so a stopped job resumes only into its own journal and only
+/// the parts of one job merge.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FolderJobRecord {
+    /// The run folder, absolute.
+    pub model: PathBuf,
+    /// Generator iterations of the run's checkpoint.
+    pub iteration: i64,
+    /// The method and its settings.
+    pub method: JobMethod,
+    /// SHA-256 of the ids of every image of the folder (all parts), one per line.
+    pub images: String,
+}
+
+/// The method of a [`FolderJobRecord`] and the settings its scores depend on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobMethod {
+    /// The method's name ([`crate::score::method::Method::name`]).
+    pub name: String,
+    /// The ADGAN search (the maps of a ranking are drawn with it too).
+    pub search: crate::score::adgan::AdganConfig,
+    /// The PCA dimension d' of a feature baseline, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca_dim: Option<usize>,
+    /// The folder of normal images a baseline was fitted on, when not the run's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<PathBuf>,
+    /// The AlexNet layer of the AlexNet features, when the scores depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alexnet_layer: Option<String>,
+}
+
+impl FolderJobRecord {
+    /// The job of scoring the folder whose images are `ids` (all of them, every part) with
+    /// `method` over the run in `model` at `iteration`.
+    pub fn new(model: &Path, iteration: i64, method: JobMethod, ids: &[String]) -> Result<Self> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(ids.join("\n").as_bytes());
+        Ok(Self {
+            model: std::path::absolute(model)?,
+            iteration,
+            method,
+            images: format!("{digest:x}"),
+        })
+    }
+}
+
 /// What a part of a sharded job says about itself, written beside its output: which shard,
 /// of how many images in all, of which job (model, method, settings, every image's id), and
 /// the decision level its p-values were flagged at. `adgan merge` checks the parts against each
@@ -326,7 +387,7 @@ pub struct ShardRecord {
     /// Images in the whole collection.
     pub images: usize,
     /// The job, the same for every part.
-    pub job: serde_json::Value,
+    pub job: FolderJobRecord,
     /// alpha of the decisions, when the run was calibrated.
     pub alpha: Option<f64>,
     /// Rows the part wrote (its images less the unreadable ones); absent from records written
@@ -525,5 +586,51 @@ impl OutputLock {
         std::io::Write::write_all(&mut file, text.as_bytes())?;
         file.sync_data()?;
         Ok(Self { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_resumes_its_own_job_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let result = dir.path().join("scores.csv");
+        let job = serde_json::json!({"model": "/r", "method": {"name": "kde", "train": null}});
+        let mut journal = ScoreJournal::open(&result, &job).unwrap();
+        journal.record(&[0, 2], &[1.5, 2.5]).unwrap();
+        drop(journal);
+        // The same job written without its null setting (by a typed record) resumes.
+        let same = serde_json::json!({"model": "/r", "method": {"name": "kde"}});
+        let resumed = ScoreJournal::open(&result, &same).unwrap();
+        assert_eq!(resumed.done().len(), 2);
+        assert_eq!(resumed.done()[&2], 2.5);
+        drop(resumed);
+        let other = serde_json::json!({"model": "/r", "method": {"name": "gmm"}});
+        let err = ScoreJournal::open(&result, &other).err().unwrap();
+        assert!(err.to_string().contains("other settings"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_job_is_named_by_every_image_id() {
+        let method = JobMethod {
+            name: "adgan".into(),
+            search: Default::default(),
+            pca_dim: None,
+            train: None,
+            alexnet_layer: None,
+        };
+        let ids = ["a.png".to_string(), "b.png".to_string()];
+        let job = FolderJobRecord::new(Path::new("run"), 10, method.clone(), &ids).unwrap();
+        assert!(job.model.is_absolute());
+        let again = FolderJobRecord::new(Path::new("run"), 10, method.clone(), &ids).unwrap();
+        assert_eq!(job, again);
+        let fewer = FolderJobRecord::new(Path::new("run"), 10, method, &ids[..1]).unwrap();
+        assert_ne!(job.images, fewer.images);
+        // Its JSON leaves out the settings a method has not, and reads back the same.
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(!text.contains("pca_dim"), "{text}");
+        assert_eq!(serde_json::from_str::<FolderJobRecord>(&text).unwrap(), job);
     }
 }

@@ -312,6 +312,24 @@ pub fn significant(x: f64, digits: usize) -> String {
     without_negative_zero(text)
 }
 
+/// `x` with at most `digits` significant digits and no trailing zeros (`10`, `0.25`, `5e-4`):
+/// for settings and axis ticks, where `10.00` would suggest a precision that is not there.
+pub fn compact(x: f64, digits: usize) -> String {
+    let text = significant(x, digits);
+    let (mantissa, exponent) = match text.split_once('e') {
+        Some((m, e)) => (m.to_string(), format!("e{e}")),
+        None => (text, String::new()),
+    };
+    let mantissa = match mantissa.contains('.') {
+        true => mantissa
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string(),
+        false => mantissa,
+    };
+    mantissa + &exponent
+}
+
 /// `text` without its minus sign when it shows zero (`-0.00` is `0.00`).
 fn without_negative_zero(text: String) -> String {
     match text.strip_prefix('-') {
@@ -447,5 +465,12 @@ mod tests {
         assert_eq!(format_score(-0.0), "0.00");
         assert_eq!(without_negative_zero("-0.000".into()), "0.000");
         assert_eq!(without_negative_zero("-0.001".into()), "-0.001");
+        assert_eq!(compact(10.0, 4), "10");
+        assert_eq!(compact(0.25, 4), "0.25");
+        assert_eq!(compact(5e-4, 4), "0.0005");
+        assert_eq!(compact(2.5e-7, 4), "2.5e-7");
+        assert_eq!(compact(0.28444, 4), "0.2844");
+        assert_eq!(compact(1500.0, 3), "1500");
+        assert_eq!(compact(-0.0, 3), "0");
     }
 }

@@ -62,6 +62,22 @@ pub struct TrainedGan {
     pub run_dir: PathBuf,
 }
 
+impl TrainedGan {
+    /// The normal images this GAN trained on, read again as `train` read them: the run's data
+    /// without its calibration hold-out, checked against the fingerprint the run recorded.
+    /// What every model fitted for the run (baselines, ensemble members, the encoder) is
+    /// fitted on, so that none has seen a calibration image.
+    pub fn training_images(&self) -> Result<crate::data::Dataset> {
+        crate::calibration::training_images(&self.config).with_context(|| {
+            format!(
+                "reading the images the run trained on ({}, recorded in {})",
+                self.config.data.source.describe(),
+                self.run_dir.join(CONFIG_FILE).display()
+            )
+        })
+    }
+}
+
 /// The folder of `run_dir` where the method `name`'s autoencoder or fitted classic baseline
 /// is kept (`baselines/<name>`).
 pub fn baseline_dir(run_dir: &Path, name: &str) -> PathBuf {

@@ -524,7 +524,7 @@ fn load_snapshot(
     ensure!(
         gan.iteration == iteration as i64,
         "{} holds iteration {}, not {iteration}: the run was trained past this point; delete \
-         its snapshots and validation.json, or choose another --out",
+         its snapshots and validation.json, or choose another output folder",
         snapshot.display(),
         gan.iteration
     );

@@ -135,6 +135,11 @@ fn runner_writes_everything_and_continues_after_a_stop() {
         html.contains("<figure class=\"normal\">") && html.contains("<figure class=\"anomalous\">")
     );
     assert!(!html.contains("**"), "a real table, not Markdown");
+    // Each class's ROC curves; without selection no validation curve, and the report says
+    // why it has no decisions.
+    assert_eq!(html.matches("ROC, normal class").count(), 2);
+    assert!(!html.contains("validation, normal class"));
+    assert!(html.contains("id=\"no-decisions\"") && html.contains("--select-every"));
     let gallery = image::open(out.path().join("galleries/disc-most.png")).unwrap();
     assert_eq!(gallery.width(), 2 + 8 * 66);
     let table = std::fs::read_to_string(out.path().join("table.md")).unwrap();
@@ -329,9 +334,12 @@ fn selection_chooses_on_the_learning_curve_and_records_the_choice() {
     );
     assert_eq!(
         html.matches("<svg").count(),
-        2,
-        "the ROC plot and one histogram"
+        4,
+        "the mean ROC plot, the class's ROC and validation curves, and one histogram"
     );
+    assert_eq!(html.matches("validation, normal class").count(), 1);
+    assert!(html.contains("<circle"), "the chosen point is marked");
+    assert!(!html.contains("id=\"no-decisions\""));
 
     // A curve saved before points kept their normal scores gets them for its best point.
     let curve_path = run.join("validation.json");
@@ -447,11 +455,26 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     let mut refused = config();
     refused.methods = vec![Method::AdganIc];
     let empty = tempfile::tempdir().unwrap();
-    let err = experiment::run_one_vs_all(&refused, empty.path(), Device::Cpu, &mut |_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("--select-every"), "{err}");
+    let err =
+        experiment::run_one_vs_all(&refused, empty.path(), Device::Cpu, &mut |_| {}).unwrap_err();
+    // The library names the setting in its own terms; the command names its flag.
+    let bad = err.downcast_ref::<adgan::setting::BadSetting>().unwrap();
+    assert_eq!(bad.name, "select_every");
+    assert!(!err.to_string().contains("--"), "{err}");
     assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+    let cli = common::adgan_err(&[
+        "experiment",
+        "one-vs-all",
+        "--dataset",
+        "demo",
+        "--classes",
+        "disc",
+        "--methods",
+        "adgan-ic",
+        "--out",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert!(cli.contains("--select-every"), "{cli}");
 
     // Two points with two candidates each: here adgan-ic's corrected ROC-AUC picks another point than
     // ADGAN's, and its search runs again.
@@ -562,8 +585,8 @@ fn the_complexity_corrected_score_comes_from_the_same_curve() {
     assert!(html.contains("<td>adgan-ic</td>") && html.contains("<td>adgan</td>"));
     assert_eq!(
         html.matches("<svg").count(),
-        3,
-        "the ROC plot and two histograms"
+        5,
+        "the mean ROC plot, the class's ROC and validation curves, and two histograms"
     );
     for ((&a, &l), &c) in adgan.scores.iter().zip(&lengths).zip(&ic.scores) {
         assert!((line.correct(a, l) - c).abs() < 1e-12);

@@ -1,14 +1,12 @@
 //! `adgan bench`: the figures of BENCHMARKS.md (training and scoring speed, baselines against
 //! scikit-learn, streaming memory, where a search step spends its time).
 
-use super::args::{value_name, DataArgs, DeviceArgs, SearchArgs};
-use adgan::data::Split;
+use super::args::{value_name, DeviceArgs, SearchArgs};
 use adgan::device;
 use adgan::model::ModelConfig;
 use adgan::score::adgan::AdganConfig;
-use adgan::score::classic::Classic;
 use adgan::train::TrainConfig;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -17,7 +15,7 @@ pub(crate) fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Train(args) => run_bench_train(args),
         BenchCommand::Score(args) => run_bench_score(args),
-        BenchCommand::Baselines(args) => run_bench_baselines(args),
+        BenchCommand::Baselines(args) => super::bench_baselines::run(args),
         BenchCommand::Profile(args) => run_bench_profile(args),
         BenchCommand::Stream(args) => run_bench_stream(args),
     }
@@ -31,7 +29,7 @@ pub(crate) enum BenchCommand {
     Score(BenchScoreArgs),
     /// The classic baselines at a fixed PCA dimension on a one-vs-all task: ROC-AUC, chosen
     /// hyperparameters and time; --dump writes the data for bench/baselines.py (scikit-learn).
-    Baselines(BenchBaselinesArgs),
+    Baselines(super::bench_baselines::BenchBaselinesArgs),
     /// Peak memory and time of scoring a generated folder of --images PNGs streamed in
     /// batches (memory should follow the batch, not the folder).
     Stream(BenchStreamArgs),
@@ -67,37 +65,6 @@ pub(crate) struct BenchStreamArgs {
     /// Where the PNGs are written (kept for later runs).
     #[arg(long, default_value = "bench/out/stream")]
     dir: PathBuf,
-    #[command(flatten)]
-    device: DeviceArgs,
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct BenchBaselinesArgs {
-    #[command(flatten)]
-    data: DataArgs,
-    /// Test images drawn.
-    #[arg(long, default_value_t = 1000)]
-    n_test: usize,
-    /// Seed of the test draw.
-    #[arg(long, default_value_t = 0)]
-    draw_seed: u64,
-    /// PCA dimension d'.
-    #[arg(long, default_value_t = 40)]
-    pca_dim: usize,
-    /// Baselines, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "kde,ocsvm,iforest,gmm"
-    )]
-    methods: Vec<Classic>,
-    /// Seed of the randomised baselines (Isolation Forest, GMM initialisation).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Write the training images, test images and labels to this safetensors file.
-    #[arg(long)]
-    dump: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -350,69 +317,5 @@ pub(crate) fn run_bench_stream(args: &BenchStreamArgs) -> Result<()> {
         args.batch,
         f.tensor_mib
     );
-    Ok(())
-}
-
-pub(crate) fn run_bench_baselines(args: &BenchBaselinesArgs) -> Result<()> {
-    let device = args.device.select()?;
-    let class = args
-        .data
-        .normal_class
-        .as_deref()
-        .context("bench baselines needs --normal-class")?;
-    let source = args.data.source.source(0)?;
-    let spec = adgan::data::ImageSpec {
-        size: 32,
-        channels: args.data.source.default_channels(),
-    };
-    let train = source.load(Split::Train, spec, args.data.source.fit)?;
-    let test = source.load(Split::Test, spec, args.data.source.fit)?;
-    let normal = adgan::data::normal_class_index(&train, class)?;
-    let task = adgan::data::one_vs_all(&train, &test, normal, args.n_test, args.draw_seed)?;
-    let labels = task.test.labels.clone().unwrap_or_default();
-    if let Some(path) = &args.dump {
-        let labels_tensor = tch::Tensor::from_slice(&labels);
-        adgan::io::save_tensors(
-            path,
-            &[
-                ("train".to_string(), task.train.images.flatten(1, -1)),
-                ("test".to_string(), task.test.images.flatten(1, -1)),
-                ("labels".to_string(), labels_tensor),
-            ],
-        )?;
-        println!("wrote {}", path.display());
-    }
-    println!(
-        "class {class}: {} normal training images, {} test images, PCA d' = {}, {} threads, {}",
-        task.train.len(),
-        task.test.len(),
-        args.pca_dim,
-        tch::get_num_threads(),
-        device::name(device)
-    );
-    let runs = adgan::bench::classic_baselines(
-        &task.train.images,
-        &task.test.images,
-        &labels,
-        args.pca_dim,
-        args.seed,
-        &args.methods,
-        device,
-    )?;
-    for run in runs {
-        let chosen: Vec<String> = run
-            .chosen
-            .iter()
-            .map(|(k, v)| format!("{k}={v:.6}"))
-            .collect();
-        println!(
-            "{:<8} AUC {:.4}  fit {:.2} s  score {:.2} s  {}",
-            run.kind.name(),
-            run.auc,
-            run.fit_seconds,
-            run.score_seconds,
-            chosen.join(" ")
-        );
-    }
     Ok(())
 }

@@ -97,7 +97,7 @@ pub(crate) fn calibrate_ensemble(
     calibration: &Calibration,
     images: &Dataset,
 ) -> Result<calibration::EnsembleCalibration> {
-    let training = member_training_images(run_dir, gan, ensemble)?;
+    let training = member_training_images(gan, ensemble)?;
     let baseline_dir = |m: Method| adgan::run::baseline_dir(run_dir, m.name());
     let inputs = Inputs {
         normal: training.as_ref(),
@@ -252,7 +252,7 @@ pub(crate) fn ensemble_parts(
     calibration: Option<&Calibration>,
 ) -> Result<EnsembleParts> {
     let e = run_ensemble(run_dir, calibration)?.clone();
-    let training = member_training_images(run_dir, gan, &e.ensemble.config)?;
+    let training = member_training_images(gan, &e.ensemble.config)?;
     Ok(EnsembleParts {
         calibration: e,
         training,
@@ -277,20 +277,15 @@ pub(crate) fn run_ensemble<'c>(
 
 /// The images the run trained on, when a member of `ensemble` is fitted on them.
 fn member_training_images(
-    run_dir: &Path,
     gan: &TrainedGan,
     ensemble: &adgan::score::ensemble::EnsembleConfig,
 ) -> Result<Option<Dataset>> {
     if ensemble.members.iter().all(|m| m.needs_gan()) {
         return Ok(None);
     }
-    let images = calibration::training_images(&gan.config).with_context(|| {
-        format!(
-            "reading the images the run in {} trained on, which the ensemble's members are \
-             fitted on",
-            run_dir.display()
-        )
-    })?;
+    let images = gan
+        .training_images()
+        .context("the ensemble's members are fitted on them")?;
     Ok(Some(images))
 }
 

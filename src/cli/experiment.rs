@@ -2,7 +2,7 @@
 //! chooses ADGAN's training length and learning rates.
 
 use super::args::{DeviceArgs, EnsembleArgs, GanArgs, SearchArgs, SelectionArgs, SourceArgs};
-use super::progress::ExperimentProgress;
+use super::experiment_progress::ExperimentProgress;
 use adgan::alexnet::AlexNetLayer;
 use adgan::autoencoder::AutoencoderConfig;
 use adgan::experiment::{self, Event, ExperimentConfig};

@@ -5,7 +5,7 @@
 use super::progress::{on_bad_file, report_skipped, score_with_progress};
 use adgan::calibration::Calibration;
 use adgan::data::{FolderStream, Shard, SkippedImage};
-use adgan::output::{Destination, ScoreJournal, ShardRecord};
+use adgan::output::{Destination, FolderJobRecord, JobMethod, ScoreJournal, ShardRecord};
 use adgan::report::Decisions;
 use adgan::run::TrainedGan;
 use adgan::score::method::Built;
@@ -50,14 +50,14 @@ impl FolderJob<'_> {
         &self,
         mut stream: FolderStream,
         built: &mut Built,
-        method: serde_json::Value,
+        method: JobMethod,
         journal_at: Option<&Path>,
         alpha: Option<f64>,
         after_batch: Option<&mut AfterBatch>,
     ) -> Result<ScoredFolder> {
         // The job names every image of the folder, so that the shards of one job agree.
         let all_ids = folder_ids(self.dir)?;
-        let job = score_job(self.model, self.gan, method, &all_ids)?;
+        let job = FolderJobRecord::new(self.model, self.gan.iteration, method, &all_ids)?;
         let mut journal = match journal_at {
             Some(path) => Some(self.open_journal(path, &job, stream.len())?),
             None => None,
@@ -100,8 +100,8 @@ impl FolderJob<'_> {
         })
     }
 
-    fn open_journal(&self, path: &Path, job: &serde_json::Value, n: usize) -> Result<ScoreJournal> {
-        let mut in_shard = job.clone();
+    fn open_journal(&self, path: &Path, job: &FolderJobRecord, n: usize) -> Result<ScoreJournal> {
+        let mut in_shard = serde_json::to_value(job)?;
         in_shard["shard"] = serde_json::json!(self.shard);
         let journal = ScoreJournal::open(path, &in_shard)?;
         if !journal.done().is_empty() {
@@ -218,22 +218,4 @@ pub(crate) fn folder_ids(dir: &Path) -> Result<Vec<String>> {
         .iter()
         .map(|p| adgan::data::id_of_path(p))
         .collect())
-}
-
-/// What identifies a scoring job in its journal: the model and checkpoint, the method and its
-/// settings (`method`: any JSON), and the images (a digest of their ids).
-pub(crate) fn score_job(
-    model: &Path,
-    gan: &TrainedGan,
-    method: serde_json::Value,
-    ids: &[String],
-) -> Result<serde_json::Value> {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(ids.join("\n").as_bytes());
-    Ok(serde_json::json!({
-        "model": std::path::absolute(model)?,
-        "iteration": gan.iteration,
-        "method": method,
-        "images": format!("{digest:x}"),
-    }))
 }

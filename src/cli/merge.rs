@@ -6,7 +6,6 @@ use super::progress::on_bad_file;
 use adgan::data::FolderStream;
 use adgan::output::{check_merge_output, check_part_rows, Destination, OutputLock, ShardRecord};
 use adgan::report::{read_score_table, write_table, Decisions, Ranking, ScoreTable, RANKING_FILES};
-use adgan::score::adgan::AdganConfig;
 use adgan::score::method::{self, Inputs, Method};
 use adgan::train::{RunConfig, CONFIG_FILE};
 use anyhow::{bail, ensure, Context, Result};
@@ -136,15 +135,13 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
         _ => bail!("the parts have p-values but no alpha, or the reverse"),
     };
     // The galleries need the images: the folder the parts ranked, read as they read it.
-    let model = PathBuf::from(job["model"].as_str().context("the parts name no model")?);
+    let model = job.model.clone();
     let images = args.images.as_deref().context("--rank needs --images")?;
     let (mut stream, index) = ranked_folder(&model, images, records[0].1.images, &columns.ids)?;
     // The maps come from the same search over the same generator as in one run.
     let device = tch::Device::Cpu;
     let gan = adgan::run::load_gan(&model, device)?;
-    let search: AdganConfig = serde_json::from_value(job["method"]["search"].clone())
-        .context("the parts name no search settings")?;
-    let inputs = Inputs::for_gan(device, &gan, search, None);
+    let inputs = Inputs::for_gan(device, &gan, job.method.search, None);
     let mut detector = method::build(Method::Adgan, &inputs, &mut |_, _| {})?.detector;
     let ranking = Ranking {
         ids: &columns.ids,

@@ -4,9 +4,11 @@
 
 mod args;
 mod bench;
+mod bench_baselines;
 mod calibrate;
 mod demo;
 mod experiment;
+mod experiment_progress;
 mod export;
 mod folder;
 mod info;
@@ -14,6 +16,8 @@ mod merge;
 mod progress;
 mod rank;
 mod score;
+mod score_maps;
+mod search_args;
 mod train;
 
 use anyhow::Result;
@@ -70,6 +74,10 @@ enum ExperimentCommand {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
+    run_command(cli).map_err(args::name_the_flag)
+}
+
+fn run_command(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Demo(args) => demo::run(&args),

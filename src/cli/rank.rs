@@ -123,7 +123,13 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     }
     let mut built = method::build(chosen, &inputs, &mut |_, _| {})?;
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
-    let method = serde_json::json!({"name": chosen.name(), "search": search});
+    let method = adgan::output::JobMethod {
+        name: chosen.name().to_string(),
+        search,
+        pca_dim: None,
+        train: None,
+        alexnet_layer: None,
+    };
     let table = args.out.join(RANKING_FILES[0]);
     let alpha = calibration.as_ref().map(|_| args.alpha);
     let mut done = job.score(stream, &mut built, method, Some(&table), alpha, None)?;

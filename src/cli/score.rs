@@ -12,7 +12,7 @@ use adgan::output::{Destination, OutputLock, ShardRecord};
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
 use adgan::score::method::{self, Inputs, Method};
-use adgan::score::{AfterBatch, ScoredBatch};
+use adgan::score::AfterBatch;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ pub(crate) struct ScoreArgs {
     out: PathBuf,
     /// Replace the output file if it exists.
     #[arg(long)]
-    force: bool,
+    pub(crate) force: bool,
     /// Stop at the first image file that cannot be read (default: skip it, warn, and list it
     /// in OUT.skipped.txt).
     #[arg(long)]
@@ -70,12 +70,12 @@ pub(crate) struct ScoreArgs {
     /// image, its best reconstruction g(z*) and the residual |x - g(z*)| as a heat map on one
     /// fixed scale (legend.png).
     #[arg(long)]
-    maps: Option<PathBuf>,
+    pub(crate) maps: Option<PathBuf>,
     /// With a calibrated run (`adgan calibrate`; `train` calibrates itself), flag the images
     /// whose conformal p-value is at most alpha: on normal images at most this fraction are
     /// flagged, in expectation.
     #[arg(long, default_value_t = adgan::calibration::DEFAULT_ALPHA)]
-    alpha: f64,
+    pub(crate) alpha: f64,
     /// Scoring method: ADGAN (adgan, or adgan-ic corrected for image complexity), the critic or
     /// latent prior of the GAN, AnoGAN, or a baseline fitted on the GAN's training images (or on
     /// --train): dcae and vae (trained once into RUN/baselines/), kde, ocsvm, iforest, gmm
@@ -109,12 +109,9 @@ fn baseline_training_images(args: &ScoreArgs, method: Method, gan: &TrainedGan) 
     let data = &gan.config.data;
     let images = match &args.train {
         Some(dir) => adgan::data::load_folder(dir, spec, data.fit, on_bad_file(args.strict))?,
-        None => calibration::training_images(&gan.config).with_context(|| {
+        None => gan.training_images().with_context(|| {
             format!(
-                "reading the run's training data ({}, recorded in {}): pass --train DIR to fit {} \
-                 on other normal images",
-                data.source.describe(),
-                args.model.join(adgan::train::CONFIG_FILE).display(),
+                "pass --train DIR to fit {} on other normal images",
                 method.name()
             )
         })?,
@@ -281,19 +278,20 @@ fn score_folder(
         stream.len(),
         resolved.method.name()
     );
-    let method = serde_json::json!({
-        "name": resolved.method.name(),
-        "search": args.search.config(),
-        "pca_dim": args.pca_dim,
-        "train": args.train.as_deref().map(std::path::absolute).transpose()?,
-        "alexnet_layer": format!("{:?}", args.alexnet_layer),
-    });
+    let method = adgan::output::JobMethod {
+        name: resolved.method.name().to_string(),
+        search: args.search.config(),
+        pca_dim: Some(args.pca_dim),
+        train: args.train.as_deref().map(std::path::absolute).transpose()?,
+        alexnet_layer: Some(format!("{:?}", args.alexnet_layer)),
+    };
     let path = match dest {
         Destination::File(path) => Some(path.as_path()),
         Destination::Stdout => None,
     };
     let ids = stream.ids();
-    let mut maps = map_writer(args, resolved.method, gan, &ids, decide.as_ref())?;
+    let mut maps =
+        super::score_maps::map_writer(args, resolved.method, gan, &ids, decide.as_ref())?;
     let alpha = decide.as_ref().map(|_| args.alpha);
     let after_batch = maps.as_mut().map(|m| m as &mut AfterBatch);
     let done = job.score(stream, &mut built, method, path, alpha, after_batch)?;
@@ -351,7 +349,8 @@ fn score_data_set(
         resolved.method.name()
     );
     let mut images = &data.images;
-    let mut maps = map_writer(args, resolved.method, gan, &data.ids, decide.as_ref())?;
+    let mut maps =
+        super::score_maps::map_writer(args, resolved.method, gan, &data.ids, decide.as_ref())?;
     let scores = score_with_progress(
         detector.as_mut(),
         &mut images,
@@ -377,73 +376,6 @@ fn lock_output(dest: &Destination) -> Result<Option<OutputLock>> {
         Destination::File(path) => Ok(Some(OutputLock::acquire(path, false, "adgan score")?)),
         Destination::Stdout => Ok(None),
     }
-}
-
-/// With --maps, a function that writes the anomaly maps of each batch scored (named by image
-/// index and file name), after the legend; the folder is checked first.
-fn map_writer<'a>(
-    args: &'a ScoreArgs,
-    method: Method,
-    gan: &TrainedGan,
-    ids: &'a [String],
-    decide: Option<&'a Calibration>,
-) -> Result<Option<impl FnMut(ScoredBatch) -> Result<()> + 'a>> {
-    let Some(dir) = &args.maps else {
-        return Ok(None);
-    };
-    debug_assert!(
-        matches!(method, Method::Adgan | Method::AdganIc),
-        "checked by run"
-    );
-    adgan::output::check_folder(dir, &["legend.png"], args.force)
-        .map_err(out_error("--maps", dir))?;
-    let scale = adgan::visual::heat_scale(gan.config.model.channels);
-    adgan::visual::save_heat_legend(scale, &dir.join("legend.png"))?;
-    eprintln!(
-        "anomaly maps in {}: image | reconstruction | residual summed over channels (black 0 \
-         to white {scale}, legend.png) | the residual over the image",
-        dir.display()
-    );
-    Ok(Some(move |batch: ScoredBatch| {
-        let reconstructions = batch
-            .reconstructions
-            .context("the detector gave no reconstructions")?;
-        for (row, &i) in batch.indices.iter().enumerate() {
-            let row = row as i64;
-            let name = map_name(i, &ids[i]);
-            let (image, reconstruction) = (batch.images.get(row), reconstructions.get(row));
-            let score = batch.scores[row as usize];
-            let caption = adgan::visual::MapCaption {
-                name: ids[i].clone(),
-                score,
-                decision: decide.map(|c| {
-                    let p = c.p_value(score);
-                    (p, p <= args.alpha)
-                }),
-            };
-            let path = dir.join(name);
-            adgan::visual::save_anomaly_map(&image, &reconstruction, &caption, scale, 4, &path)?;
-        }
-        Ok(())
-    }))
-}
-
-/// The file name of image `index`'s map: its index and the last part of its id, with only
-/// letters, digits, `-` and `_` kept.
-fn map_name(index: usize, id: &str) -> String {
-    let last = id.rsplit(['/', ':']).next().unwrap_or("");
-    let stem = last.rsplit_once('.').map_or(last, |(stem, _)| stem);
-    let safe: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{index:06}_{safe}.png")
 }
 
 /// The run's calibration, when the method is ADGAN's (or not given) and the calibration was

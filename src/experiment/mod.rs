@@ -6,6 +6,7 @@
 //! whose GAN is already trained with the same configuration reuses it (a half-trained one
 //! resumes).
 
+pub mod curves;
 pub mod decisions;
 mod ensemble;
 mod gan;
@@ -106,11 +107,15 @@ impl ExperimentConfig {
         if self.selection.enabled() {
             self.selection.validate()?;
         }
-        ensure!(
+        crate::setting::check(
             self.selection.enabled() || !self.methods.contains(&Method::AdganIc),
-            "adgan-ic fits its complexity line on held-out validation images: turn selection on \
-             (--select-every N)"
-        );
+            "select_every",
+            || {
+                "adgan-ic fits its complexity line on held-out validation images: give a \
+                 validation interval"
+                    .into()
+            },
+        )?;
         if self.methods.contains(&Method::Ensemble) {
             self.check_ensemble()?;
         }

@@ -3,92 +3,20 @@
 //! `report.html` holding the table, the plot and the galleries.
 
 use crate::data::{Dataset, Split};
-use crate::eval::{mean_roc, roc_curve};
+use crate::experiment::curves::{class_roc_svg, roc_svg, validation_svg};
 use crate::experiment::{Cell, ExperimentConfig};
 use crate::io::write_atomic;
 use crate::report::{escape_html as escape, significant};
 use crate::score::method::Method;
+use crate::selection::{Curve, CURVE_FILE};
 use crate::visual::save_gallery;
 use anyhow::{Context, Result};
 use base64::Engine;
 use image::ImageEncoder;
-use plotters::prelude::*;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// One colour per method (the experiment has up to 12), distinct on white.
-const PALETTE: [RGBColor; 12] = [
-    RGBColor(214, 39, 40),
-    RGBColor(31, 119, 180),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(23, 190, 207),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(0, 0, 0),
-    RGBColor(0, 0, 128),
-];
-
-/// Draws the ROC curve of each method, averaged over classes on a common false-positive grid
-/// (the paper's Fig. 3), as SVG text.
-pub fn roc_svg(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (640, 440)).into_drawing_area();
-        root.fill(&WHITE)?;
-        // The legend gets its own column right of the plot, so that it hides no curve.
-        let (plot, legend) = root.split_horizontally(500);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption("ROC, mean over normal classes", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(44)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
-        chart
-            .configure_mesh()
-            .x_desc("false-positive rate")
-            .y_desc("true-positive rate")
-            .draw()?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
-        let mut row = 0;
-        for (i, &method) in config.methods.iter().enumerate() {
-            let curves = cells
-                .iter()
-                .filter(|c| c.method == method)
-                .map(|c| roc_curve(&c.scores, &c.labels))
-                .collect::<Result<Vec<_>>>()?;
-            if curves.is_empty() {
-                continue;
-            }
-            let colour = PALETTE[i % PALETTE.len()];
-            let mean = mean_roc(&curves, 201);
-            chart.draw_series(LineSeries::new(
-                mean.iter().map(|p| (p.fpr, p.tpr)),
-                colour.stroke_width(2),
-            ))?;
-            let y = 50 + 22 * row;
-            legend.draw(&PathElement::new(
-                vec![(8, y), (32, y)],
-                colour.stroke_width(2),
-            ))?;
-            legend.draw(&Text::new(
-                method.name(),
-                (38, y - 7),
-                ("sans-serif", 14).into_font(),
-            ))?;
-            row += 1;
-        }
-        root.present()?;
-    }
-    Ok(svg)
-}
-
-/// The ROC-AUC table as HTML: a row per normal class, a column per method, the mean row, the
-/// best of each row in bold.
 /// A table of one number per class and method (`value` of each cell), with the mean over
 /// classes and the best of each row in bold.
 fn metric_html(
@@ -144,8 +72,6 @@ fn metric_html(
     Ok(html)
 }
 
-/// The test images of `cell` ranked by its scores: (most anomalous, least anomalous) indices into
-/// `test`, `top` each.
 /// What each method chose on the training split's validation images, class by class (the
 /// snapshot and learning rates of the search, the PCA dimension, bandwidths, ...).
 fn chosen_html(cells: &[Cell]) -> String {
@@ -156,7 +82,7 @@ fn chosen_html(cells: &[Cell]) -> String {
             let chosen: Vec<String> = c
                 .chosen
                 .iter()
-                .map(|(k, v)| format!("{} {}", escape(k), significant(*v, 4)))
+                .map(|(k, v)| format!("{} {}", escape(k), crate::report::compact(*v, 4)))
                 .collect();
             format!(
                 "<tr><th>{}</th><td>{}</td><td class=\"text\">{}</td></tr>",
@@ -177,6 +103,103 @@ fn chosen_html(cells: &[Cell]) -> String {
     )
 }
 
+/// The classes whose chosen validation ROC-AUC is below 0.5, as a warning: there the method
+/// ranked the held-out anomalies below the normal images, so its test scores of that class
+/// are likely inverted or uninformative.
+fn inverted_warning(cells: &[Cell]) -> String {
+    let inverted: Vec<String> = cells
+        .iter()
+        .filter_map(|c| {
+            let auc = *c.chosen.get("validation_auc")?;
+            (auc < 0.5).then(|| {
+                format!(
+                    "class {} {} ({})",
+                    escape(&c.class),
+                    c.method.name(),
+                    significant(auc, 3)
+                )
+            })
+        })
+        .collect();
+    if inverted.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<p class=\"warning\" id=\"inverted\">Warning: validation ROC-AUC below 0.5 for {}. \
+         There the method ranked the held-out anomalous validation images below the normal \
+         ones: the anomalies of this class may look more typical than its normal images to it \
+         (simpler, or inside the normal images' range), so its test scores are likely inverted \
+         or uninformative. Prefer another method for such a class.</p>",
+        inverted.join(", ")
+    )
+}
+
+/// Each class's validation curve (from `out/runs/class-C/validation.json`), with ADGAN's
+/// chosen point circled, and the warning of [`inverted_warning`]; empty without selection.
+fn validation_html(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Result<String> {
+    let mut plots = String::new();
+    for class in &config.classes {
+        let path = out
+            .join("runs")
+            .join(format!("class-{class}"))
+            .join(CURVE_FILE);
+        if !path.exists() {
+            continue;
+        }
+        let curve: Curve = crate::io::read_json(&path, "a validation curve")?;
+        let chosen = cells
+            .iter()
+            .find(|c| c.method == Method::Adgan && c.class == *class)
+            .and_then(|c| Some((*c.chosen.get("iterations")?, *c.chosen.get("lr_theta")?)));
+        plots += &validation_svg(&curve, class, chosen)?;
+    }
+    let warning = inverted_warning(cells);
+    if plots.is_empty() {
+        return Ok(warning);
+    }
+    Ok(format!(
+        "<h2>Validation curves</h2><p>ADGAN's ROC-AUC on each class's validation images (held-out \
+         normal training images and training images of the other classes; no test image) at \
+         each snapshot of its training, one line per pair of learning rates; the circle marks \
+         the point its cell chose.</p>{warning}<div class=\"plots\">{plots}</div>"
+    ))
+}
+
+/// Each class's ROC curves, a small plot per class.
+fn class_roc_html(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
+    let mut plots = String::new();
+    for class in &config.classes {
+        plots += &class_roc_svg(config, cells, class)?;
+    }
+    Ok(format!(
+        "<h2>ROC curves per class</h2><p>Each method's ROC curve on the class's test images, \
+         its ROC-AUC in the legend.</p><div class=\"plots\">{plots}</div>"
+    ))
+}
+
+/// The calibrated decisions, or why there are none.
+fn decisions_or_why_not(config: &ExperimentConfig, cells: &[Cell]) -> Result<String> {
+    let html = super::decisions::decisions_html(cells)?;
+    if !html.is_empty() {
+        return Ok(html);
+    }
+    let why = match config.selection.enabled() {
+        false => {
+            "the experiment ran without selection on validation data, so no held-out \
+                  normal images were scored to calibrate the test scores with; run it with a \
+                  validation interval (<code>adgan experiment one-vs-all --select-every N</code>) \
+                  to get p-values and decisions"
+        }
+        true => {
+            "none of the methods run is calibrated: decisions come with adgan, adgan-ic \
+                 and the ensemble, whose held-out normal validation scores calibrate them"
+        }
+    };
+    Ok(format!(
+        "<h2>Calibrated decisions</h2><p id=\"no-decisions\">No decisions: {why}.</p>"
+    ))
+}
+
 /// Which program wrote the report, when, and from which command line.
 fn provenance_html() -> String {
     let command: Vec<String> = std::env::args_os()
@@ -190,6 +213,8 @@ fn provenance_html() -> String {
     )
 }
 
+/// The test images of `cell` ranked by its scores: (most anomalous, least anomalous) indices into
+/// `test`, `top` each.
 fn gallery_indices(
     cell: &Cell,
     test_index: &HashMap<&str, usize>,
@@ -267,7 +292,7 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
         html,
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>adgan one-vs-all report</title>"
     )?;
-    writeln!(html, "<style>body{{font-family:sans-serif;max-width:75em;margin:2em auto}}table{{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}td.text{{text-align:left}}.provenance{{color:#555;font-size:90%}}img{{image-rendering:pixelated}}.gallery{{display:flex;flex-wrap:wrap;align-items:flex-start;gap:4px;margin:.3em 0}}.gallery>span{{width:8em}}figure{{margin:0;font-size:10px;text-align:center;width:72px;overflow-wrap:anywhere}}figure img{{width:64px;height:64px;border:4px solid}}figure.normal img{{border-color:#2a2}}figure.anomalous img{{border-color:#d22}}</style></head><body>")?;
+    writeln!(html, "<style>body{{font-family:sans-serif;max-width:75em;margin:2em auto}}table{{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}td.text{{text-align:left}}.provenance{{color:#555;font-size:90%}}.warning{{background:#fee;border-left:4px solid #d22;padding:.4em}}.plots{{display:flex;flex-wrap:wrap;gap:8px}}.plots svg{{max-width:100%;height:auto}}img{{image-rendering:pixelated}}.gallery{{display:flex;flex-wrap:wrap;align-items:flex-start;gap:4px;margin:.3em 0}}.gallery>span{{width:8em}}figure{{margin:0;font-size:10px;text-align:center;width:72px;overflow-wrap:anywhere}}figure img{{width:64px;height:64px;border:4px solid}}figure.normal img{{border-color:#2a2}}figure.anomalous img{{border-color:#d22}}</style></head><body>")?;
     writeln!(html, "<h1>One-vs-all anomaly detection</h1><p>Data: {}; {} test images per class, drawn with seed {}; GAN: {} generator iterations, width {}, d' = {}.</p>",
         escape(&config.source.describe()), config.n_test, config.seed, config.train.iterations, config.model.width, config.model.latent_dim)?;
     writeln!(
@@ -283,7 +308,9 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
     )?;
     writeln!(html, "<h2>Mean ROC curves</h2>{svg}")?;
     html += &chosen_html(cells);
-    html += &super::decisions::decisions_html(cells)?;
+    html += &validation_html(config, cells, out)?;
+    html += &class_roc_html(config, cells)?;
+    html += &decisions_or_why_not(config, cells)?;
     // The first method's galleries are also kept as PNG files, one per class and end.
     for cell in cells.iter().filter(|c| c.method == ranking_method) {
         let (most, least) = gallery_indices(cell, &test_index, 16)?;
@@ -329,4 +356,40 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
     write_atomic(&out.join("report.html"), |tmp| {
         Ok(std::fs::write(tmp, &html)?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(class: &str, validation_auc: Option<f64>) -> Cell {
+        Cell {
+            class: class.to_string(),
+            method: Method::Adgan,
+            auc: 0.5,
+            average_precision: 0.5,
+            seconds: 1.0,
+            ids: Vec::new(),
+            test_classes: Vec::new(),
+            labels: Vec::new(),
+            scores: Vec::new(),
+            chosen: validation_auc
+                .map(|auc| [("validation_auc".to_string(), auc)].into())
+                .unwrap_or_default(),
+            calibration_scores: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_validation_auc_below_one_half_is_warned_about() {
+        let cells = [
+            cell("1", Some(0.41)),
+            cell("2", Some(0.93)),
+            cell("3", None),
+        ];
+        let warning = inverted_warning(&cells);
+        assert!(warning.contains("class 1 adgan (0.410)"), "{warning}");
+        assert!(!warning.contains("class 2") && !warning.contains("class 3"));
+        assert_eq!(inverted_warning(&cells[1..]), "");
+    }
 }

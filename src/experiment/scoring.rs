@@ -267,10 +267,15 @@ fn score_corrected(
     report: &mut dyn FnMut(Method, usize, usize, bool),
 ) -> Result<Scored> {
     let gan = context.gan.context("adgan-ic needs the class's GAN")?;
-    let corrected = gan.complexity.as_ref().context(
-        "adgan-ic needs a learning curve that kept its anomalous validation scores: turn \
-         selection on (--select-every)",
-    )?;
+    let corrected = gan
+        .complexity
+        .as_ref()
+        .ok_or_else(|| crate::setting::BadSetting {
+            name: "select_every",
+            message: "adgan-ic needs a learning curve that kept its anomalous validation scores: \
+                  give a validation interval"
+                .into(),
+        })?;
     let choice = &corrected.choice;
     let images = &context.task.test.images;
     // The search's seconds count those of a stopped run too; reused scores cost none.

@@ -144,11 +144,9 @@ pub enum Precision {
 }
 
 impl Default for AdganConfig {
-    /// The paper's n_seed = 64 and k = 5 with L2 loss. The learning rates were chosen on MNIST
-    /// (classes 0 and 5, WGAN-GP generators of width 32 trained 2000 iterations, 500 test
-    /// images drawn with seed 1): lr_z = 0.25 with lr_theta = 5e-4 had the best mean ROC-AUC
-    /// (0.922) of the pairs tried, against 0.920 for (0.1, 5e-4), 0.907 for (0.05, 5e-4) and
-    /// 0.900 for (0.25, 5e-5); lr_z = 1 or lr_theta = 5e-3 break the search (AUC 0.58, 0.44).
+    /// The paper's n_seed = 64 and k = 5 with L2 loss. The learning rates (lr_z, lr_theta) were
+    /// the best pair of a grid on MNIST; RESULTS.md ("The search's learning rates") has the
+    /// measurements.
     fn default() -> Self {
         Self {
             n_seed: 64,

@@ -333,8 +333,8 @@ fn build_corrected<'g>(
 ) -> Result<Built<'g>> {
     let line = inputs.complexity.context(
         "adgan-ic needs a complexity line fitted on normal images the GAN never trained on: \
-         calibrate the run first (adgan calibrate), or use it in an experiment with \
-         --select-every",
+         calibrate the run first (adgan calibrate), or use it in an experiment with a \
+         validation interval",
     )?;
     let search = build_search(Method::Adgan, inputs, on_fit)?;
     let summary = format!(

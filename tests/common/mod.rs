@@ -93,6 +93,16 @@ pub fn adgan_ok(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
+/// Runs the `adgan` binary with `args`, checks that it failed and returns its standard error.
+pub fn adgan_err(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args(args)
+        .output()
+        .expect("the adgan binary runs");
+    assert!(!output.status.success(), "adgan {args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// Writes image `i` of the demo's images `raw` (RGB) to `path` as a PNG.
 pub fn save_demo_png(raw: &adgan::data::RawImages, i: usize, path: &std::path::Path) {
     assert_eq!(raw.channels, 3, "the demo's images are RGB");
