@@ -11,10 +11,9 @@ use crate::data::Dataset;
 use crate::eval::roc_auc;
 use crate::io::{self, read_json, write_json};
 use crate::run::{self, TrainedGan};
-use crate::score::adgan::{
-    auto_batch, Adgan, AdganConfig, Aggregate, ReconstructionLoss, SearchStart,
-};
+use crate::score::adgan::{AdganConfig, Aggregate, ReconstructionLoss, SearchStart};
 use crate::score::complexity::{self, ComplexityLine};
+use crate::score::method::{self, Inputs, Method};
 use crate::score::score_all;
 use crate::train::{self, Progress, RunConfig};
 use crate::train::{CHECKPOINT_FILE, CONFIG_FILE};
@@ -325,6 +324,8 @@ pub struct CurveTask<'a> {
     pub search: &'a AdganConfig,
     /// Points and candidates.
     pub selection: &'a SelectionConfig,
+    /// Images per search; chosen from memory when `None`.
+    pub batch_images: Option<usize>,
 }
 
 /// Trains the run of `task` (resuming it when it exists), scoring the validation images at
@@ -578,16 +579,23 @@ fn validation_scores(
     device: Device,
     on_event: &mut dyn FnMut(CurveEvent),
 ) -> Result<Vec<f64>> {
-    let mut adgan = Adgan::for_run(gan, *search, Some(task.fit), device, &mut |_, _| {})?;
-    let batch = auto_batch(&gan.generator, search, device);
+    let mut inputs = Inputs::for_gan(device, gan, *search, task.batch_images);
+    inputs.trained_on = Some(task.fit);
+    let mut built = method::build(Method::Adgan, &inputs, &mut |_, _| {})?;
     let iteration = gan.iteration as usize;
-    score_all(&mut adgan, images, batch, device, &mut |done, total| {
-        on_event(CurveEvent::Scoring {
-            iteration,
-            done,
-            total,
-        })
-    })
+    score_all(
+        built.detector.as_mut(),
+        images,
+        built.batch,
+        device,
+        &mut |done, total| {
+            on_event(CurveEvent::Scoring {
+                iteration,
+                done,
+                total,
+            })
+        },
+    )
 }
 
 #[cfg(test)]

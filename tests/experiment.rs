@@ -671,14 +671,21 @@ fn the_experiment_scores_batch_images_at_a_time() {
     config.methods = vec![Method::Adgan];
     config.n_test = 12;
     config.batch_images = Some(4);
-    let mut steps = Vec::new();
-    experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| {
-        if let Event::Scoring { done, .. } = e {
-            steps.push(done)
-        }
+    // The validation images are searched in batches of the same size.
+    config.selection = SelectionConfig {
+        every: 20,
+        max_per_side: 6,
+        ..SelectionConfig::default()
+    };
+    let (mut steps, mut validation_steps) = (Vec::new(), Vec::new());
+    experiment::run_one_vs_all(&config, out.path(), Device::Cpu, &mut |e| match e {
+        Event::Scoring { done, .. } => steps.push(done),
+        Event::Validating { done, .. } => validation_steps.push(done),
+        _ => {}
     })
     .unwrap();
     assert_eq!(steps, vec![4, 8, 12]);
+    assert_eq!(validation_steps, vec![4, 8, 12]);
 }
 
 /// An experiment recorded with its data folder spelled one way continues when the same folder

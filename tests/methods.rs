@@ -66,6 +66,7 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
         },
         autoencoder_dir: &autoencoder_dir,
         classic_dir: None,
+        trained_on: None,
         normal: Some(&data),
         validation: Some(&validation),
         pca: PcaConfig {

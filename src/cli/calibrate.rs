@@ -100,6 +100,7 @@ pub(crate) fn calibrate_ensemble(
     let training = member_training_images(gan, ensemble)?;
     let baseline_dir = |m: Method| adgan::run::baseline_dir(run_dir, m.name());
     let inputs = Inputs {
+        trained_on: None,
         normal: training.as_ref(),
         autoencoder_dir: &baseline_dir,
         classic_dir: Some(&baseline_dir),

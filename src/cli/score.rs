@@ -159,6 +159,7 @@ fn build_detector<'g>(
             None => Some(&baseline_dir),
             Some(_) => None,
         },
+        trained_on: None,
         normal: normal.as_ref(),
         validation: None,
         pca: PcaConfig {

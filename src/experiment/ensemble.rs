@@ -271,6 +271,7 @@ impl MemberTask<'_> {
             autoencoder: config.autoencoder,
             autoencoder_dir: &autoencoder_dir,
             classic_dir: None,
+            trained_on: None,
             normal: Some(&self.split.fit),
             validation: Some(&choose_on),
             pca: match dim {

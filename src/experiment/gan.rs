@@ -168,6 +168,7 @@ pub(super) fn class_curve(
         validation: &validation,
         search: &config.search,
         selection: s,
+        batch_images: config.batch_images,
     };
     let mut report = |event: CurveEvent| match event {
         CurveEvent::Training(progress) => on_event(Event::Training { class, progress }),

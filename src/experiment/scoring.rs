@@ -178,6 +178,7 @@ pub(super) fn score_method(
         autoencoder: config.autoencoder,
         autoencoder_dir: &autoencoder_dir,
         classic_dir: None,
+        trained_on: None,
         normal: Some(&task.train),
         validation: context.validation,
         pca: config.baselines.clone(),

@@ -175,6 +175,10 @@ pub struct Inputs<'a, 'g> {
     /// `baselines/<method>`); `None` fits it anew each time (an experiment keeps its scores
     /// instead).
     pub classic_dir: Option<&'a dyn Fn(Method) -> PathBuf>,
+    /// The images the GAN trained on, when at hand: an encoder start trains its encoder on
+    /// them instead of reading the run's data again (a run trained on a split of its data,
+    /// such as an experiment's, cannot be read again).
+    pub trained_on: Option<&'a Dataset>,
     /// Normal images the baselines are fitted on.
     pub normal: Option<&'a Dataset>,
     /// Labelled validation images from the train split, to choose the PCA dimension with;
@@ -228,6 +232,7 @@ impl<'g> Inputs<'static, 'g> {
             autoencoder: AutoencoderConfig::default(),
             autoencoder_dir: &no_autoencoder,
             classic_dir: None,
+            trained_on: None,
             normal: None,
             validation: None,
             pca: PcaConfig::default(),
@@ -301,7 +306,7 @@ fn build_search<'g>(
     let gan = inputs.gan(method)?;
     let search = inputs.search;
     let batch = inputs.search_batch(gan);
-    let adgan = Adgan::for_run(gan, search, None, inputs.device, on_fit)?;
+    let adgan = Adgan::for_run(gan, search, inputs.trained_on, inputs.device, on_fit)?;
     let start = match search.start {
         SearchStart::Prior => String::new(),
         SearchStart::Encoder => format!(
