@@ -27,6 +27,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod score;
+pub mod scorer;
 pub mod selection;
 pub mod setting;
 pub mod train;

@@ -6,8 +6,6 @@ use super::progress::{image_bar, on_bad_file, report_skipped};
 use adgan::calibration::{self, Calibration, CALIBRATION_FILE};
 use adgan::data::{load_folder, Dataset, ImageSource};
 use adgan::run::{self, TrainedGan};
-use adgan::score::adgan::AdganConfig;
-use adgan::score::complexity::ComplexityLine;
 use adgan::score::method::{Inputs, Method};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -178,104 +176,6 @@ pub(crate) fn save_and_report(calibration: &Calibration, run_dir: &Path) -> Resu
     Ok(())
 }
 
-/// The run's calibration when it was made with `search` (scores of another search are not
-/// comparable: then none, with a note).
-pub(crate) fn matching(run_dir: &Path, search: &AdganConfig) -> Result<Option<Calibration>> {
-    let Some(calibration) = Calibration::load(run_dir)? else {
-        return Ok(None);
-    };
-    if calibration.search != *search {
-        eprintln!(
-            "note: the calibration in {} was made with other search settings: no p-values; run \
-             `adgan calibrate --model {}` with the same search flags to add them",
-            run_dir.display(),
-            run_dir.display()
-        );
-        return Ok(None);
-    }
-    for warning in calibration.check() {
-        eprintln!("warning: {warning}");
-    }
-    Ok(Some(calibration))
-}
-
-/// The method asked for, or else the default for this run ([`calibration::default_method`]):
-/// `adgan-ic` where the calibration for the search can fit its line, otherwise ADGAN, with a
-/// note on how to get the default.
-pub(crate) fn method_or_default(
-    asked: Option<Method>,
-    calibration: Option<&Calibration>,
-    run_dir: &Path,
-) -> Method {
-    if let Some(method) = asked {
-        return method;
-    }
-    let method = calibration::default_method(calibration);
-    if method != Method::AdganIc {
-        eprintln!(
-            "note: scoring with adgan as in the paper; the default, adgan-ic (corrected for image \
-             complexity), needs the run calibrated with the same search flags: run `adgan \
-             calibrate --model {}` to use it, or pass --method adgan to silence this",
-            run_dir.display()
-        );
-    }
-    method
-}
-
-/// The complexity line of `adgan-ic`, from the run's calibration made with the same search.
-pub(crate) fn complexity_line(
-    calibration: Option<&Calibration>,
-    run_dir: &Path,
-) -> Result<ComplexityLine> {
-    let calibration = calibration.with_context(|| {
-        format!(
-            "--method adgan-ic fits its complexity line on the run's calibration images: run \
-             `adgan calibrate --model {}` with the same search flags first",
-            run_dir.display()
-        )
-    })?;
-    calibration
-        .complexity_line()
-        .with_context(|| format!("the calibration of {}", run_dir.display()))
-}
-
-/// What building a run's ensemble needs beyond the search: its calibration, and the run's
-/// training images when a member is fitted on them.
-pub(crate) struct EnsembleParts {
-    pub(crate) calibration: calibration::EnsembleCalibration,
-    pub(crate) training: Option<Dataset>,
-}
-
-/// The [`EnsembleParts`] of the run in `run_dir`, from its calibration for the search.
-pub(crate) fn ensemble_parts(
-    run_dir: &Path,
-    gan: &TrainedGan,
-    calibration: Option<&Calibration>,
-) -> Result<EnsembleParts> {
-    let e = run_ensemble(run_dir, calibration)?.clone();
-    let training = member_training_images(gan, &e.ensemble.config)?;
-    Ok(EnsembleParts {
-        calibration: e,
-        training,
-    })
-}
-
-/// The ensemble of the run's calibration for the search, or what to run to get one.
-pub(crate) fn run_ensemble<'c>(
-    run_dir: &Path,
-    calibration: Option<&'c Calibration>,
-) -> Result<&'c calibration::EnsembleCalibration> {
-    calibration
-        .and_then(|c| c.ensemble.as_ref())
-        .with_context(|| {
-            format!(
-                "--method ensemble: the run has no ensemble calibrated with these search flags; \
-                 run `adgan calibrate --model {} --method ensemble` with them first",
-                run_dir.display()
-            )
-        })
-}
-
 /// The images the run trained on, when a member of `ensemble` is fitted on them.
 fn member_training_images(
     gan: &TrainedGan,
@@ -288,18 +188,4 @@ fn member_training_images(
         .training_images()
         .context("the ensemble's members are fitted on them")?;
     Ok(Some(images))
-}
-
-/// Warns when `alpha` is below the smallest p-value `calibration` can give: then no image is
-/// ever flagged.
-pub(crate) fn warn_if_alpha_too_small(alpha: f64, calibration: &Calibration) {
-    let smallest = calibration.smallest_alpha();
-    if alpha < smallest {
-        eprintln!(
-            "warning: --alpha {alpha} is below 1 / (n_cal + 1) = {smallest:.4} for these {} \
-             calibration images: no image can be flagged; use --alpha {smallest:.4} or more, or \
-             calibrate on more images",
-            calibration.scores.len()
-        );
-    }
 }

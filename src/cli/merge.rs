@@ -155,7 +155,7 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
         args.top,
         &mut |rows: &[usize]| stream.images(&rows.iter().map(|&r| index[r]).collect::<Vec<_>>()),
         Some(&mut |images: &tch::Tensor| {
-            super::rank::reconstruct(detector.as_mut(), images, device)
+            adgan::score::reconstruct(detector.as_mut(), images, device)
         }),
     )?;
     join_skipped(
@@ -163,7 +163,7 @@ fn merge_ranking(args: &MergeArgs) -> Result<()> {
         &args.out.join("skipped.txt"),
     )?;
     println!("joined {} parts", records.len());
-    super::rank::print_ranking(&ranking, &files, alpha.unwrap_or_default());
+    super::summary::print_ranking(&ranking, &files, alpha.unwrap_or_default());
     Ok(())
 }
 

@@ -15,9 +15,11 @@ mod info;
 mod merge;
 mod progress;
 mod rank;
+mod resolve;
 mod score;
 mod score_maps;
 mod search_args;
+mod summary;
 mod train;
 
 use anyhow::Result;

@@ -2,13 +2,13 @@
 //! experiment), with galleries of both ends.
 
 use super::args::{out_error, DeviceArgs, SearchArgs, SearchMethod};
-use super::calibrate;
 use super::folder::{FolderJob, ScoredFolder};
 use adgan::data::Shard;
 use adgan::output::{ScoreJournal, ShardRecord};
-use adgan::report::{write_score_table, Decisions, Ranking, RankingFiles, RANKING_FILES};
+use adgan::report::{write_score_table, Decisions, Ranking, RANKING_FILES};
 use adgan::run;
-use adgan::score::method::{self, Inputs, Method};
+use adgan::score::method::Method;
+use adgan::scorer::ScorerConfig;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -62,9 +62,6 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     let resuming = journal.is_file();
     adgan::output::check_folder(&args.out, &RANKING_FILES, args.force || resuming)
         .map_err(out_error("--out", &args.out))?;
-    if !(0.0..1.0).contains(&args.alpha) {
-        bail!("--alpha must lie in [0, 1), not {}", args.alpha);
-    }
     if args.top == 0 {
         bail!("--top must be at least 1: the number of images in each gallery");
     }
@@ -80,49 +77,19 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
     };
     let stream = job.open()?;
     let search = args.search.config();
-    search.validate(&gan.config.model)?;
+    let config = ScorerConfig {
+        method: args.method.map(Method::from),
+        search,
+        batch_images: args.search.batch_images()?,
+        alpha: args.alpha,
+        ..ScorerConfig::default()
+    };
+    let scorer = super::resolve::scorer(&gan, config)?;
     // The settings are checked: from here on this command owns its folder.
     let _lock = adgan::output::OutputLock::acquire(&args.out, true, "adgan rank")?;
-    let run_calibration = calibrate::matching(&args.model, &search)?;
-    let asked = args.method.map(Method::from);
-    let chosen = calibrate::method_or_default(asked, run_calibration.as_ref(), &args.model);
-    let mut inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
-    let baseline_dir = |m: Method| adgan::run::baseline_dir(&args.model, m.name());
-    inputs.autoencoder_dir = &baseline_dir;
-    inputs.classic_dir = Some(&baseline_dir);
-    let ensemble = match chosen {
-        Method::Ensemble => Some(calibrate::ensemble_parts(
-            &args.model,
-            &gan,
-            run_calibration.as_ref(),
-        )?),
-        _ => None,
-    };
-    if let Some(parts) = &ensemble {
-        inputs.ensemble = Some(&parts.calibration.ensemble);
-        inputs.normal = parts.training.as_ref();
-        inputs.pca.fallback_dim = parts.calibration.pca_dim;
-    }
-    let uses_line = ensemble.as_ref().map_or(chosen == Method::AdganIc, |p| {
-        p.calibration
-            .ensemble
-            .config
-            .members
-            .contains(&Method::AdganIc)
-    });
-    if uses_line {
-        inputs.complexity = Some(calibrate::complexity_line(
-            run_calibration.as_ref(),
-            &args.model,
-        )?);
-    }
-    // The decisions compare like with like: corrected scores with corrected calibration scores.
-    let calibration = run_calibration.map(|c| c.for_method(chosen)).transpose()?;
-    if let Some(c) = &calibration {
-        calibrate::warn_if_alpha_too_small(args.alpha, c);
-    }
-    let mut built = method::build(chosen, &inputs, &mut |_, _| {})?;
+    let mut built = scorer.build(None, device, &mut |_, _| {})?;
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
+    let (chosen, calibration) = (scorer.method, scorer.decisions.as_ref());
     let method = adgan::output::JobMethod {
         name: chosen.name().to_string(),
         search,
@@ -131,9 +98,9 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         alexnet_layer: None,
     };
     let table = args.out.join(RANKING_FILES[0]);
-    let alpha = calibration.as_ref().map(|_| args.alpha);
+    let alpha = calibration.map(|_| args.alpha);
     let mut done = job.score(stream, &mut built, method, Some(&table), alpha, None)?;
-    let p_values = done.scored.p_values(calibration.as_ref());
+    let p_values = done.scored.p_values(calibration);
     let decisions = p_values.as_deref().map(|p_values| Decisions {
         p_values,
         alpha: args.alpha,
@@ -158,8 +125,9 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
             args.out.display()
         );
     } else {
-        let reconstruct =
-            &mut |images: &tch::Tensor| reconstruct(built.detector.as_mut(), images, device);
+        let reconstruct = &mut |images: &tch::Tensor| {
+            adgan::score::reconstruct(built.detector.as_mut(), images, device)
+        };
         write_whole_ranking(args, &mut done, p_values.as_deref(), reconstruct)?;
     }
     let record_at = ShardRecord::path_for(&args.out, true);
@@ -199,41 +167,6 @@ fn write_whole_ranking(
         &mut |rows: &[usize]| stream.images(&rows.iter().map(|&r| kept[r]).collect::<Vec<_>>()),
         Some(reconstruct),
     )?;
-    print_ranking(&ranking, &files, args.alpha);
+    super::summary::print_ranking(&ranking, &files, args.alpha);
     Ok(())
-}
-
-/// Prints what a ranking flagged, its most anomalous images and where its files are.
-pub(crate) fn print_ranking(ranking: &Ranking, files: &RankingFiles, alpha: f64) {
-    if let Some(decisions) = &ranking.decisions {
-        let flagged = decisions.p_values.iter().filter(|&&v| v <= alpha).count();
-        println!(
-            "flagged {flagged} of {} images as anomalous at alpha {alpha} (on normal images the \
-             expected rate of false alarms is at most {alpha})",
-            decisions.p_values.len(),
-        );
-    }
-    println!("ranked {} images; most anomalous:", ranking.ids.len());
-    for i in adgan::score::ranking(ranking.scores).into_iter().take(5) {
-        println!("  {:>10.2}  {}", ranking.scores[i], ranking.ids[i]);
-    }
-    println!("  page:            {}", files.page.display());
-    println!("  scores:          {}", files.scores.display());
-    println!("  most anomalous:  {}", files.most_anomalous.display());
-    println!("  least anomalous: {}", files.least_anomalous.display());
-    if let Some((most, least)) = &files.maps {
-        println!("  anomaly maps:    {}, {}", most.display(), least.display());
-    }
-}
-
-/// What `detector` reconstructs of `images` (ADGAN: each one's best g(z*)).
-pub(crate) fn reconstruct(
-    detector: &mut dyn adgan::score::Detector,
-    images: &tch::Tensor,
-    device: tch::Device,
-) -> Result<tch::Tensor> {
-    detector.score_batch(&images.to_device(device))?;
-    detector
-        .reconstructions()
-        .ok_or_else(|| anyhow::anyhow!("{} reconstructs nothing", detector.name()))
 }

@@ -2,17 +2,17 @@
 //! and resumable) or a data set.
 
 use super::args::{data_source, out_error, value_name, DatasetKind, DeviceArgs, SearchArgs};
-use super::calibrate;
 use super::folder::{FolderJob, Scored};
 use super::progress::{self, on_bad_file, report_skipped, score_with_progress};
 use adgan::alexnet::AlexNetLayer;
-use adgan::calibration::{self, Calibration};
-use adgan::data::{Dataset, Shard, Split};
+use adgan::autoencoder::AutoencoderConfig;
+use adgan::data::{Shard, Split};
 use adgan::output::{Destination, OutputLock, ShardRecord};
 use adgan::run::{self, TrainedGan};
 use adgan::score::features::PcaConfig;
-use adgan::score::method::{self, Inputs, Method};
+use adgan::score::method::{self, Method};
 use adgan::score::AfterBatch;
+use adgan::scorer::{Scorer, ScorerConfig};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -101,128 +101,37 @@ pub(crate) struct ScoreArgs {
     device: DeviceArgs,
 }
 
-/// Normal images a baseline is fitted on: --train, or the images the run trained on (found
-/// through the data provenance in its config.json; never its calibration images, which must
-/// stay unseen by every model that their scores calibrate).
-fn baseline_training_images(args: &ScoreArgs, method: Method, gan: &TrainedGan) -> Result<Dataset> {
-    let spec = gan.config.model.image_spec();
-    let data = &gan.config.data;
-    let images = match &args.train {
-        Some(dir) => adgan::data::load_folder(dir, spec, data.fit, on_bad_file(args.strict))?,
-        None => gan.training_images().with_context(|| {
-            format!(
-                "pass --train DIR to fit {} on other normal images",
-                method.name()
-            )
-        })?,
-    };
-    report_skipped(&images.skipped, None)?;
-    Ok(images)
-}
-
-/// The detector of `method` over the run `gan`, announced on standard error.
+/// The detector of the scorer, its baselines fitted on --train when given, announced on
+/// standard error.
 fn build_detector<'g>(
     args: &ScoreArgs,
-    method: Method,
-    gan: &'g TrainedGan,
-    calibration: Option<&Calibration>,
+    gan: &TrainedGan,
+    scorer: &Scorer<'g>,
 ) -> Result<method::Built<'g>> {
     let device = args.device.select()?;
-    let ensemble = match method {
-        Method::Ensemble => Some(ensemble_calibration(args, calibration)?),
+    let normal = match (&args.train, scorer.fits_baselines()) {
+        (Some(dir), true) => {
+            let (spec, fit) = (gan.config.model.image_spec(), gan.config.data.fit);
+            let images = adgan::data::load_folder(dir, spec, fit, on_bad_file(args.strict))?;
+            report_skipped(&images.skipped, None)?;
+            Some(images)
+        }
         _ => None,
     };
-    let fits_baselines = match ensemble {
-        Some(e) => e.ensemble.config.members.iter().any(|m| !m.needs_gan()),
-        None => !method.needs_gan(),
-    };
-    let normal = match fits_baselines {
-        true => Some(baseline_training_images(args, method, gan)?),
-        false => None,
-    };
-    let uses_line = match ensemble {
-        Some(e) => e.ensemble.config.members.contains(&Method::AdganIc),
-        None => method == Method::AdganIc,
-    };
-    let baseline_dir = |m: Method| adgan::run::baseline_dir(&args.model, m.name());
-    let inputs = Inputs {
-        device,
-        model: gan.config.model,
-        gan: Some(gan),
-        search: args.search.config(),
-        batch_images: args.search.batch_images()?,
-        anogan: Default::default(),
-        autoencoder: Default::default(),
-        autoencoder_dir: &baseline_dir,
-        // Only a fit on the run's own training images is the run's to keep.
-        classic_dir: match args.train {
-            None => Some(&baseline_dir),
-            Some(_) => None,
-        },
-        trained_on: None,
-        normal: normal.as_ref(),
-        validation: None,
-        pca: PcaConfig {
-            fallback_dim: ensemble.map_or(args.pca_dim, |e| e.pca_dim),
-            ..PcaConfig::default()
-        },
-        alexnet: args.alexnet.as_deref(),
-        alexnet_layer: args.alexnet_layer,
-        complexity: match uses_line {
-            true => Some(calibrate::complexity_line(calibration, &args.model)?),
-            false => None,
-        },
-        ensemble: ensemble.map(|e| &e.ensemble),
-    };
-    let mut bar = progress::iteration_count_bar(inputs.autoencoder.iterations);
-    let built = method::build(method, &inputs, &mut |done, _| bar.set(done))
-        .with_context(|| format!("--method {}", method.name()))?;
+    let method = scorer.method;
+    let mut bar = progress::iteration_count_bar(AutoencoderConfig::default().iterations);
+    let built = scorer
+        .build(normal.as_ref(), device, &mut |done, _| bar.set(done))
+        .with_context(|| match args.train.is_none() && scorer.fits_baselines() {
+            true => format!(
+                "--method {} (pass --train DIR to fit it on other normal images than the run's)",
+                method.name()
+            ),
+            false => format!("--method {}", method.name()),
+        })?;
     bar.finish();
     eprintln!("{} on {}", built.summary, adgan::device::name(device));
     Ok(built)
-}
-
-/// The run's ensemble calibration, checked against the flags that its members depend on.
-fn ensemble_calibration<'c>(
-    args: &ScoreArgs,
-    calibration: Option<&'c Calibration>,
-) -> Result<&'c calibration::EnsembleCalibration> {
-    let e = calibrate::run_ensemble(&args.model, calibration)?;
-    if args.pca_dim != e.pca_dim && args.pca_dim != PcaConfig::default().fallback_dim {
-        bail!(
-            "--pca-dim {}: the ensemble's members were calibrated with {}; leave --pca-dim out, \
-             or calibrate again with --pca-dim {}",
-            args.pca_dim,
-            e.pca_dim,
-            args.pca_dim
-        );
-    }
-    Ok(e)
-}
-
-/// The scoring method (--method, or the run's default) and the run's calibration for the
-/// search, read once so that its warnings print once.
-struct Resolved {
-    method: Method,
-    calibration: Option<Calibration>,
-}
-
-/// The detector of the method and the calibration its decisions use (the run's, corrected for
-/// complexity under `adgan-ic`; none when the run has no calibration for this search).
-fn detector_and_decisions<'g>(
-    args: &ScoreArgs,
-    gan: &'g TrainedGan,
-    resolved: &Resolved,
-) -> Result<(method::Built<'g>, Option<Calibration>)> {
-    let calibration = resolved.calibration.as_ref();
-    let decide = calibration
-        .map(|c| c.for_method(resolved.method))
-        .transpose()?;
-    let built = build_detector(args, resolved.method, gan, calibration)?;
-    if let Some(c) = &decide {
-        calibrate::warn_if_alpha_too_small(args.alpha, c);
-    }
-    Ok((built, decide))
 }
 
 pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
@@ -230,24 +139,27 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
     let device = args.device.select()?;
     args.search.warn_if_bf16_slow(device);
     let gan = run::load_gan(&args.model, device)?;
-    let calibration = calibration_for(args, &gan)?;
-    let method = calibrate::method_or_default(args.method, calibration.as_ref(), &args.model);
+    let config = ScorerConfig {
+        method: args.method,
+        search: args.search.config(),
+        batch_images: args.search.batch_images()?,
+        alpha: args.alpha,
+        pca_dim: args.pca_dim,
+        alexnet: args.alexnet.clone(),
+        alexnet_layer: args.alexnet_layer,
+    };
+    let scorer = super::resolve::scorer(&gan, config)?;
     // Checked before any fitting or scoring.
-    if args.maps.is_some() && !matches!(method, Method::Adgan | Method::AdganIc) {
+    if args.maps.is_some() && !matches!(scorer.method, Method::Adgan | Method::AdganIc) {
         bail!(
             "--maps needs --method adgan or adgan-ic (the maps show the search's \
              reconstructions; {} reconstructs nothing)",
-            method.name()
+            scorer.method.name()
         );
     }
-    let resolved = Resolved {
-        method,
-        calibration,
-    };
-
     match &args.images {
-        Some(dir) => score_folder(args, &gan, dir, &dest, &resolved),
-        None => score_data_set(args, &gan, &dest, &resolved),
+        Some(dir) => score_folder(args, &gan, dir, &dest, &scorer),
+        None => score_data_set(args, &gan, &dest, &scorer),
     }
 }
 
@@ -258,7 +170,7 @@ fn score_folder(
     gan: &TrainedGan,
     dir: &Path,
     dest: &Destination,
-    resolved: &Resolved,
+    scorer: &Scorer,
 ) -> Result<()> {
     let job = FolderJob {
         model: &args.model,
@@ -268,7 +180,8 @@ fn score_folder(
         strict: args.strict,
     };
     let stream = job.open()?;
-    let (mut built, decide) = detector_and_decisions(args, gan, resolved)?;
+    let mut built = build_detector(args, gan, scorer)?;
+    let decide = scorer.decisions.as_ref();
     let _lock = lock_output(dest)?;
     let part = match job.shard.count {
         1 => String::new(),
@@ -277,10 +190,10 @@ fn score_folder(
     eprintln!(
         "scoring {} images with {}{part}",
         stream.len(),
-        resolved.method.name()
+        scorer.method.name()
     );
     let method = adgan::output::JobMethod {
-        name: resolved.method.name().to_string(),
+        name: scorer.method.name().to_string(),
         search: args.search.config(),
         pca_dim: Some(args.pca_dim),
         train: args.train.as_deref().map(std::path::absolute).transpose()?,
@@ -291,12 +204,11 @@ fn score_folder(
         Destination::Stdout => None,
     };
     let ids = stream.ids();
-    let mut maps =
-        super::score_maps::map_writer(args, resolved.method, gan, &ids, decide.as_ref())?;
-    let alpha = decide.as_ref().map(|_| args.alpha);
+    let mut maps = super::score_maps::map_writer(args, scorer.method, gan, &ids, decide)?;
+    let alpha = decide.map(|_| args.alpha);
     let after_batch = maps.as_mut().map(|m| m as &mut AfterBatch);
     let done = job.score(stream, &mut built, method, path, alpha, after_batch)?;
-    done.scored.write(dest, decide.as_ref(), args.alpha)?;
+    done.scored.write(dest, decide, args.alpha)?;
     let beside = |suffix: &str, p: &Path| {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
         p.with_file_name(format!("{name}{suffix}"))
@@ -315,7 +227,7 @@ fn score_data_set(
     args: &ScoreArgs,
     gan: &TrainedGan,
     dest: &Destination,
-    resolved: &Resolved,
+    scorer: &Scorer,
 ) -> Result<()> {
     let device = args.device.select()?;
     let spec = gan.config.model.image_spec();
@@ -341,17 +253,17 @@ fn score_data_set(
         data = adgan::data::draw_test(&data, normal, n_test, args.draw_seed)?.0;
     }
     report_skipped(&data.skipped, None)?;
-    let (built, decide) = detector_and_decisions(args, gan, resolved)?;
+    let built = build_detector(args, gan, scorer)?;
+    let decide = scorer.decisions.as_ref();
     let _lock = lock_output(dest)?;
     let (mut detector, batch) = (built.detector, built.batch);
     eprintln!(
         "scoring {} images with {}",
         data.len(),
-        resolved.method.name()
+        scorer.method.name()
     );
     let mut images = &data.images;
-    let mut maps =
-        super::score_maps::map_writer(args, resolved.method, gan, &data.ids, decide.as_ref())?;
+    let mut maps = super::score_maps::map_writer(args, scorer.method, gan, &data.ids, decide)?;
     let scores = score_with_progress(
         detector.as_mut(),
         &mut images,
@@ -367,7 +279,7 @@ fn score_data_set(
         scores,
         anomaly_labels: args.normal_class.is_some(),
     };
-    scored.write(dest, decide.as_ref(), args.alpha)
+    scored.write(dest, decide, args.alpha)
 }
 
 /// The lock of the output, taken once every setting is checked and the detector built: from
@@ -376,23 +288,5 @@ fn lock_output(dest: &Destination) -> Result<Option<OutputLock>> {
     match dest {
         Destination::File(path) => Ok(Some(OutputLock::acquire(path, false, "adgan score")?)),
         Destination::Stdout => Ok(None),
-    }
-}
-
-/// The run's calibration, when the method is ADGAN's (or not given) and the calibration was
-/// made with the same search (checked before any scoring, after the search's own settings).
-fn calibration_for(args: &ScoreArgs, gan: &TrainedGan) -> Result<Option<Calibration>> {
-    if !(0.0..1.0).contains(&args.alpha) {
-        bail!("--alpha must lie in [0, 1), not {}", args.alpha);
-    }
-    match args.method {
-        None | Some(Method::Adgan | Method::AdganIc | Method::Ensemble) => {
-            let search = args.search.config();
-            search
-                .validate(&gan.config.model)
-                .context("the ADGAN search")?;
-            calibrate::matching(&args.model, &search)
-        }
-        _ => Ok(None),
     }
 }

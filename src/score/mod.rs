@@ -176,3 +176,16 @@ pub fn ranking(scores: &[f64]) -> Vec<usize> {
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order
 }
+
+/// What `detector` reconstructs of `images` on `device` (ADGAN: each one's best g(z*)), for
+/// anomaly maps.
+pub fn reconstruct(
+    detector: &mut dyn Detector,
+    images: &Tensor,
+    device: tch::Device,
+) -> Result<Tensor> {
+    detector.score_batch(&images.to_device(device))?;
+    detector
+        .reconstructions()
+        .ok_or_else(|| anyhow::anyhow!("{} reconstructs nothing", detector.name()))
+}
