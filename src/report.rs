@@ -3,7 +3,7 @@
 use crate::data::Dataset;
 use crate::output::Destination;
 use crate::ranking_page::{write_ranking_page, PageRow};
-use crate::visual::{save_gallery, MapCaption};
+use crate::visual::{save_gallery, MapCaption, TileCaption};
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -148,6 +148,23 @@ fn remove_single_maps(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A ranking's gallery caption: the file's name (its last path part), the score, and on a
+/// calibrated run the p-value and the decision (a flagged tile is also framed).
+fn tile_caption(id: &str, score: f64, decision: Option<(f64, bool)>) -> TileCaption {
+    let name = id.rsplit(['/', '\\']).next().unwrap_or(id).to_string();
+    let mut lines = vec![name, format_score(score)];
+    if let Some((p, flagged)) = decision {
+        // Eight characters fit under a 64-pixel tile: "p .048", then the decision.
+        let p = significant(p, 2);
+        lines.push(format!("p {}", p.strip_prefix('0').unwrap_or(&p)));
+        lines.push(if flagged { "ANOMALY" } else { "normal" }.to_string());
+    }
+    TileCaption {
+        lines,
+        flagged: decision.is_some_and(|d| d.1),
+    }
+}
+
 /// The files [`write_ranking`] writes.
 #[derive(Debug, Clone)]
 pub struct RankingFiles {
@@ -227,7 +244,10 @@ pub fn write_ranking(
     let mut reconstruct = reconstruct;
     for (k, indices) in [&order[..top], &least[..]].into_iter().enumerate() {
         let images = images_of(indices)?;
-        let captions: Vec<String> = indices.iter().map(|&i| format_score(scores[i])).collect();
+        let captions: Vec<TileCaption> = indices
+            .iter()
+            .map(|&i| tile_caption(&ranking.ids[i], scores[i], decision(i)))
+            .collect();
         let zoom = if images.size()[2] <= 32 { 2 } else { 1 };
         save_gallery(&images, &captions, 8, zoom, &path(1 + k))?;
         if let Some(reconstruct) = reconstruct.as_mut() {

@@ -153,22 +153,45 @@ impl Canvas<'_> {
         }
     }
 
-    /// Fills the rectangle (x, y, w, h) with `colour`; the canvas is RGB.
+    /// Fills the rectangle (x, y, w, h) with `colour` (its first value on a grey image).
     fn fill(&mut self, (x, y, w, h): (usize, usize, usize, usize), colour: [u8; 3]) {
         for row in y..y + h {
             for px in x..x + w {
-                let at = (row * self.width + px) * 3;
-                self.pixels[at..at + 3].copy_from_slice(&colour);
+                let at = (row * self.width + px) * self.channels;
+                for k in 0..self.channels {
+                    self.pixels[at + k] = colour[k.min(2)];
+                }
             }
         }
     }
 }
 
+/// The caption under a gallery tile: its lines (each cut to the tile's width, its end kept),
+/// and whether the image is flagged as anomalous, which frames the tile in red (black on a
+/// grey gallery).
+#[derive(Debug, Clone, Default)]
+pub struct TileCaption {
+    /// Lines of text, top to bottom.
+    pub lines: Vec<String>,
+    /// Flagged: the tile gets a frame.
+    pub flagged: bool,
+}
+
+impl From<String> for TileCaption {
+    /// A caption of one line, not flagged.
+    fn from(line: String) -> Self {
+        Self {
+            lines: vec![line],
+            flagged: false,
+        }
+    }
+}
+
 /// Writes a gallery PNG: images (N x C x H x W in [-1, 1]) as tiles, `columns` a row, each
-/// shown `zoom` times larger with its caption (a score) written under it; atomically.
+/// shown `zoom` times larger with its caption written under it; atomically.
 pub fn save_gallery(
     images: &Tensor,
-    captions: &[String],
+    captions: &[TileCaption],
     columns: usize,
     zoom: i64,
     path: &Path,
@@ -188,7 +211,13 @@ pub fn save_gallery(
         .to_device(Device::Cpu)
         .to_kind(Kind::Float)
         .upsample_nearest2d([h as i64, w as i64], None, None);
-    let caption_h = LINE + 2;
+    let lines = captions
+        .iter()
+        .map(|c| c.lines.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let caption_h = lines * LINE + 2;
     // Each tile grows by a white caption strip at its bottom.
     let strip = Tensor::ones(
         [n as i64, c as i64, caption_h as i64, w as i64],
@@ -197,19 +226,34 @@ pub fn save_gallery(
     let padded = Tensor::cat(&[zoomed, strip], 2);
     let (grid_w, grid_h, channels, mut pixels) = grid_pixels(&padded.clamp(-1.0, 1.0), columns)?;
     let columns = columns.clamp(1, n);
+    let mut canvas = Canvas {
+        pixels: &mut pixels,
+        width: grid_w as usize,
+        channels,
+    };
     for (i, caption) in captions.iter().enumerate() {
         let (top, left) = (
             2 + (i / columns) * (h + caption_h + 2),
             2 + (i % columns) * (w + 2),
         );
-        let caption = fit_text(caption, w);
-        let x = left + w.saturating_sub(text_width(&caption, 1)) / 2;
-        let mut canvas = Canvas {
-            pixels: &mut pixels,
-            width: grid_w as usize,
-            channels,
-        };
-        canvas.draw_text(x, top + h + 2, &caption, 1, [0; 3]);
+        if caption.flagged {
+            // In the 2-pixel gutter around the tile and its caption.
+            let (x, y, fw, fh) = (left - 2, top - 2, w + 4, h + caption_h + 4);
+            let red = [220, 0, 0];
+            for rect in [
+                (x, y, fw, 2),
+                (x, y + fh - 2, fw, 2),
+                (x, y, 2, fh),
+                (x + fw - 2, y, 2, fh),
+            ] {
+                canvas.fill(rect, if channels == 1 { [0; 3] } else { red });
+            }
+        }
+        for (k, line) in caption.lines.iter().enumerate() {
+            let line = fit_text(line, w);
+            let x = left + w.saturating_sub(text_width(&line, 1)) / 2;
+            canvas.draw_text(x, top + h + 2 + k * LINE, &line, 1, [0; 3]);
+        }
     }
     write_png(path, grid_w, grid_h, channels, &pixels)
 }
@@ -424,4 +468,42 @@ pub fn save_heat_legend(scale: f64, path: &Path) -> Result<()> {
     };
     draw_heat_bar(&mut canvas, 2, 2, scale);
     write_png(path, width as u32, height as u32, 3, &pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flagged_tile_is_framed_and_every_caption_line_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.png");
+        let images = Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let captions = [
+            TileCaption {
+                lines: vec!["a".into(), "b".into(), "c".into()],
+                flagged: true,
+            },
+            TileCaption::from("d".to_string()),
+        ];
+        save_gallery(&images, &captions, 2, 4, &path).unwrap();
+        let gallery = image::open(&path).unwrap().to_rgb8();
+        // Two 32-pixel tiles, three caption lines each (the longest caption sets the height).
+        assert_eq!(
+            gallery.dimensions(),
+            (2 + 2 * 34, (2 + 32 + 3 * LINE + 2 + 2) as u32)
+        );
+        // The first tile's gutter is red, the second's is not.
+        assert_eq!(gallery.get_pixel(0, 10).0, [220, 0, 0]);
+        assert_ne!(gallery.get_pixel(2 + 34 + 32, 10).0, [220, 0, 0]);
+        // Ink on each of the first tile's three lines.
+        for line in 0..3 {
+            let y0 = 2 + 32 + 2 + line * LINE;
+            let ink = (2..34u32)
+                .flat_map(|x| (y0..y0 + 8).map(move |y| (x, y as u32)))
+                .filter(|&(x, y)| gallery.get_pixel(x, y).0[0] < 64)
+                .count();
+            assert!(ink > 0, "line {line}");
+        }
+    }
 }

@@ -541,10 +541,11 @@ fn rank_command_sorts_a_folder_and_draws_galleries() {
     );
     for name in ["most_anomalous.png", "least_anomalous.png"] {
         let gallery = image::open(out.join(name)).unwrap().to_rgb8();
-        // Four 64x64 tiles with a 12-pixel caption strip each, in one row.
+        // Four 64x64 tiles in one row, each with two caption lines (name, score: the run is
+        // not calibrated, so no p-value or decision).
         assert_eq!(
             (gallery.width(), gallery.height()),
-            (2 + 4 * 66, 2 + 64 + 12 + 2)
+            (2 + 4 * 66, 2 + 64 + 2 * 10 + 2 + 2)
         );
         let caption_ink = (2..gallery.width() - 2)
             .filter(|&x| (67..77).any(|y| gallery.get_pixel(x, y)[0] < 64))

@@ -323,9 +323,9 @@ pub fn write_report(config: &ExperimentConfig, cells: &[Cell], out: &Path) -> Re
                 .map(String::as_str)
                 .zip(cell.scores.iter().copied())
                 .collect();
-            let captions: Vec<String> = indices
+            let captions: Vec<crate::visual::TileCaption> = indices
                 .iter()
-                .map(|&i| significant(by_id[test.ids[i].as_str()], 3))
+                .map(|&i| significant(by_id[test.ids[i].as_str()], 3).into())
                 .collect();
             let path = galleries.join(format!("{}-{name}.png", cell.class));
             save_gallery(&test.images.index_select(0, &index), &captions, 8, 2, &path)?;
