@@ -31,4 +31,5 @@ pub mod scorer;
 pub mod selection;
 pub mod setting;
 pub mod train;
+pub mod train_run;
 pub mod visual;

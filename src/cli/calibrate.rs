@@ -122,11 +122,6 @@ pub(crate) fn calibrate_ensemble(
     )
 }
 
-/// Calibrates on `images`, the split the run kept out of training.
-pub(crate) fn run_split_images(inputs: &Inputs, images: &Dataset) -> Result<Calibration> {
-    score_calibration(inputs, &mut { &images.images }, images.ids.clone(), "split")
-}
-
 fn score_calibration(
     inputs: &Inputs,
     images: &mut dyn ImageSource,
@@ -143,6 +138,12 @@ fn score_calibration(
 /// Saves the calibration into the run folder and says what it allows.
 pub(crate) fn save_and_report(calibration: &Calibration, run_dir: &Path) -> Result<()> {
     calibration.save(run_dir)?;
+    report_saved(calibration, run_dir);
+    Ok(())
+}
+
+/// Says what the calibration saved in `run_dir` allows.
+pub(crate) fn report_saved(calibration: &Calibration, run_dir: &Path) {
     for warning in calibration.check() {
         eprintln!("warning: {warning}");
     }
@@ -173,7 +174,6 @@ pub(crate) fn save_and_report(calibration: &Calibration, run_dir: &Path) -> Resu
             100.0 * rate.sd
         );
     }
-    Ok(())
 }
 
 /// The images the run trained on, when a member of `ensemble` is fitted on them.

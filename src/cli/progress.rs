@@ -2,14 +2,12 @@
 //! without one (a log file, CI), so that long work always shows where it is.
 
 use adgan::data::{ImageSource, OnBadFile, SkippedImage};
-use adgan::device;
 use adgan::io;
 use adgan::output::ScoreJournal;
 use adgan::score::{AfterBatch, Detector, ScoredBatch};
-use adgan::train::{self, Progress, RunConfig};
+use adgan::train::Progress;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
@@ -144,30 +142,6 @@ impl CountBar {
             bar.finish_and_clear();
         }
     }
-}
-
-/// Trains with a progress bar; returns the outcome.
-pub(crate) fn train_with_progress(
-    out: &Path,
-    config: &RunConfig,
-    data: &adgan::data::Dataset,
-    device: tch::Device,
-    resume: bool,
-) -> Result<train::TrainOutcome> {
-    eprintln!(
-        "training on {} images from {} on {} -> {}",
-        data.len(),
-        config.data.source.describe(),
-        device::name(device),
-        out.display()
-    );
-    let mut bar = iteration_bar(config.train.iterations);
-    let outcome = train::train(out, config, data, device, resume, &mut |p| {
-        bar.show(p);
-        ControlFlow::Continue(())
-    });
-    bar.finish();
-    outcome
 }
 
 /// Scores `images` with a progress bar; with a journal, images it already holds are not

@@ -2,13 +2,12 @@
 
 use super::args::{DataArgs, DeviceArgs, GanArgs};
 use super::calibrate;
-use super::progress::{report_skipped, train_with_progress};
+use super::progress::{image_bar, iteration_bar, report_skipped};
 use adgan::data::CalibrationSplit;
-use adgan::score::adgan::AdganConfig;
-use adgan::score::method::Inputs;
-use adgan::train::{self, RunConfig, CHECKPOINT_FILE, CONFIG_FILE, FORMAT_VERSION};
-use anyhow::{bail, Result};
+use adgan::train_run::{train_run, TrainEvent, TrainRequest};
+use anyhow::Result;
 use clap::Args;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -32,100 +31,65 @@ pub(crate) struct TrainArgs {
 }
 
 pub(crate) fn run(args: &TrainArgs) -> Result<()> {
-    let source = args.data.source.source(args.gan.seed)?;
     let model = args.gan.model_config(args.data.source.default_channels())?;
-    let spec = model.image_spec();
-    let mut train = args.gan.train_config()?;
-    let checkpoint_path = args.out.join(CHECKPOINT_FILE);
-    if !args.resume && checkpoint_path.exists() {
-        bail!(
-            "{} already holds a training run: pass --resume to continue it, or choose another --out",
-            args.out.display()
-        );
-    }
-    if args.resume && !checkpoint_path.exists() {
-        if args.out.join(CONFIG_FILE).exists() {
-            eprintln!(
+    let request = TrainRequest {
+        out: &args.out,
+        source: args.data.source.source(args.gan.seed)?,
+        normal_class: args.data.normal_class.as_deref(),
+        fit: args.data.source.fit,
+        model,
+        train: args.gan.train_config()?,
+        calibration_fraction: args.calibration_fraction,
+        resume: args.resume,
+        strict: args.data.strict,
+    };
+    let device = args.device.select()?;
+    let mut bar = iteration_bar(request.train.iterations);
+    let mut calibration_bar = None;
+    let describe = request.source.describe();
+    let trained = train_run(&request, device, &mut |event| {
+        match event {
+            TrainEvent::Skipped(skipped) => {
+                if let Err(e) = report_skipped(skipped, None) {
+                    eprintln!("warning: {e:#}");
+                }
+            }
+            TrainEvent::BatchSizeReduced { asked, images } => eprintln!(
+                "note: --batch-size {asked} is more than the {images} training images: batches \
+                 of {images} are used"
+            ),
+            TrainEvent::NoCheckpointYet => eprintln!(
                 "note: {} holds no checkpoint yet (the run stopped before its first one): \
                  training starts from iteration 0",
                 args.out.display()
-            );
-        } else {
-            bail!(
-                "--resume: {} holds no training run to continue; leave out --resume to start one",
+            ),
+            TrainEvent::Started { images } => eprintln!(
+                "training on {images} images from {describe} on {} -> {}",
+                adgan::device::name(device),
                 args.out.display()
-            );
+            ),
+            TrainEvent::Progress(p) => bar.show(p),
+            TrainEvent::Calibrating { done, total } => {
+                let bar = calibration_bar.get_or_insert_with(|| {
+                    eprintln!("calibrating on {total} normal images (split)");
+                    image_bar(total)
+                });
+                bar.show(done, total);
+            }
         }
-    }
-    let calibration = (args.calibration_fraction > 0.0).then_some(CalibrationSplit {
-        fraction: args.calibration_fraction,
-        seed: args.gan.seed,
-    });
-    let (data, held_out, provenance) = train::load_training_split(
-        &source,
-        args.data.normal_class.as_deref(),
-        spec,
-        args.data.source.fit,
-        calibration,
-    )?;
-    report_skipped(&data.skipped, None)?;
-    if let Some(held) = &held_out {
-        // Refused before training, not after it: a calibration this small cannot decide.
-        if held.len() < adgan::calibration::MIN_CALIBRATION_IMAGES {
-            bail!(
-                "--calibration-fraction {} holds out {} of the {} normal images, fewer than the \
-                 {} a calibration needs: raise it, or pass 0 and calibrate on a folder later",
-                args.calibration_fraction,
-                held.len(),
-                held.len() + data.len(),
-                adgan::calibration::MIN_CALIBRATION_IMAGES
-            );
-        }
-    }
-    if args.data.strict && !data.skipped.is_empty() {
-        bail!(
-            "--strict: {} image files could not be read (listed above)",
-            data.skipped.len()
-        );
-    }
-    if train.batch_size as usize > data.len() {
-        eprintln!(
-            "note: --batch-size {} is more than the {} training images: batches of {} are used",
-            train.batch_size,
-            data.len(),
-            data.len()
-        );
-        train.batch_size = data.len() as i64;
-    }
-    let config = RunConfig {
-        format_version: FORMAT_VERSION,
-        model,
-        train,
-        data: provenance,
-    };
-    let device = args.device.select()?;
-    // One training at a time per run folder: a second one stops here, before it trains.
-    let _lock = adgan::output::OutputLock::acquire(&args.out, true, "adgan train")?;
-    if !args.resume && checkpoint_path.exists() {
-        bail!(
-            "{} already holds a training run (one that started just now?): pass --resume to \
-             continue it, or choose another --out",
-            args.out.display()
-        );
-    }
-    let outcome = train_with_progress(&args.out, &config, &data, device, args.resume)?;
+        ControlFlow::Continue(())
+    })?;
+    bar.finish();
     println!(
         "trained {} iterations; run folder: {}",
-        outcome.iteration,
-        outcome.run_dir.display()
+        trained.outcome.iteration,
+        trained.outcome.run_dir.display()
     );
-    if let (Some(images), false) = (held_out, outcome.interrupted) {
-        // The paper's search with this version's defaults; `adgan calibrate` redoes it for
-        // other search settings.
-        let gan = adgan::run::load_gan(&args.out, device)?;
-        let inputs = Inputs::for_gan(device, &gan, AdganConfig::default(), None);
-        let calibration = calibrate::run_split_images(&inputs, &images)?;
-        calibrate::save_and_report(&calibration, &args.out)?;
+    if let Some(calibration) = &trained.calibration {
+        if let Some(bar) = &calibration_bar {
+            bar.finish();
+        }
+        calibrate::report_saved(calibration, &args.out);
     }
     Ok(())
 }
