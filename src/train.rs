@@ -129,6 +129,122 @@ impl Recipe {
     }
 }
 
+/// The critic's constraint and optimiser family, as a user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectiveKind {
+    /// WGAN with weight clipping and RMSprop (the paper's choice).
+    Clip,
+    /// WGAN-GP: gradient penalty and Adam.
+    Gp,
+}
+
+/// Settings put over a [`Recipe`]'s training: each one given replaces its part of the
+/// recipe, the others keep the recipe's values. The command line's flags and the Python
+/// API's keywords are these.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TrainSettings {
+    /// The objective; another than the recipe's brings its own optimiser.
+    pub objective: Option<ObjectiveKind>,
+    /// Learning rate.
+    pub lr: Option<f64>,
+    /// Adam's beta1 (gp only).
+    pub beta1: Option<f64>,
+    /// Weight clipping bound c (clip only).
+    pub clip: Option<f64>,
+    /// Gradient penalty weight lambda (gp only).
+    pub lambda: Option<f64>,
+    /// Generator iterations.
+    pub iterations: Option<usize>,
+    /// Images per batch.
+    pub batch_size: Option<i64>,
+    /// Critic steps per generator step.
+    pub n_critic: Option<usize>,
+    /// Weight initialisation.
+    pub init: Option<Init>,
+    /// Seed of initialisation and sampling.
+    pub seed: Option<u64>,
+    /// Checkpoint interval in iterations.
+    pub checkpoint_every: Option<usize>,
+    /// Sample-grid interval in iterations.
+    pub sample_every: Option<usize>,
+}
+
+impl Recipe {
+    /// The recipe's training with `settings` put over it, checked: a setting the chosen
+    /// objective ignores is refused (so that no one believes it was used), as is any value out
+    /// of range ([`crate::setting::BadSetting`] names it).
+    pub fn train_with(self, settings: &TrainSettings) -> Result<TrainConfig> {
+        use crate::setting::check;
+        let recipe = self.train();
+        let objective = match (settings.objective, recipe.objective) {
+            (Some(ObjectiveKind::Clip), _) | (None, Objective::WeightClipping { .. }) => {
+                ObjectiveKind::Clip
+            }
+            _ => ObjectiveKind::Gp,
+        };
+        let clip = objective == ObjectiveKind::Clip;
+        check(!clip || settings.beta1.is_none(), "beta1", || {
+            "beta1 is Adam's, which only the gp objective uses (clip uses RMSprop)".into()
+        })?;
+        check(!clip || settings.lambda.is_none(), "lambda", || {
+            "lambda weighs the gradient penalty, which the clip objective does not use: choose \
+             the gp objective, or leave lambda out"
+                .into()
+        })?;
+        check(clip || settings.clip.is_none(), "clip", || {
+            "clip bounds the critic's weights, which the gp objective does not clip: choose the \
+             clip objective, or leave clip out"
+                .into()
+        })?;
+        // Another objective than the recipe's brings its own optimiser.
+        let base = match (objective, recipe.objective) {
+            (ObjectiveKind::Clip, Objective::WeightClipping { .. })
+            | (ObjectiveKind::Gp, Objective::GradientPenalty { .. }) => recipe,
+            (ObjectiveKind::Clip, _) => TrainConfig::default(),
+            (ObjectiveKind::Gp, _) => TrainConfig::gradient_penalty(),
+        };
+        let objective = match base.objective {
+            Objective::WeightClipping { clip } => Objective::WeightClipping {
+                clip: settings.clip.unwrap_or(clip),
+            },
+            Objective::GradientPenalty { lambda } => Objective::GradientPenalty {
+                lambda: settings.lambda.unwrap_or(lambda),
+            },
+        };
+        let optimizer = match base.optimizer {
+            OptimizerConfig::Rmsprop { lr, alpha, eps } => OptimizerConfig::Rmsprop {
+                lr: settings.lr.unwrap_or(lr),
+                alpha,
+                eps,
+            },
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => OptimizerConfig::Adam {
+                lr: settings.lr.unwrap_or(lr),
+                beta1: settings.beta1.unwrap_or(beta1),
+                beta2,
+                eps,
+            },
+        };
+        let config = TrainConfig {
+            objective,
+            optimizer,
+            iterations: settings.iterations.unwrap_or(recipe.iterations),
+            batch_size: settings.batch_size.unwrap_or(base.batch_size),
+            n_critic: settings.n_critic.unwrap_or(base.n_critic),
+            init: settings.init.unwrap_or(recipe.init),
+            seed: settings.seed.unwrap_or(0),
+            checkpoint_every: settings.checkpoint_every.unwrap_or(base.checkpoint_every),
+            sample_every: settings.sample_every.unwrap_or(base.sample_every),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 impl std::str::FromStr for Recipe {
     type Err = anyhow::Error;
 

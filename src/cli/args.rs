@@ -3,11 +3,10 @@
 use adgan::data::{DataSource, Fit};
 use adgan::device::{self, DeviceChoice};
 use adgan::model::{Init, ModelConfig};
-use adgan::optim::OptimizerConfig;
 use adgan::score::adgan::{AdganConfig, Aggregate, ReconstructionLoss, SearchStart};
 use adgan::selection::SelectionConfig;
-use adgan::train::{Objective, Recipe, TrainConfig};
-use anyhow::{bail, Context, Result};
+use adgan::train::{Recipe, TrainConfig, TrainSettings};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -211,80 +210,24 @@ impl GanArgs {
     /// The training configuration: the recipe's, with every flag given put over it; checked
     /// before any data is read.
     pub(crate) fn train_config(&self) -> Result<TrainConfig> {
-        let recipe = self.recipe.train();
-        let objective = match (self.objective, recipe.objective) {
-            (Some(ObjectiveKind::Clip), _) | (None, Objective::WeightClipping { .. }) => {
-                ObjectiveKind::Clip
-            }
-            _ => ObjectiveKind::Gp,
+        let settings = TrainSettings {
+            objective: self.objective.map(|o| match o {
+                ObjectiveKind::Clip => adgan::train::ObjectiveKind::Clip,
+                ObjectiveKind::Gp => adgan::train::ObjectiveKind::Gp,
+            }),
+            lr: self.lr,
+            beta1: self.beta1,
+            clip: self.clip,
+            lambda: self.lambda,
+            iterations: self.iterations,
+            batch_size: Some(self.batch_size),
+            n_critic: Some(self.n_critic),
+            init: self.init,
+            seed: Some(self.seed),
+            checkpoint_every: Some(self.checkpoint_every),
+            sample_every: Some(self.sample_every),
         };
-        // An option the objective ignores is refused, so that no one believes it was used.
-        if objective == ObjectiveKind::Clip {
-            if self.beta1.is_some() {
-                bail!(
-                    "--beta1 sets Adam's beta1, which only the gp objective uses (clip uses \
-                     RMSprop)"
-                );
-            }
-            if self.lambda.is_some() {
-                bail!(
-                    "--lambda weighs the gradient penalty, which the clip objective does not \
-                     use: add --objective gp, or leave --lambda out"
-                );
-            }
-        } else if self.clip.is_some() {
-            bail!(
-                "--clip bounds the critic's weights, which the gp objective does not clip: add \
-                 --objective clip, or leave --clip out"
-            );
-        }
-        // Another objective than the recipe's brings its own optimiser.
-        let base = match (objective, recipe.objective) {
-            (ObjectiveKind::Clip, Objective::WeightClipping { .. })
-            | (ObjectiveKind::Gp, Objective::GradientPenalty { .. }) => recipe,
-            (ObjectiveKind::Clip, _) => TrainConfig::default(),
-            (ObjectiveKind::Gp, _) => TrainConfig::gradient_penalty(),
-        };
-        // The base's objective is of the kind chosen; its bound or weight is the default.
-        let objective = match base.objective {
-            Objective::WeightClipping { clip } => Objective::WeightClipping {
-                clip: self.clip.unwrap_or(clip),
-            },
-            Objective::GradientPenalty { lambda } => Objective::GradientPenalty {
-                lambda: self.lambda.unwrap_or(lambda),
-            },
-        };
-        let optimizer = match base.optimizer {
-            OptimizerConfig::Rmsprop { lr, alpha, eps } => OptimizerConfig::Rmsprop {
-                lr: self.lr.unwrap_or(lr),
-                alpha,
-                eps,
-            },
-            OptimizerConfig::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => OptimizerConfig::Adam {
-                lr: self.lr.unwrap_or(lr),
-                beta1: self.beta1.unwrap_or(beta1),
-                beta2,
-                eps,
-            },
-        };
-        let config = TrainConfig {
-            objective,
-            optimizer,
-            iterations: self.iterations.unwrap_or(recipe.iterations),
-            batch_size: self.batch_size,
-            n_critic: self.n_critic,
-            init: self.init.unwrap_or(recipe.init),
-            seed: self.seed,
-            checkpoint_every: self.checkpoint_every,
-            sample_every: self.sample_every,
-        };
-        config.validate().map_err(name_the_flag)?;
-        Ok(config)
+        self.recipe.train_with(&settings).map_err(name_the_flag)
     }
 }
 
