@@ -4,3 +4,5 @@ site="$("$root/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths
 export LIBTORCH="$site/torch"
 export LIBTORCH_CXX11_ABI=1
 unset LIBTORCH_USE_PYTORCH
+# The Python bindings (python/) build against the project's Python.
+export PYO3_PYTHON="$root/.venv/bin/python"

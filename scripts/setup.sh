@@ -28,6 +28,13 @@ if [ ! -f "$venv/.adgan-libtorch-$torch_version" ]; then
   touch "$venv/.adgan-libtorch-$torch_version"
 fi
 
+# Build and test tools of the Python package (python/): maturin builds it into .venv.
+if [ ! -f "$venv/.adgan-python-tools-1" ]; then
+  echo "setup: installing maturin, numpy and pytest (the Python package and its tests)" >&2
+  "${pip[@]}" "maturin>=1.9,<2" numpy pytest
+  touch "$venv/.adgan-python-tools-1"
+fi
+
 if [ "$want" = full ] && [ ! -f "$venv/.adgan-pytorch-$torch_version-safetensors" ]; then
   echo "setup: installing torch==$torch_version with all its dependencies, numpy and safetensors (for bench/, exports and GPUs)" >&2
   "${pip[@]}" "torch==$torch_version" numpy safetensors

@@ -6,10 +6,15 @@ cd "$root"
 scripts/setup.sh
 source scripts/env.sh
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
-cargo fmt --check
+cargo fmt --all --check
 cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy -p adgan-python --quiet -- -D warnings
 # The library alone, as a dependency sees it: no clap, no progress bars.
 cargo clippy --lib --no-default-features --quiet -- -D warnings
 cargo test --release
+# The Python package over the same library: built into .venv, then its tests (which compare
+# its scores with the release binary's).
+scripts/python.sh
+.venv/bin/python -m pytest python/tests -q
 # The report as a browser shows it (skipped, saying so, where Debian's chromium is absent).
 scripts/check-report.sh

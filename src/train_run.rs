@@ -39,6 +39,8 @@ pub struct TrainRequest<'a> {
     pub resume: bool,
     /// Refuse the data when any image file cannot be read.
     pub strict: bool,
+    /// The search the hold-out is scored with (p-values need the same search when scoring).
+    pub calibration_search: AdganConfig,
 }
 
 /// What training reports as it goes.
@@ -90,6 +92,7 @@ pub fn train_run(
     let out = request.out;
     request.model.validate()?;
     request.train.validate()?;
+    request.calibration_search.validate(&request.model)?;
     let checkpoint = out.join(CHECKPOINT_FILE);
     check_resume(out, request.resume, &checkpoint, on_event)?;
     check(
@@ -168,7 +171,7 @@ pub fn train_run(
         on_event(TrainEvent::Progress(p))
     })?;
     let calibration = match (held_out, outcome.interrupted) {
-        (Some(images), false) => Some(calibrate_hold_out(out, &images, device, on_event)?),
+        (Some(images), false) => Some(calibrate_hold_out(request, &images, device, on_event)?),
         _ => None,
     };
     Ok(TrainedRun {
@@ -210,16 +213,19 @@ fn check_resume(
     }
 }
 
-/// Scores the hold-out with the paper's search at this version's defaults and saves it as the
-/// run's calibration (`adgan calibrate` redoes it for other search settings).
+/// Scores the hold-out with the request's search and saves it as the run's calibration
+/// (`adgan calibrate` redoes it for other search settings).
 fn calibrate_hold_out(
-    out: &Path,
+    request: &TrainRequest,
     images: &Dataset,
     device: Device,
     on_event: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
 ) -> Result<Calibration> {
+    let out = request.out;
     let gan = crate::run::load_gan(out, device)?;
-    let inputs = Inputs::for_gan(device, &gan, AdganConfig::default(), None);
+    let search = request.calibration_search;
+    search.validate(&gan.config.model)?;
+    let inputs = Inputs::for_gan(device, &gan, search, None);
     let calibration = calibration::calibrate(
         &inputs,
         &mut { &images.images },

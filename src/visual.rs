@@ -62,7 +62,13 @@ pub fn pixels_u8(images: &Tensor) -> Vec<u8> {
 }
 
 /// Writes 8-bit HWC pixels (1 or 3 channels) as a PNG, atomically.
-fn write_png(path: &Path, width: u32, height: u32, channels: usize, pixels: &[u8]) -> Result<()> {
+pub fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    channels: usize,
+    pixels: &[u8],
+) -> Result<()> {
     let colour = if channels == 1 {
         image::ExtendedColorType::L8
     } else {

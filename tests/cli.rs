@@ -82,7 +82,7 @@ fn errors_say_what_to_do() {
     let out = adgan(&["train", "--dataset", "folder", "--out", "x"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("needs --data"),
+        !out.status.success() && err.contains("--data: ") && err.contains("needs the path"),
         "{err}"
     );
 

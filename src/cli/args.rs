@@ -6,7 +6,7 @@ use adgan::model::{Init, ModelConfig};
 use adgan::score::adgan::{AdganConfig, Aggregate, ReconstructionLoss, SearchStart};
 use adgan::selection::SelectionConfig;
 use adgan::train::{Recipe, TrainConfig, TrainSettings};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -99,31 +99,14 @@ pub(crate) struct DataArgs {
     pub(crate) strict: bool,
 }
 
-/// The data source named by `--dataset`, `--data` and `--labels`, with absolute paths (a run
-/// records them, and is used later from other folders).
+/// The data source named by `--dataset`, `--data` and `--labels`, with absolute paths.
 pub(crate) fn data_source(
     kind: DatasetKind,
     data: Option<&Path>,
     labels: Option<&Path>,
     seed: u64,
 ) -> Result<DataSource> {
-    let absolute = |p: &Path| {
-        std::path::absolute(p).with_context(|| format!("cannot resolve the path {}", p.display()))
-    };
-    let path = || {
-        let p = data.with_context(|| format!("--dataset {kind:?} needs --data PATH"))?;
-        absolute(p)
-    };
-    Ok(match kind {
-        DatasetKind::Mnist => DataSource::Mnist { dir: path()? },
-        DatasetKind::Cifar10 => DataSource::Cifar10 { path: path()? },
-        DatasetKind::Idx => DataSource::Idx {
-            images: path()?,
-            labels: labels.map(absolute).transpose()?,
-        },
-        DatasetKind::Folder => DataSource::Folder { root: path()? },
-        DatasetKind::Demo => DataSource::Demo { seed },
-    })
+    DataSource::named(&value_name(&kind), data, labels, seed)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

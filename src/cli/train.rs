@@ -42,6 +42,9 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         calibration_fraction: args.calibration_fraction,
         resume: args.resume,
         strict: args.data.strict,
+        // The paper's search with this version's defaults; `adgan calibrate` redoes it for
+        // other search settings.
+        calibration_search: adgan::score::adgan::AdganConfig::default(),
     };
     let device = args.device.select()?;
     let mut bar = iteration_bar(request.train.iterations);

@@ -79,6 +79,56 @@ fn folder_for_split(root: &Path, split: Split) -> PathBuf {
 }
 
 impl DataSource {
+    /// The data source of kind `kind` (`mnist`, `cifar10`, `idx`, `folder`, `demo`) at `path`
+    /// (with `labels` for `idx`; the demo's shapes drawn with `seed`), its paths made absolute
+    /// because a run records them and is used later from other folders.
+    pub fn named(
+        kind: &str,
+        path: Option<&Path>,
+        labels: Option<&Path>,
+        seed: u64,
+    ) -> Result<DataSource> {
+        let absolute = |p: &Path| {
+            std::path::absolute(p)
+                .map_err(|e| anyhow::anyhow!("cannot resolve the path {}: {e}", p.display()))
+        };
+        let path = || match path {
+            Some(p) => absolute(p),
+            None => Err(crate::setting::BadSetting {
+                name: "data",
+                message: format!("a data set of kind {kind} needs the path of its data"),
+            }
+            .into()),
+        };
+        Ok(match kind {
+            "mnist" => DataSource::Mnist { dir: path()? },
+            "cifar10" => DataSource::Cifar10 { path: path()? },
+            "idx" => DataSource::Idx {
+                images: path()?,
+                labels: labels.map(absolute).transpose()?,
+            },
+            "folder" => DataSource::Folder { root: path()? },
+            "demo" => DataSource::Demo { seed },
+            other => {
+                return Err(crate::setting::BadSetting {
+                    name: "dataset",
+                    message: format!(
+                        "unknown kind of data set {other:?}: mnist, cifar10, idx, folder or demo"
+                    ),
+                }
+                .into())
+            }
+        })
+    }
+
+    /// Channels of a model of this data by default: grey for MNIST-like data, RGB otherwise.
+    pub fn default_channels(&self) -> i64 {
+        match self {
+            DataSource::Mnist { .. } | DataSource::Idx { .. } => 1,
+            _ => 3,
+        }
+    }
+
     /// Reads `split` and converts it to the model's size and channels in [-1, 1].
     pub fn load(&self, split: Split, spec: ImageSpec, fit: Fit) -> Result<Dataset> {
         let arrays = |raw: RawImages, labels: Vec<i64>, class_names: Vec<String>| {

@@ -188,25 +188,37 @@ impl AdganConfig {
     /// learning rates, and a memory need per image (see [`search_bytes_per_image`]) that fits
     /// in the memory this machine has free.
     pub fn validate(&self, model: &ModelConfig) -> Result<()> {
-        ensure!(
-            self.n_seed > 0 && self.k > 0,
-            "n_seed and k must be at least 1 (the paper's are 64 and 5)"
-        );
-        ensure!(
-            self.lr_z > 0.0 && self.lr_z.is_finite(),
-            "lr_z must be positive and finite, not {}",
-            self.lr_z
-        );
-        ensure!(
-            self.theta == ThetaMode::Fixed || (self.lr_theta > 0.0 && self.lr_theta.is_finite()),
-            "lr_theta must be positive and finite, not {} (0 keeps theta fixed)",
-            self.lr_theta
-        );
-        ensure!(
+        use crate::setting::check;
+        check(self.n_seed > 0, "n_seed", || {
+            "n_seed must be at least 1 (the paper's is 64)".into()
+        })?;
+        check(self.k > 0, "k", || {
+            "k must be at least 1 (the paper's is 5)".into()
+        })?;
+        check(self.lr_z > 0.0 && self.lr_z.is_finite(), "lr_z", || {
+            format!("lr_z must be positive and finite, not {}", self.lr_z)
+        })?;
+        let fixed = self.theta == ThetaMode::Fixed;
+        check(
+            fixed || (self.lr_theta > 0.0 && self.lr_theta.is_finite()),
+            "lr_theta",
+            || {
+                format!(
+                    "lr_theta must be positive and finite, not {} (0 keeps theta fixed)",
+                    self.lr_theta
+                )
+            },
+        )?;
+        check(
             self.spread >= 0.0 && self.spread.is_finite(),
-            "the spread around the encoder's guess must be finite and not negative, not {}",
-            self.spread
-        );
+            "spread",
+            || {
+                format!(
+                    "the spread around the encoder's guess must be finite and not negative, not {}",
+                    self.spread
+                )
+            },
+        )?;
         let need = search_bytes_per_image(model, self);
         if let Some(free) = crate::device::available_memory() {
             ensure!(
