@@ -18,3 +18,7 @@ scripts/python.sh
 .venv/bin/python -m pytest python/tests -q
 # The report as a browser shows it (skipped, saying so, where Debian's chromium is absent).
 scripts/check-report.sh
+# The cluster files run for real where this machine allows: a single-node Slurm cluster (root
+# and Debian's slurm-wlm) and the Job's schema (skipped, saying so, otherwise).
+scripts/check-slurm.sh
+scripts/check-k8s.sh
