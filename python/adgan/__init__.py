@@ -164,7 +164,8 @@ def train(
     set of kind ``dataset``: ``mnist``, ``cifar10``, ``idx``, ``folder``, ``demo``), or images
     (array, tensor) that are written into ``out/normal-images`` first. ``settings`` have the
     command's names and defaults: ``recipe``, ``iterations``, ``batch_size``, ``width``,
-    ``latent_dim``, ``image_size``, ``channels``, ``objective``, ``lr``, ``n_critic``,
+    ``latent_dim``, ``image_size``, ``channels``, ``objective``, ``lr``, ``beta1``, ``clip``,
+    ``lambda`` (a keyword: pass it with ``**{"lambda": 10}``), ``init``, ``n_critic``,
     ``seed``, ``calibration_fraction``, ``fit``, ``resume``, ``strict``, ``device``, and the
     search the calibration is scored with (``n_seed``, ``k``, ``lr_z``, ``lr_theta``,
     ``search_seed``: score with the same ones to get p-values). Ctrl-C stops it;

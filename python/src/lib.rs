@@ -332,7 +332,8 @@ impl Run {
     image_size = 32, channels = None, latent_dim = 256, width = None, iterations = None,
     batch_size = None, objective = None, lr = None, n_critic = None, seed = 0,
     calibration_fraction = 0.1, fit = "pad", resume = false, strict = false, device = "cpu",
-    n_seed = None, k = None, lr_z = None, lr_theta = None, search_seed = 0))]
+    n_seed = None, k = None, lr_z = None, lr_theta = None, search_seed = 0, beta1 = None,
+    clip = None, lambda = None, init = None))]
 #[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
@@ -361,7 +362,15 @@ fn train(
     lr_z: Option<f64>,
     lr_theta: Option<f64>,
     search_seed: u64,
+    beta1: Option<f64>,
+    clip: Option<f64>,
+    lambda: Option<f64>,
+    init: Option<&str>,
 ) -> PyResult<Run> {
+    let init = init
+        .map(|name| name.parse::<adgan::model::Init>())
+        .transpose()
+        .map_err(|e| value_error(format!("{e:#}")))?;
     let calibration_search = Scoring {
         method: None,
         alpha: adgan::calibration::DEFAULT_ALPHA,
@@ -401,6 +410,10 @@ fn train(
         batch_size,
         n_critic,
         seed: Some(seed),
+        beta1,
+        clip,
+        lambda,
+        init,
         ..TrainSettings::default()
     };
     let train = recipe.train_with(&settings).map_err(to_py)?;

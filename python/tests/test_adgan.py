@@ -182,3 +182,16 @@ def test_a_data_set_reads_as_training_reads_it():
         adgan.load_images("nope")
     with pytest.raises(ValueError, match="needs the path"):
         adgan.load_images("mnist")
+
+
+def test_training_settings_are_refused_as_the_command_refuses_them(tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(ValueError, match="beta1"):
+        adgan.train(None, out=out, dataset="demo", objective="clip", beta1=0.5, **TINY)
+    with pytest.raises(ValueError, match="lambda"):
+        adgan.train(None, out=out, dataset="demo", objective="clip", **{"lambda": 5.0}, **TINY)
+    with pytest.raises(ValueError, match="unknown initialisation"):
+        adgan.train(None, out=out, dataset="demo", init="nope", **TINY)
+    with pytest.raises(ValueError, match="calibration fraction"):
+        adgan.train(None, out=out, dataset="demo", calibration_fraction=1.5, **TINY)
+    assert not (out / "checkpoint.safetensors").exists()
