@@ -31,21 +31,10 @@ flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
 "$browser" "${flags[@]}" --enable-logging=stderr --v=0 --window-size=1280,2400 \
   --screenshot="$out/report.png" "file://$report" > /dev/null 2> "$out/console.log"
 
-# A ranking: a small calibrated run ranks twelve demo images (written as PNG here).
+# A ranking: a small calibrated run ranks twelve grey gradients (written as PNG here).
 "$adgan" train --dataset demo --normal-class disc --width 8 --latent-dim 16 --iterations 20 \
   --batch-size 16 --device cpu --out "$out/run" > "$out/train.log" 2>&1
-python3 - "$out/images" <<'PY'
-import os, struct, sys, zlib
-folder = sys.argv[1]
-os.makedirs(folder, exist_ok=True)
-def chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-for i in range(12):
-    rows = b"".join(b"\0" + bytes((x * (i + 3) + y * 7) % 256 for x in range(32)) for y in range(32))
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 0, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-    open(f"{folder}/image-{i:02d}.png", "wb").write(png)
-PY
+python3 "$root/scripts/test_pngs.py" "$out/images" 12
 "$adgan" rank --model "$out/run" --images "$out/images" --top 3 --device cpu \
   --out "$out/ranked" > "$out/rank.log" 2>&1
 page="$out/ranked/index.html"

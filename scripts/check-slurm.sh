@@ -86,22 +86,10 @@ for _ in $(seq 60); do
 done
 sinfo -h -o %t | grep -qE '^(idle|mix|alloc)' || skip "the node did not come up (sinfo: $(sinfo -h 2>&1))"
 
-# A tiny calibrated run and 90 images to score (the demo's shapes, as PNG files).
+# A tiny calibrated run and 90 images to score (grey gradients, as PNG files).
 "$adgan" train --dataset demo --normal-class disc --width 8 --latent-dim 16 --iterations 20 \
   --batch-size 16 --device cpu --out "$work/run" > "$work/log/train.log" 2>&1
-python3 - "$work/images" <<'PY'
-import os, struct, sys, zlib
-folder = sys.argv[1]
-os.makedirs(folder, exist_ok=True)
-def chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-for i in range(90):
-    rows = b"".join(b"\0" + bytes((x * (i % 7 + 3) + y * (i % 5 + 1)) % 256 for x in range(32))
-                    for y in range(32))
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 0, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-    open(f"{folder}/image-{i:03d}.png", "wb").write(png)
-PY
+python3 "$root/scripts/test_pngs.py" "$work/images" 90
 export PATH="$root/target/release:$PATH"
 quiet() {  # runs a command, showing its output only when it fails
   "$@" > "$work/log/last.log" 2>&1 || { cat "$work/log/last.log"; echo "check-slurm: FAILED: $*"; exit 1; }

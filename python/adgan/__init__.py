@@ -115,7 +115,7 @@ class Run:
 
     def _score(self, images: Any, method: Optional[str], alpha: float, search: dict):
         if _is_paths(images):
-            return self._run.score_files([os.fspath(p) for p in images], method, alpha, **search)
+            return self._run.score([os.fspath(p) for p in images], method, alpha, **search)
         if isinstance(images, (list, tuple)) and len(images) == 0:
             raise ValueError("no images: the list is empty")
         return self._run.score(_images_u8(images), method, alpha, **search)

@@ -126,6 +126,36 @@ impl Scoring<'_> {
 }
 
 impl Run {
+    /// `images` (an 8-bit N x H x W x C array, or a list of file paths) fitted to the model:
+    /// N x C x H x W in [-1, 1].
+    fn model_input(&self, images: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+        let spec = self.gan.config.model.image_spec();
+        let fit = self.gan.config.data.fit;
+        if let Ok(array) = images.extract::<PyReadonlyArray4<u8>>() {
+            let shape = array.shape().to_vec();
+            let raw = RawImages {
+                count: shape[0],
+                height: shape[1],
+                width: shape[2],
+                channels: shape[3],
+                pixels: array.as_slice()?.to_vec(),
+            };
+            return raw.to_model_input(spec, fit).map_err(to_py);
+        }
+        let paths: Vec<PathBuf> = images.extract().map_err(|_| {
+            value_error("images must be an 8-bit N x H x W x C array or a list of file paths")
+        })?;
+        if paths.is_empty() {
+            return Err(value_error("no image files to score"));
+        }
+        let tensors = paths
+            .iter()
+            .map(|p| adgan::data::folder::read_fitted(p, spec, fit))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(|e| value_error(format!("{e:#}")))?;
+        Ok(Tensor::cat(&tensors, 0))
+    }
+
     /// Scores `images` (N x C x H x W in [-1, 1], the run's size) as `scoring` asks:
     /// (scores, p-values when calibrated, the method's name).
     fn score_tensor(
@@ -214,14 +244,15 @@ impl Run {
         self.gan.iteration
     }
 
-    /// Scores 8-bit images (N x H x W x C): returns (scores, p-values or None, method).
+    /// Scores `images`, 8-bit N x H x W x C or a list of image file paths (read and fitted to
+    /// the model as `adgan score` reads a folder): returns (scores, p-values or None, method).
     #[pyo3(signature = (images, method = None, alpha = 0.05, n_seed = None, k = None,
         lr_z = None, lr_theta = None, search_seed = 0, batch_images = None, pca_dim = None))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn score<'py>(
         &self,
         py: Python<'py>,
-        images: PyReadonlyArray4<'py, u8>,
+        images: &Bound<'py, PyAny>,
         method: Option<&str>,
         alpha: f64,
         n_seed: Option<i64>,
@@ -236,66 +267,7 @@ impl Run {
         Option<Bound<'py, PyArray1<f64>>>,
         String,
     )> {
-        let shape = images.shape().to_vec();
-        let raw = RawImages {
-            count: shape[0],
-            height: shape[1],
-            width: shape[2],
-            channels: shape[3],
-            pixels: images.as_slice()?.to_vec(),
-        };
-        let spec = self.gan.config.model.image_spec();
-        let tensor = raw
-            .to_model_input(spec, self.gan.config.data.fit)
-            .map_err(to_py)?;
-        let scoring = Scoring {
-            method,
-            alpha,
-            n_seed,
-            k,
-            lr_z,
-            lr_theta,
-            search_seed,
-            batch_images,
-            pca_dim,
-        };
-        let (scores, p, name) = self.score_tensor(py, &tensor, &scoring)?;
-        Ok((scores.into_pyarray(py), p.map(|p| p.into_pyarray(py)), name))
-    }
-
-    /// Scores image files, read and fitted to the model as `adgan score` reads a folder.
-    #[pyo3(signature = (paths, method = None, alpha = 0.05, n_seed = None, k = None,
-        lr_z = None, lr_theta = None, search_seed = 0, batch_images = None, pca_dim = None))]
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn score_files<'py>(
-        &self,
-        py: Python<'py>,
-        paths: Vec<PathBuf>,
-        method: Option<&str>,
-        alpha: f64,
-        n_seed: Option<i64>,
-        k: Option<i64>,
-        lr_z: Option<f64>,
-        lr_theta: Option<f64>,
-        search_seed: u64,
-        batch_images: Option<usize>,
-        pca_dim: Option<usize>,
-    ) -> PyResult<(
-        Bound<'py, PyArray1<f64>>,
-        Option<Bound<'py, PyArray1<f64>>>,
-        String,
-    )> {
-        if paths.is_empty() {
-            return Err(value_error("no image files to score"));
-        }
-        let spec = self.gan.config.model.image_spec();
-        let fit = self.gan.config.data.fit;
-        let tensors = paths
-            .iter()
-            .map(|p| adgan::data::folder::read_fitted(p, spec, fit))
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map_err(|e| value_error(format!("{e:#}")))?;
-        let tensor = Tensor::cat(&tensors, 0);
+        let tensor = self.model_input(images)?;
         let scoring = Scoring {
             method,
             alpha,
