@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
 from . import _adgan
 
-__all__ = ["ADGAN", "Run", "load_images", "train"]
+__all__ = ["ADGAN", "Detection", "Run", "load_images", "train"]
 
 DEFAULT_ALPHA = 0.05
 
@@ -83,6 +83,15 @@ def load_images(dataset: str, data=None, split: str = "test", image_size: int = 
     ids)."""
     path = None if data is None else os.fspath(data)
     return _adgan.load_images(dataset, path, split, image_size, channels, fit)
+
+
+class Detection(NamedTuple):
+    """What one search over some images gives: their anomaly scores, their p-values under the
+    run's calibration, and which are flagged at alpha (1 anomalous, 0 normal)."""
+
+    scores: np.ndarray
+    p_values: np.ndarray
+    anomalous: np.ndarray
 
 
 class Run:
@@ -148,6 +157,16 @@ class Run:
         if p is None:
             raise ValueError(f"the run has no calibration for {name}: no decisions")
         return (p <= alpha).astype(np.int64)
+
+    def detect(
+        self, images: Any, alpha: float = DEFAULT_ALPHA, method: Optional[str] = None, **search
+    ) -> Detection:
+        """Scores, p-values and decisions of ``images`` from one search (``score``,
+        ``p_values`` and ``predict`` each search again)."""
+        scores, p, name = self._score(images, method, alpha, search)
+        if p is None:
+            raise ValueError(f"the run has no calibration for {name}: no decisions")
+        return Detection(scores, p, (p <= alpha).astype(np.int64))
 
     def __repr__(self) -> str:
         return repr(self._run)

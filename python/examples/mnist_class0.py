@@ -14,8 +14,8 @@ run = adgan.train(data, normal_class="0", out=out, dataset="mnist", resume=False
 images, labels, _, _ = adgan.load_images("mnist", data, split="test")
 pick = np.random.RandomState(0).choice(len(images), 500, replace=False)
 images, labels = images[pick], labels[pick]
-scores = run.score(images)               # adgan-ic: the run is calibrated
-flagged = run.predict(images, alpha=0.05)
+# One search gives scores (adgan-ic: the run is calibrated), p-values and decisions.
+scores, p_values, flagged = run.detect(images, alpha=0.05)
 print(f"flagged {flagged.sum()} of {len(images)}; of them not zeros: "
       f"{np.mean(labels[flagged == 1] != 0):.2f}")
 top = np.argsort(-scores)[:10]

@@ -80,6 +80,9 @@ def test_python_scores_equal_the_command_lines(run_dir, tmp_path):
     grey = run.score(x[:, 0])
     assert grey.shape == (6,) and np.all(np.isfinite(grey))
     assert set(run.predict(x, alpha=0.5)) <= {0, 1}
+    found = run.detect(x, alpha=0.5)
+    np.testing.assert_allclose(found.scores, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(found.anomalous, (found.p_values <= 0.5).astype(int))
 
 
 def test_bad_input_and_settings_are_refused_with_the_librarys_message(run_dir, capsys):
