@@ -8,6 +8,7 @@
 
 use crate::data::{Dataset, ImageSource};
 use crate::io::{read_json, write_json};
+use crate::run::TrainedGan;
 use crate::score::adgan::AdganConfig;
 use crate::score::complexity::{self, ComplexityLine};
 use crate::score::ensemble::{select_rows, split_halves, Ensemble, EnsembleConfig};
@@ -408,6 +409,51 @@ pub fn calibrate_ensemble(
         ids: held.iter().map(|&i| calibration.ids[i].clone()).collect(),
         scores,
     })
+}
+
+/// Calibrates the ensemble `config` of the run `gan` on its held-out normal images
+/// (`calibration` holds their ADGAN scores, `images` the images, in order). Its classic
+/// members are fitted on the run's training images ([`TrainedGan::training_images`], never a
+/// calibration image) at PCA dimension `pca_dim` and kept in the run's `baselines/` folder, or
+/// loaded from there when a kept one matches. `search` carries the device and the search of
+/// the ADGAN members; `on_member` sees each member as it is scored.
+pub fn calibrate_run_ensemble(
+    gan: &TrainedGan,
+    search: Inputs,
+    (config, pca_dim): (&EnsembleConfig, usize),
+    calibration: &Calibration,
+    images: &Tensor,
+    on_member: &mut dyn FnMut(Method),
+) -> Result<EnsembleCalibration> {
+    config.validate()?;
+    let training = if config.members.iter().all(|m| m.needs_gan()) {
+        None
+    } else {
+        Some(
+            gan.training_images()
+                .context("the ensemble's members are fitted on them")?,
+        )
+    };
+    let baseline_dir = |m: Method| crate::run::baseline_dir(&gan.run_dir, m.name());
+    let inputs = Inputs {
+        trained_on: None,
+        normal: training.as_ref(),
+        autoencoder_dir: &baseline_dir,
+        classic_dir: Some(&baseline_dir),
+        pca: crate::score::features::PcaConfig {
+            fallback_dim: pca_dim,
+            ..Default::default()
+        },
+        ..search
+    };
+    calibrate_ensemble(
+        &inputs,
+        config,
+        calibration,
+        images,
+        gan.config.train.seed,
+        on_member,
+    )
 }
 
 /// Scores `images` (normal images no model was fitted on, with their `ids`) with the ADGAN

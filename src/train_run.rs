@@ -1,13 +1,15 @@
 //! Training a run as `adgan train` does it, as one library call that the command line and the
 //! Python API share: the normal images read and a calibration hold-out split off, every
 //! setting checked before any work, the run folder locked, the WGAN trained (or resumed), and
-//! the hold-out scored with ADGAN into the run's calibration.
+//! the hold-out scored with ADGAN (and the ensemble, whose classic members are fitted and kept
+//! now) into the run's calibration.
 
 use crate::calibration::{self, Calibration, MIN_CALIBRATION_IMAGES};
 use crate::data::{CalibrationSplit, DataSource, Dataset, Fit, SkippedImage};
 use crate::model::ModelConfig;
 use crate::score::adgan::AdganConfig;
-use crate::score::method::Inputs;
+use crate::score::ensemble::EnsembleConfig;
+use crate::score::method::{Inputs, Method};
 use crate::setting::{check, BadSetting};
 use crate::train::{
     self, Progress, RunConfig, TrainConfig, TrainOutcome, CHECKPOINT_FILE, CONFIG_FILE,
@@ -41,6 +43,10 @@ pub struct TrainRequest<'a> {
     pub strict: bool,
     /// The search the hold-out is scored with (p-values need the same search when scoring).
     pub calibration_search: AdganConfig,
+    /// The ensemble calibrated on the hold-out after ADGAN, its classic members fitted on the
+    /// training images at the PCA dimension d' given and kept in the run (`baselines/`), so
+    /// that `--method ensemble` scores at once; `None` calibrates ADGAN (and `adgan-ic`) only.
+    pub ensemble: Option<(EnsembleConfig, usize)>,
 }
 
 /// What training reports as it goes.
@@ -71,6 +77,16 @@ pub enum TrainEvent<'a> {
         /// Images to score.
         total: usize,
     },
+    /// The ensemble's member scores the calibration images (fitted first where it is a
+    /// classic baseline).
+    EnsembleMember(Method),
+    /// The ensemble was not calibrated: the hold-out is too small for its two halves.
+    EnsembleSkipped {
+        /// Calibration images held out.
+        images: usize,
+        /// Calibration images the ensemble needs.
+        needs: usize,
+    },
 }
 
 /// What a training call did: the training's outcome and the calibration it saved, if any.
@@ -93,6 +109,9 @@ pub fn train_run(
     request.model.validate()?;
     request.train.validate()?;
     request.calibration_search.validate(&request.model)?;
+    if let Some((ensemble, _)) = &request.ensemble {
+        ensemble.validate()?;
+    }
     let checkpoint = out.join(CHECKPOINT_FILE);
     check_resume(out, request.resume, &checkpoint, on_event)?;
     check(
@@ -226,7 +245,7 @@ fn calibrate_hold_out(
     let search = request.calibration_search;
     search.validate(&gan.config.model)?;
     let inputs = Inputs::for_gan(device, &gan, search, None);
-    let calibration = calibration::calibrate(
+    let mut calibration = calibration::calibrate(
         &inputs,
         &mut { &images.images },
         images.ids.clone(),
@@ -235,6 +254,26 @@ fn calibrate_hold_out(
             let _ = on_event(TrainEvent::Calibrating { done, total });
         },
     )?;
+    if let Some((ensemble, pca_dim)) = &request.ensemble {
+        let needs = 2 * MIN_CALIBRATION_IMAGES;
+        if images.len() < needs {
+            let _ = on_event(TrainEvent::EnsembleSkipped {
+                images: images.len(),
+                needs,
+            });
+        } else {
+            calibration.ensemble = Some(calibration::calibrate_run_ensemble(
+                &gan,
+                inputs,
+                (ensemble, *pca_dim),
+                &calibration,
+                &images.images,
+                &mut |member| {
+                    let _ = on_event(TrainEvent::EnsembleMember(member));
+                },
+            )?);
+        }
+    }
     calibration.save(out)?;
     Ok(calibration)
 }

@@ -4,20 +4,9 @@
 
 mod common;
 
-use std::process::Command;
-
 /// Runs adgan with `args` and the quick search every command here shares.
 fn adgan(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_adgan"))
-        .args(args)
-        .args(["--n-seed", "4", "--device", "cpu"])
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::adgan_output(&[args, &["--n-seed", "4", "--device", "cpu"]].concat())
 }
 
 #[test]
@@ -25,25 +14,7 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let run = d("run");
-    common::adgan_ok(&[
-        "train",
-        "--dataset",
-        "demo",
-        "--normal-class",
-        "disc",
-        "--width",
-        "8",
-        "--latent-dim",
-        "16",
-        "--iterations",
-        "5",
-        "--batch-size",
-        "16",
-        "--device",
-        "cpu",
-        "--out",
-        &run,
-    ]);
+    common::train_demo(&run, 5, &["--no-ensemble"]);
     let score = |out: &str, extra: &[&str]| {
         let args = [
             "score",
@@ -189,4 +160,67 @@ fn a_run_calibrated_for_the_ensemble_scores_and_ranks_with_it() {
         stderr.contains("member kde fitted on") && stderr.contains("loaded from"),
         "{stderr}"
     );
+}
+
+#[test]
+fn train_fits_the_ensemble_members_and_calibrates_the_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let train = |out: &str, fraction: &str| {
+        common::train_demo(
+            out,
+            3,
+            &["--pca-dim", "8", "--calibration-fraction", fraction],
+        )
+    };
+    let (stdout, _) = train(&d("run"), "0.1");
+    assert!(
+        stdout.contains("the ensemble (adgan-ic+kde, standard, mean) is calibrated"),
+        "{stdout}"
+    );
+    let config: adgan::train::RunConfig =
+        adgan::io::read_json(&dir.path().join("run/config.json"), "config").unwrap();
+    let calibration: adgan::calibration::Calibration =
+        adgan::io::read_json(&dir.path().join("run/calibration.json"), "calibration").unwrap();
+    let ensemble = calibration.ensemble.clone().unwrap();
+    assert_eq!(ensemble.pca_dim, 8);
+    assert_eq!(ensemble.scores.len(), calibration.scores.len() / 2);
+    // The member is fitted on the training images, never on the hold-out.
+    let kept: adgan::score::kept::KeptRecord =
+        adgan::io::read_json(&dir.path().join("run/baselines/kde/fitted.json"), "kept").unwrap();
+    let training = adgan::calibration::training_images(&config).unwrap();
+    assert_eq!(kept.images, training.len());
+    assert_eq!(kept.images_sha256, training.fingerprint());
+    assert!(training.ids.iter().all(|id| !calibration.ids.contains(id)));
+    // Scoring with it works at once (the calibration's search), loading the kept member.
+    let (ok, _, stderr) = common::adgan_output(&[
+        "score",
+        "--model",
+        &d("run"),
+        "--dataset",
+        "demo",
+        "--normal-class",
+        "disc",
+        "--n-test",
+        "20",
+        "--out",
+        &d("scores.csv"),
+        "--method",
+        "ensemble",
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("loaded from"), "{stderr}");
+    let table = std::fs::read_to_string(d("scores.csv")).unwrap();
+    assert!(table.lines().next().unwrap().contains("p_value"), "{table}");
+
+    // A hold-out too small for two halves calibrates ADGAN alone, with a note.
+    let (stdout, stderr) = train(&d("small"), "0.03");
+    assert!(
+        stderr.contains("the ensemble is not calibrated: it needs 38"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("the ensemble ("), "{stdout}");
+    assert!(!dir.path().join("small/baselines").exists());
 }

@@ -14,25 +14,7 @@ use tch::Device;
 fn the_scorer_resolves_method_calibration_and_alpha_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    common::adgan_ok(&[
-        "train",
-        "--dataset",
-        "demo",
-        "--normal-class",
-        "disc",
-        "--width",
-        "8",
-        "--latent-dim",
-        "16",
-        "--iterations",
-        "20",
-        "--batch-size",
-        "16",
-        "--device",
-        "cpu",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    common::train_demo(run.to_str().unwrap(), 20, &[]);
     let gan = load_gan(&run, Device::Cpu).unwrap();
     let calibration = Calibration::load(&run).unwrap().unwrap();
     let calibrated = ScorerConfig {
@@ -69,19 +51,29 @@ fn the_scorer_resolves_method_calibration_and_alpha_before_any_work() {
     assert!(scorer.decisions.is_none());
     assert!(scorer.notices.contains(&Notice::CalibrationOfOtherSearch));
     assert!(scorer.notices.contains(&Notice::DefaultWithoutCalibration));
-    // ...and adgan-ic, asked for, is refused, as is an ensemble the run was not calibrated for.
+    // ...and adgan-ic, asked for, is refused, as is the ensemble (calibrated for the run's
+    // search only).
     other.method = Some(Method::AdganIc);
-    let err = Scorer::new(&gan, other).err().unwrap();
+    let err = Scorer::new(&gan, other.clone()).err().unwrap();
     assert_eq!(
         err.downcast_ref::<NeedsCalibration>().unwrap().method,
         Method::AdganIc
     );
+    other.method = Some(Method::Ensemble);
+    let err = Scorer::new(&gan, other).err().unwrap();
+    assert_eq!(
+        err.downcast_ref::<NeedsCalibration>().unwrap().method,
+        Method::Ensemble,
+        "{err:#}"
+    );
+    // `train` calibrated the ensemble on the run's search: it resolves, with decisions.
     let ensemble = ScorerConfig {
         method: Some(Method::Ensemble),
         ..calibrated.clone()
     };
-    let err = Scorer::new(&gan, ensemble).err().unwrap();
-    assert!(err.downcast_ref::<NeedsCalibration>().is_some(), "{err:#}");
+    let scorer = Scorer::new(&gan, ensemble).unwrap();
+    let kept = calibration.ensemble.as_ref().unwrap();
+    assert_eq!(scorer.decisions.unwrap().scores, kept.scores);
 
     // alpha: outside [0, 1) refused by name; below what the calibration can flag, noted.
     let bad = ScorerConfig {

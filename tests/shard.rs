@@ -13,27 +13,7 @@ fn bytes(path: &Path) -> Vec<u8> {
 fn three_shards_merged_equal_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    common::adgan_ok(&[
-        "train",
-        "--dataset",
-        "demo",
-        "--normal-class",
-        "disc",
-        "--width",
-        "8",
-        "--latent-dim",
-        "16",
-        "--iterations",
-        "5",
-        "--batch-size",
-        "16",
-        "--calibration-fraction",
-        "0.05",
-        "--device",
-        "cpu",
-        "--out",
-        &d("run"),
-    ]);
+    common::train_demo(&d("run"), 5, &["--calibration-fraction", "0.05"]);
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
     let (raw, _) = adgan::data::demo::generate(adgan::data::Split::Test, 4);

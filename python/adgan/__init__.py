@@ -187,8 +187,9 @@ def train(
     ``lambda`` (a keyword: pass it with ``**{"lambda": 10}``), ``init``, ``n_critic``,
     ``seed``, ``calibration_fraction``, ``fit``, ``resume``, ``strict``, ``device``, and the
     search the calibration is scored with (``n_seed``, ``k``, ``lr_z``, ``lr_theta``,
-    ``search_seed``: score with the same ones to get p-values). Ctrl-C stops it;
-    ``resume=True`` continues."""
+    ``search_seed``: score with the same ones to get p-values), and ``ensemble`` (True: also
+    fit the ensemble's classic members on the training images and calibrate
+    ``method="ensemble"``). Ctrl-C stops it; ``resume=True`` continues."""
     if out is None:
         raise ValueError("out: give the run folder to train into")
     out = os.fspath(out)

@@ -305,7 +305,7 @@ impl Run {
     batch_size = None, objective = None, lr = None, n_critic = None, seed = 0,
     calibration_fraction = 0.1, fit = "pad", resume = false, strict = false, device = "cpu",
     n_seed = None, k = None, lr_z = None, lr_theta = None, search_seed = 0, beta1 = None,
-    clip = None, lambda = None, init = None))]
+    clip = None, lambda = None, init = None, ensemble = true))]
 #[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
@@ -338,6 +338,7 @@ fn train(
     clip: Option<f64>,
     lambda: Option<f64>,
     init: Option<&str>,
+    ensemble: bool,
 ) -> PyResult<Run> {
     let init = init
         .map(|name| name.parse::<adgan::model::Init>())
@@ -400,6 +401,12 @@ fn train(
         resume,
         strict,
         calibration_search,
+        ensemble: ensemble.then(|| {
+            (
+                adgan::score::ensemble::EnsembleConfig::default(),
+                adgan::score::features::PcaConfig::default().fallback_dim,
+            )
+        }),
     };
     let device = self::device(device)?;
     let mut stop = None;
@@ -448,6 +455,17 @@ fn train(
                     say(py, &format!("calibrated on {total} held-out normal images"));
                 }
             }
+            TrainEvent::EnsembleMember(member) => say(
+                py,
+                &format!("calibrating the ensemble: member {}", member.name()),
+            ),
+            TrainEvent::EnsembleSkipped { images, needs } => say(
+                py,
+                &format!(
+                    "note: the ensemble is not calibrated: it needs {needs} held-out images, \
+                     and {images} were held out (raise calibration_fraction)"
+                ),
+            ),
         }
         ControlFlow::Continue(())
     })

@@ -85,6 +85,24 @@ def test_python_scores_equal_the_command_lines(run_dir, tmp_path):
     np.testing.assert_array_equal(found.anomalous, (found.p_values <= 0.5).astype(int))
 
 
+def test_training_calibrates_the_ensemble_and_it_scores_as_the_command_does(run_dir, tmp_path):
+    # train fitted the ensemble's classic member on the training images and kept it.
+    assert (run_dir / "baselines" / "kde" / "fitted.json").exists()
+    x = images(5, seed=3)
+    folder = tmp_path / "imgs"
+    _adgan.write_pngs(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), str(folder))
+    cli("score", "--model", run_dir, "--images", folder, "--device", "cpu", "--method",
+        "ensemble", "--out", tmp_path / "e.csv")
+    with open(tmp_path / "e.csv") as f:
+        rows = {Path(r["id"]).name: r for r in csv.DictReader(f)}
+    names = [f"image-{i:06d}.png" for i in range(5)]
+    run = adgan.Run.load(run_dir)
+    scores, p_values, _ = run.detect(x, method="ensemble")
+    np.testing.assert_allclose(scores, [float(rows[n]["score"]) for n in names],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p_values, [float(rows[n]["p_value"]) for n in names], rtol=1e-6)
+
+
 def test_bad_input_and_settings_are_refused_with_the_librarys_message(run_dir, capsys):
     run = adgan.Run.load(run_dir)
     x = images(2)

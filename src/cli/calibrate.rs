@@ -6,7 +6,7 @@ use super::progress::{image_bar, on_bad_file, report_skipped};
 use adgan::calibration::{self, Calibration, CALIBRATION_FILE};
 use adgan::data::{load_folder, Dataset, ImageSource};
 use adgan::run::{self, TrainedGan};
-use adgan::score::method::{Inputs, Method};
+use adgan::score::method::Inputs;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let ensemble = args.ensemble.config();
     if args.method == SearchMethod::Ensemble {
         // Before any scoring: bad members are refused at once.
-        ensemble.validate().context("--ensemble-members")?;
+        ensemble.validate()?;
     }
     let (images, origin) = match &args.images {
         Some(dir) => {
@@ -74,7 +74,6 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     )?;
     if args.method == SearchMethod::Ensemble {
         calibration.ensemble = Some(calibrate_ensemble(
-            &args.model,
             &gan,
             inputs,
             (&ensemble, args.pca_dim),
@@ -87,37 +86,23 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
 
 /// The ensemble's calibration: its classic members fitted on the run's training images (never
 /// on a calibration image), every member scoring the calibration images.
-pub(crate) fn calibrate_ensemble(
-    run_dir: &Path,
+fn calibrate_ensemble(
     gan: &TrainedGan,
     inputs: Inputs,
-    (ensemble, pca_dim): (&adgan::score::ensemble::EnsembleConfig, usize),
+    ensemble: (&adgan::score::ensemble::EnsembleConfig, usize),
     calibration: &Calibration,
     images: &Dataset,
 ) -> Result<calibration::EnsembleCalibration> {
-    let training = member_training_images(gan, ensemble)?;
-    let baseline_dir = |m: Method| adgan::run::baseline_dir(run_dir, m.name());
-    let inputs = Inputs {
-        trained_on: None,
-        normal: training.as_ref(),
-        autoencoder_dir: &baseline_dir,
-        classic_dir: Some(&baseline_dir),
-        pca: adgan::score::features::PcaConfig {
-            fallback_dim: pca_dim,
-            ..Default::default()
-        },
-        ..inputs
-    };
     eprintln!(
         "calibrating the ensemble ({}) on the same images",
-        ensemble.label()
+        ensemble.0.label()
     );
-    calibration::calibrate_ensemble(
-        &inputs,
+    calibration::calibrate_run_ensemble(
+        gan,
+        inputs,
         ensemble,
         calibration,
         &images.images,
-        gan.config.train.seed,
         &mut |member| eprintln!("  member {}", member.name()),
     )
 }
@@ -174,18 +159,4 @@ pub(crate) fn report_saved(calibration: &Calibration, run_dir: &Path) {
             100.0 * rate.sd
         );
     }
-}
-
-/// The images the run trained on, when a member of `ensemble` is fitted on them.
-fn member_training_images(
-    gan: &TrainedGan,
-    ensemble: &adgan::score::ensemble::EnsembleConfig,
-) -> Result<Option<Dataset>> {
-    if ensemble.members.iter().all(|m| m.needs_gan()) {
-        return Ok(None);
-    }
-    let images = gan
-        .training_images()
-        .context("the ensemble's members are fitted on them")?;
-    Ok(Some(images))
 }

@@ -44,8 +44,9 @@ pub(crate) struct RankArgs {
     #[arg(long)]
     strict: bool,
     /// Score: adgan (the paper's), adgan-ic (corrected for image complexity), or ensemble
-    /// (after `adgan calibrate --method ensemble`) [default: adgan-ic where the run is
-    /// calibrated with the same search flags, as `adgan train` leaves it; else adgan].
+    /// (calibrated by `adgan train`, or later by `adgan calibrate --method ensemble`)
+    /// [default: adgan-ic where the run is calibrated with the same search flags, as `adgan
+    /// train` leaves it; else adgan].
     #[arg(long, value_enum)]
     method: Option<SearchMethod>,
     #[command(flatten)]

@@ -1,6 +1,6 @@
 //! `adgan train`: a Wasserstein GAN on normal images, into a run folder.
 
-use super::args::{DataArgs, DeviceArgs, GanArgs};
+use super::args::{DataArgs, DeviceArgs, EnsembleArgs, GanArgs};
 use super::calibrate;
 use super::progress::{image_bar, iteration_bar, report_skipped};
 use adgan::data::CalibrationSplit;
@@ -26,6 +26,16 @@ pub(crate) struct TrainArgs {
     /// on (scored with ADGAN after training); 0 keeps none.
     #[arg(long, default_value_t = CalibrationSplit::default().fraction)]
     calibration_fraction: f64,
+    /// Calibrate ADGAN only: do not fit the ensemble's classic members on the training images
+    /// nor calibrate `--method ensemble` (`adgan calibrate --method ensemble` does it later).
+    #[arg(long)]
+    no_ensemble: bool,
+    #[command(flatten)]
+    ensemble: EnsembleArgs,
+    /// PCA dimension d' of the ensemble's classic members (no labelled anomalies here to
+    /// choose it with).
+    #[arg(long, default_value_t = adgan::score::features::PcaConfig::default().fallback_dim)]
+    pca_dim: usize,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -45,6 +55,7 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         // The paper's search with this version's defaults; `adgan calibrate` redoes it for
         // other search settings.
         calibration_search: adgan::score::adgan::AdganConfig::default(),
+        ensemble: (!args.no_ensemble).then(|| (args.ensemble.config(), args.pca_dim)),
     };
     let device = args.device.select()?;
     let mut bar = iteration_bar(request.train.iterations);
@@ -79,6 +90,18 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
                 });
                 bar.show(done, total);
             }
+            TrainEvent::EnsembleMember(member) => {
+                if let Some(bar) = calibration_bar.take() {
+                    bar.finish();
+                    eprintln!("calibrating the ensemble on the same images");
+                }
+                eprintln!("  member {}", member.name());
+            }
+            TrainEvent::EnsembleSkipped { images, needs } => eprintln!(
+                "note: the ensemble is not calibrated: it needs {needs} calibration images (two \
+                 halves), and {images} were held out; raise --calibration-fraction, or run \
+                 `adgan calibrate --method ensemble --images DIR` on more normal images"
+            ),
         }
         ControlFlow::Continue(())
     })?;

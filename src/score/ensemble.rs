@@ -18,6 +18,7 @@ use super::complexity::ComplexityLine;
 use super::method::Method;
 use super::Detector;
 use crate::eval::roc_auc;
+use crate::setting::check;
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -116,22 +117,20 @@ impl Default for EnsembleConfig {
 impl EnsembleConfig {
     /// Checks the members: at least one, each once, each from [`POOL`].
     pub fn validate(&self) -> Result<()> {
-        ensure!(
-            !self.members.is_empty(),
-            "an ensemble needs at least one member"
-        );
+        check(!self.members.is_empty(), "ensemble_members", || {
+            "an ensemble needs at least one member".to_string()
+        })?;
         for (i, m) in self.members.iter().enumerate() {
-            ensure!(
-                POOL.contains(m),
-                "{} cannot be an ensemble member (members come from {})",
-                m.name(),
-                pool_names()
-            );
-            ensure!(
-                !self.members[..i].contains(m),
-                "{} is an ensemble member twice",
-                m.name()
-            );
+            check(POOL.contains(m), "ensemble_members", || {
+                format!(
+                    "{} cannot be an ensemble member (members come from {})",
+                    m.name(),
+                    pool_names()
+                )
+            })?;
+            check(!self.members[..i].contains(m), "ensemble_members", || {
+                format!("{} is an ensemble member twice", m.name())
+            })?;
         }
         Ok(())
     }

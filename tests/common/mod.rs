@@ -93,6 +93,49 @@ pub fn adgan_ok(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
+/// Runs the `adgan` binary with `args`: whether it succeeded, its standard output and its
+/// standard error.
+pub fn adgan_output(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args(args)
+        .output()
+        .expect("the adgan binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Trains a tiny GAN (width 8, d' 16, batch 16) on the demo's discs with `adgan train` into
+/// `run` for `iterations` steps on the CPU, with `extra` flags; checks that it succeeded and
+/// returns its standard output and error.
+pub fn train_demo(run: &str, iterations: usize, extra: &[&str]) -> (String, String) {
+    let iterations = iterations.to_string();
+    let args = [
+        "train",
+        "--dataset",
+        "demo",
+        "--normal-class",
+        "disc",
+        "--width",
+        "8",
+        "--latent-dim",
+        "16",
+        "--iterations",
+        &iterations,
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        run,
+    ];
+    let (ok, stdout, stderr) = adgan_output(&[&args[..], extra].concat());
+    assert!(ok, "adgan train failed:\n{stderr}");
+    (stdout, stderr)
+}
+
 /// Runs the `adgan` binary with `args`, checks that it failed and returns its standard error.
 pub fn adgan_err(args: &[&str]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_adgan"))
