@@ -4,13 +4,16 @@
 # Here, first:   source scripts/env.sh && cargo build --release && bench/gpu.sh --prepare
 #   (copies the MNIST test files and the trained class-0 run of results/mnist into .carry/gpu)
 # Then, with the device tool:
-#   run(command="bench/gpu.sh", carry=["target/release/adgan", ".carry/gpu"], timeout_s=540)
+#   run(command="bench/gpu.sh", carry=["target/release/adgan", ".carry/gpu",
+#       "target/release/examples/phase_layout"], timeout_s=540)
+#   (build the example with `cargo build --release --example phase_layout` first)
 # The log comes back as $OUT/gpu.log. The binary finds libtorch (CPU and CUDA) through the GPU
 # machine's python3 torch, which must be 2.11.0 (+cu130).
 # A dry run of the script here, tiny and on the CPU:
 #   DEVICE=cpu IMAGES=2 N_TEST=20 PYTHON=$PWD/.venv/bin/python bench/gpu.sh
-# STEPS="score layouts" runs only those groups (score, layouts, profile, train, run; default
-# all); `layouts` times the search's candidate GPU layouts (bench/search_layouts.py).
+# STEPS="score layouts" runs only those groups (score, layouts, phase, profile, train, run;
+# default all); `layouts` times the search's candidate GPU layouts (bench/search_layouts.py),
+# `phase` the phase-decomposed layer against adgan's grouped one (examples/phase_layout.rs).
 set -u
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--prepare" ]; then
@@ -26,14 +29,16 @@ OUT=${OUT:-bench/out/gpu}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
 DEVICE=${DEVICE:-cuda} IMAGES=${IMAGES:-256} N_TEST=${N_TEST:-1000} PYTHON=${PYTHON:-python3}
-TORCH_DIR=$("$PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+# Found without importing torch: a CPU-only install here cannot import it (no cuDNN), yet its
+# libraries serve the binary.
+TORCH_DIR=$("$PYTHON" -c 'import os, importlib.util as u; print(os.path.dirname(u.find_spec("torch").origin))')
 export LD_LIBRARY_PATH="$TORCH_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 A=target/release/adgan
 step() { echo; echo "\$ $*"; timeout 150 "$@"; }
 date -u; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
 "$PYTHON" -c 'import torch; print("python torch", torch.__version__)'
 # H200 dense peaks: tf32 494 TFLOP/s (libtorch runs f32 convolutions in tf32 by default), bf16 989.
-STEPS=${STEPS:-score layouts profile train run}
+STEPS=${STEPS:-score layouts phase profile train run}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 if want score; then
     step $A bench score --device $DEVICE --images $IMAGES --precision f32 --peak-tflops 494
@@ -43,6 +48,12 @@ if want score; then
 fi
 if want layouts; then
     step "$PYTHON" bench/search_layouts.py --device $DEVICE --images $IMAGES
+fi
+if want phase; then
+    # The three stride-2 layers of width 64 at 32x32, IMAGES copies, n_seed 64.
+    for shape in "256 128 4" "128 64 8" "64 3 16"; do
+        step target/release/examples/phase_layout $DEVICE $IMAGES 64 $shape
+    done
 fi
 if want profile; then
     step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10
