@@ -2,7 +2,7 @@
 # Every GPU figure of issue 6 in one run on the lent GPU machine, side by side with PyTorch.
 #
 # Here, first:   source scripts/env.sh && cargo build --release && bench/gpu.sh --prepare
-#   (copies the MNIST test files and the trained class-0 run of results/mnist into .carry/gpu)
+#   (copies the MNIST files and a trained class-0 run, RUN= or results/mnist's, into .carry/gpu)
 # Then, with the device tool:
 #   run(command="bench/gpu.sh", carry=["target/release/adgan", ".carry/gpu",
 #       "target/release/examples/phase_layout"], timeout_s=540)
@@ -11,16 +11,18 @@
 # machine's python3 torch, which must be 2.11.0 (+cu130).
 # A dry run of the script here, tiny and on the CPU:
 #   DEVICE=cpu IMAGES=2 N_TEST=20 PYTHON=$PWD/.venv/bin/python bench/gpu.sh
-# STEPS="score layouts" runs only those groups (score, layouts, phase, profile, train, run;
-# default all); `layouts` times the search's candidate GPU layouts (bench/search_layouts.py),
-# `phase` the phase-decomposed layer against adgan's grouped one (examples/phase_layout.rs).
+# STEPS="score layouts" runs only those groups (score, layouts, phase, profile, train, run,
+# baselines; default all). `layouts` times the search's candidate GPU layouts
+# (bench/search_layouts.py), `phase` the phase-decomposed layer against adgan's grouped one
+# (examples/phase_layout.rs), `baselines` fits PCA with KDE, GMM, OC-SVM and IF on the device
+# and on the CPU and fails where their scores differ beyond 1e-6 of their scale.
 set -u
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--prepare" ]; then
-    run=results/mnist/runs/class-0
-    [ -f "$run/checkpoint.safetensors" ] || { echo "no trained run at $run: run the MNIST experiment of RESULTS.md first" >&2; exit 1; }
+    run=${RUN:-results/mnist/runs/class-0}
+    [ -f "$run/checkpoint.safetensors" ] || { echo "no trained run at $run: give one in RUN= (any MNIST class-0 run, e.g. \`adgan train --dataset mnist --data ../shared/data/mnist --normal-class 0 --out runs/mnist-0\`)" >&2; exit 1; }
     mkdir -p .carry/gpu/mnist .carry/gpu/class-0
-    cp ../shared/data/mnist/t10k-*.gz .carry/gpu/mnist/
+    cp ../shared/data/mnist/t10k-*.gz ../shared/data/mnist/train-*.gz .carry/gpu/mnist/
     cp "$run/config.json" "$run/checkpoint.safetensors" .carry/gpu/class-0/
     du -sh .carry/gpu target/release/adgan
     exit 0
@@ -38,7 +40,7 @@ step() { echo; echo "\$ $*"; timeout 150 "$@"; }
 date -u; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
 "$PYTHON" -c 'import torch; print("python torch", torch.__version__)'
 # H200 dense peaks: tf32 494 TFLOP/s (libtorch runs f32 convolutions in tf32 by default), bf16 989.
-STEPS=${STEPS:-score layouts phase profile train run}
+STEPS=${STEPS:-score layouts phase profile train run baselines}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 if want score; then
     step $A bench score --device $DEVICE --images $IMAGES --precision f32 --peak-tflops 494
@@ -62,6 +64,10 @@ fi
 if want train; then
     step $A bench train --device $DEVICE --steps 20
     (cd bench && step "$PYTHON" train_step.py --device $DEVICE --steps 20)
+fi
+if want baselines; then
+    step $A bench baselines --dataset mnist --data .carry/gpu/mnist --normal-class 0 \
+        --n-test $N_TEST --device $DEVICE --against-cpu
 fi
 if want run; then
     for p in f32 bf16; do

@@ -225,6 +225,24 @@ pub struct BaselineRun {
     pub fit_seconds: f64,
     /// Seconds to score the test images.
     pub score_seconds: f64,
+    /// The test images' scores.
+    pub scores: Vec<f64>,
+}
+
+/// The largest difference between two runs' scores of the same images, relative to the
+/// largest score magnitude of `reference`: how far a baseline fitted on another device strays
+/// from the CPU's.
+pub fn relative_difference(scores: &[f64], reference: &[f64]) -> f64 {
+    assert_eq!(scores.len(), reference.len(), "scores of different images");
+    let scale = reference
+        .iter()
+        .fold(0.0f64, |m, s| m.max(s.abs()))
+        .max(1e-300);
+    let largest = scores
+        .iter()
+        .zip(reference)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    largest / scale
 }
 
 /// Fits each baseline of `kinds` on `train` images with PCA dimension `dim` and scores `test`
@@ -258,6 +276,7 @@ pub fn classic_baselines(
             chosen: fitted.chosen,
             fit_seconds,
             score_seconds: start.elapsed().as_secs_f64(),
+            scores,
         });
     }
     Ok(runs)
@@ -342,4 +361,16 @@ pub fn search_profile(
     let images = random_images(generator, batch).to_device(device);
     let detector = Adgan::new(generator, search, device)?;
     detector.profile_step(&images, steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_difference;
+
+    #[test]
+    fn relative_difference_is_the_largest_gap_over_the_largest_reference_score() {
+        assert_eq!(relative_difference(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert_eq!(relative_difference(&[1.0, 2.0], &[1.0, -4.0]), 1.5);
+        assert_eq!(relative_difference(&[0.5, 4.0], &[1.0, 4.0]), 0.125);
+    }
 }

@@ -434,3 +434,39 @@ fn a_kept_baseline_loads_with_the_scores_of_a_fresh_fit() {
         "{message}"
     );
 }
+
+#[test]
+fn bench_baselines_compares_the_device_with_the_cpu() {
+    let args = [
+        "bench",
+        "baselines",
+        "--dataset",
+        "demo",
+        "--normal-class",
+        "disc",
+        "--n-test",
+        "200",
+        "--pca-dim",
+        "8",
+        "--methods",
+        "kde,gmm",
+        "--device",
+        "cpu",
+        "--against-cpu",
+    ];
+    let stdout = common::adgan_ok(&args);
+    for method in ["kde", "gmm"] {
+        assert!(
+            stdout.contains(&format!(
+                "{method:<8} against the CPU: largest score difference 0.0e0"
+            )),
+            "{stdout}"
+        );
+    }
+    // A tolerance below 0 is refused before any fit.
+    let stderr = common::adgan_err(&[&args[..], &["--tolerance=-1"]].concat());
+    assert!(
+        stderr.contains("--tolerance must be at least 0, not -1"),
+        "{stderr}"
+    );
+}

@@ -215,6 +215,18 @@ fn train_fits_the_ensemble_members_and_calibrates_the_ensemble() {
     let table = std::fs::read_to_string(d("scores.csv")).unwrap();
     assert!(table.lines().next().unwrap().contains("p_value"), "{table}");
 
+    // `info` says what the run can score with.
+    let info = common::adgan_ok(&["info", &d("run")]);
+    assert!(
+        info.contains("p-values for adgan and adgan-ic")
+            && info.contains("ensemble:     adgan-ic+kde, standard, mean, PCA d' 8")
+            && info.contains(&format!(
+                "kept:         kde on pixels features, PCA d' 8, fitted on {} training images",
+                training.len()
+            )),
+        "{info}"
+    );
+
     // A hold-out too small for two halves calibrates ADGAN alone, with a note.
     let (stdout, stderr) = train(&d("small"), "0.03");
     assert!(
@@ -223,4 +235,9 @@ fn train_fits_the_ensemble_members_and_calibrates_the_ensemble() {
     );
     assert!(!stdout.contains("the ensemble ("), "{stdout}");
     assert!(!dir.path().join("small/baselines").exists());
+    let info = common::adgan_ok(&["info", &d("small")]);
+    assert!(
+        info.contains("ensemble:     not calibrated") && !info.contains("kept:"),
+        "{info}"
+    );
 }

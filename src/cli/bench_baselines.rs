@@ -34,6 +34,13 @@ pub(crate) struct BenchBaselinesArgs {
     /// Seed of the randomised baselines (Isolation Forest, GMM initialisation).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Fit and score each baseline on the CPU too, and fail when the device's scores stray from
+    /// the CPU's by more than --tolerance of their largest magnitude.
+    #[arg(long)]
+    against_cpu: bool,
+    /// Largest relative difference --against-cpu accepts.
+    #[arg(long, default_value_t = 1e-6)]
+    tolerance: f64,
     /// Write the training images, test images and labels to this safetensors file.
     #[arg(long)]
     dump: Option<PathBuf>,
@@ -44,6 +51,11 @@ pub(crate) struct BenchBaselinesArgs {
 /// Fits and scores the classic baselines at a fixed PCA dimension and prints what each gave.
 pub(crate) fn run(args: &BenchBaselinesArgs) -> Result<()> {
     let device = args.device.select()?;
+    anyhow::ensure!(
+        args.tolerance >= 0.0,
+        "--tolerance must be at least 0, not {}",
+        args.tolerance
+    );
     let class = args
         .data
         .normal_class
@@ -79,16 +91,19 @@ pub(crate) fn run(args: &BenchBaselinesArgs) -> Result<()> {
         tch::get_num_threads(),
         device::name(device)
     );
-    let runs = adgan::bench::classic_baselines(
-        &task.train.images,
-        &task.test.images,
-        &labels,
-        args.pca_dim,
-        args.seed,
-        &args.methods,
-        device,
-    )?;
-    for run in runs {
+    let fit_on = |device| {
+        adgan::bench::classic_baselines(
+            &task.train.images,
+            &task.test.images,
+            &labels,
+            args.pca_dim,
+            args.seed,
+            &args.methods,
+            device,
+        )
+    };
+    let runs = fit_on(device)?;
+    for run in &runs {
         let chosen: Vec<String> = run
             .chosen
             .iter()
@@ -103,5 +118,37 @@ pub(crate) fn run(args: &BenchBaselinesArgs) -> Result<()> {
             chosen.join(" ")
         );
     }
+    if args.against_cpu {
+        compare_with_cpu(&runs, &fit_on(tch::Device::Cpu)?, args.tolerance)?;
+    }
+    Ok(())
+}
+
+/// Says how far each baseline's scores on the device lie from the CPU's, and fails beyond
+/// `tolerance`.
+fn compare_with_cpu(
+    runs: &[adgan::bench::BaselineRun],
+    cpu: &[adgan::bench::BaselineRun],
+    tolerance: f64,
+) -> Result<()> {
+    let mut strayed = Vec::new();
+    for (run, reference) in runs.iter().zip(cpu) {
+        let difference = adgan::bench::relative_difference(&run.scores, &reference.scores);
+        println!(
+            "{:<8} against the CPU: largest score difference {difference:.1e} of the largest \
+             score; AUC {:.4} on the CPU; fit {:.2} s there",
+            run.kind.name(),
+            reference.auc,
+            reference.fit_seconds
+        );
+        if difference > tolerance {
+            strayed.push(run.kind.name());
+        }
+    }
+    anyhow::ensure!(
+        strayed.is_empty(),
+        "{} scored differently on the device than on the CPU (beyond a relative {tolerance:e})",
+        strayed.join(", ")
+    );
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! `adgan info`: the configuration and state of a run folder.
 
+use adgan::calibration::Calibration;
 use adgan::run;
+use adgan::score::adgan::Precision;
+use adgan::score::kept::kept_in;
 use adgan::train::CONFIG_FILE;
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -36,9 +39,63 @@ pub(crate) fn run(path: &Path) -> Result<()> {
         gan.config.data.n_images,
         gan.config.data.source.describe()
     );
+    print_scoring(run_dir)?;
     println!(
         "configuration:\n{}",
         serde_json::to_string_pretty(&gan.config)?
     );
+    Ok(())
+}
+
+/// What the run can score with: its calibration (p-values for which methods, under which
+/// search), its ensemble, and the baselines kept in it.
+fn print_scoring(run_dir: &Path) -> Result<()> {
+    match Calibration::load(run_dir)? {
+        None => println!(
+            "calibration:  none (scores only; `adgan calibrate` adds p-values and decisions)"
+        ),
+        Some(c) => {
+            let s = &c.search;
+            let methods = match c.lengths.is_empty() {
+                true => "adgan",
+                false => "adgan and adgan-ic",
+            };
+            println!(
+                "calibration:  {} normal images ({}): p-values for {methods} under the search \
+                 n_seed {} k {} lr_z {} lr_theta {}{}",
+                c.scores.len(),
+                c.origin,
+                s.n_seed,
+                s.k,
+                s.lr_z,
+                s.lr_theta,
+                match s.precision {
+                    Precision::F32 => "",
+                    Precision::Bf16 => " (bf16)",
+                }
+            );
+            match &c.ensemble {
+                Some(e) => println!(
+                    "ensemble:     {}, PCA d' {}, calibrated on {} of those images",
+                    e.ensemble.config.label(),
+                    e.pca_dim,
+                    e.scores.len()
+                ),
+                None => {
+                    println!("ensemble:     not calibrated (`adgan calibrate --method ensemble`)")
+                }
+            }
+        }
+    }
+    for kept in kept_in(run_dir) {
+        println!(
+            "kept:         {} on {} features, PCA d' {}, fitted on {} training images ({})",
+            kept.method.name(),
+            kept.features,
+            kept.pca_dim,
+            kept.images,
+            kept.created
+        );
+    }
     Ok(())
 }

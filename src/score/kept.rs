@@ -137,6 +137,20 @@ pub fn fit_or_load(
     Ok((fitted, Provenance::Loaded))
 }
 
+/// The records of the classic baselines kept in `run_dir` (`baselines/*/fitted.json`), by
+/// method name; a record that cannot be read is left out (the command that loads it says why).
+pub fn kept_in(run_dir: &Path) -> Vec<KeptRecord> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("baselines")) else {
+        return Vec::new();
+    };
+    let mut records: Vec<KeptRecord> = entries
+        .flatten()
+        .filter_map(|e| io::read_json(&e.path().join(KEPT_RECORD), "kept baseline").ok())
+        .collect();
+    records.sort_by(|a, b| a.method.name().cmp(b.method.name()));
+    records
+}
+
 /// Writes the tensors of `fitted`, then its record.
 fn keep(fitted: &FittedClassic, mut record: KeptRecord, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
