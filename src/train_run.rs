@@ -15,7 +15,7 @@ use crate::train::{
     self, Progress, RunConfig, TrainConfig, TrainOutcome, CHECKPOINT_FILE, CONFIG_FILE,
     FORMAT_VERSION,
 };
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::ops::ControlFlow;
 use std::path::Path;
 use tch::Device;
@@ -162,6 +162,9 @@ pub fn train_run(
             data.skipped.len()
         )
     })?;
+    if let Some((ensemble, pca_dim)) = &request.ensemble {
+        check_member_pca(ensemble, *pca_dim, data.len(), &request.model)?;
+    }
     let mut train = request.train;
     if train.batch_size as usize > data.len() {
         let _ = on_event(TrainEvent::BatchSizeReduced {
@@ -197,6 +200,32 @@ pub fn train_run(
         outcome,
         calibration,
     })
+}
+
+/// The PCA dimension d' of the ensemble's classic members, refused before training when the
+/// training images cannot give it (more components than images or pixels).
+fn check_member_pca(
+    ensemble: &EnsembleConfig,
+    pca_dim: usize,
+    images: usize,
+    model: &ModelConfig,
+) -> Result<()> {
+    if ensemble.members.iter().all(|m| m.needs_gan()) {
+        return Ok(());
+    }
+    let pixels = (model.channels * model.image_size * model.image_size) as usize;
+    check(
+        pca_dim >= 1 && pca_dim < images && pca_dim <= pixels,
+        "pca_dim",
+        || {
+            format!(
+                "the ensemble's classic members project onto {pca_dim} principal components, \
+                 which {images} training images of {pixels} pixels cannot give: choose from 1 \
+                 to {}",
+                (images.saturating_sub(1)).min(pixels)
+            )
+        },
+    )
 }
 
 /// A run folder that holds a run is resumed or refused; resuming one without a checkpoint
@@ -262,7 +291,9 @@ fn calibrate_hold_out(
                 needs,
             });
         } else {
-            calibration.ensemble = Some(calibration::calibrate_run_ensemble(
+            // ADGAN's calibration is kept first: a member that fails loses nothing finished.
+            calibration.save(out)?;
+            let fitted = calibration::calibrate_run_ensemble(
                 &gan,
                 inputs,
                 (ensemble, *pca_dim),
@@ -271,7 +302,12 @@ fn calibrate_hold_out(
                 &mut |member| {
                     let _ = on_event(TrainEvent::EnsembleMember(member));
                 },
-            )?);
+            )
+            .context(
+                "calibrating the ensemble (the GAN and ADGAN's calibration are saved: \
+                 calibrate the ensemble again on its own)",
+            )?;
+            calibration.ensemble = Some(fitted);
         }
     }
     calibration.save(out)?;

@@ -227,6 +227,26 @@ fn train_fits_the_ensemble_members_and_calibrates_the_ensemble() {
         "{info}"
     );
 
+    // A PCA dimension the training images cannot give is refused before training.
+    let stderr = common::adgan_err(&[
+        "train",
+        "--dataset",
+        "demo",
+        "--normal-class",
+        "disc",
+        "--pca-dim",
+        "5000",
+        "--device",
+        "cpu",
+        "--out",
+        &d("too-many-components"),
+    ]);
+    assert!(
+        stderr.contains("--pca-dim") && stderr.contains("choose from 1 to"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("too-many-components").exists());
+
     // A hold-out too small for two halves calibrates ADGAN alone, with a note.
     let (stdout, stderr) = train(&d("small"), "0.03");
     assert!(
