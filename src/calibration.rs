@@ -76,6 +76,10 @@ pub fn default_method(calibration: Option<&Calibration>) -> Method {
 /// the default alpha ([`DEFAULT_ALPHA`]; the smallest p-value is 1 / (n_cal + 1)).
 pub const MIN_CALIBRATION_IMAGES: usize = 19;
 
+/// The fewest calibration images the ensemble can be calibrated on: its normalisers take one
+/// half and its own calibration the other, each at least [`MIN_CALIBRATION_IMAGES`].
+pub const MIN_ENSEMBLE_CALIBRATION_IMAGES: usize = 2 * MIN_CALIBRATION_IMAGES;
+
 /// How many standard deviations (of a binomial count) above its expected value the number of
 /// far-out calibration scores may lie before [`Calibration::check`] warns.
 const FENCE: f64 = 3.0;
@@ -374,11 +378,11 @@ pub fn calibrate_ensemble(
         images.size()[0]
     );
     ensure!(
-        n / 2 >= MIN_CALIBRATION_IMAGES,
+        n >= MIN_ENSEMBLE_CALIBRATION_IMAGES,
         "the ensemble calibrates on half of the calibration images: {n} give {}, fewer than the \
-         {MIN_CALIBRATION_IMAGES} a calibration needs; calibrate on at least {} normal images",
-        n / 2,
-        2 * MIN_CALIBRATION_IMAGES
+         {MIN_CALIBRATION_IMAGES} a calibration needs; calibrate on at least \
+         {MIN_ENSEMBLE_CALIBRATION_IMAGES} normal images",
+        n / 2
     );
     let mut columns = Vec::new();
     for &member in &config.members {

@@ -4,7 +4,9 @@
 //! the hold-out scored with ADGAN (and the ensemble, whose classic members are fitted and kept
 //! now) into the run's calibration.
 
-use crate::calibration::{self, Calibration, MIN_CALIBRATION_IMAGES};
+use crate::calibration::{
+    self, Calibration, MIN_CALIBRATION_IMAGES, MIN_ENSEMBLE_CALIBRATION_IMAGES,
+};
 use crate::data::{CalibrationSplit, DataSource, Dataset, Fit, SkippedImage};
 use crate::model::ModelConfig;
 use crate::score::adgan::AdganConfig;
@@ -284,11 +286,10 @@ fn calibrate_hold_out(
         },
     )?;
     if let Some((ensemble, pca_dim)) = &request.ensemble {
-        let needs = 2 * MIN_CALIBRATION_IMAGES;
-        if images.len() < needs {
+        if images.len() < MIN_ENSEMBLE_CALIBRATION_IMAGES {
             let _ = on_event(TrainEvent::EnsembleSkipped {
                 images: images.len(),
-                needs,
+                needs: MIN_ENSEMBLE_CALIBRATION_IMAGES,
             });
         } else {
             // ADGAN's calibration is kept first: a member that fails loses nothing finished.
