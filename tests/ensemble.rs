@@ -227,6 +227,17 @@ fn train_fits_the_ensemble_members_and_calibrates_the_ensemble() {
         "{info}"
     );
 
+    // A kept record that cannot be read is named, not left out.
+    let record = dir.path().join("run/baselines/kde/fitted.json");
+    let intact = std::fs::read(&record).unwrap();
+    std::fs::write(&record, b"{ not json").unwrap();
+    let info = common::adgan_ok(&["info", &d("run")]);
+    assert!(
+        info.contains("kept:         kde: unreadable") && info.contains("delete its folder"),
+        "{info}"
+    );
+    std::fs::write(&record, intact).unwrap();
+
     // A PCA dimension the training images cannot give is refused before training.
     let stderr = common::adgan_err(&[
         "train",

@@ -87,15 +87,20 @@ fn print_scoring(run_dir: &Path) -> Result<()> {
             }
         }
     }
-    for kept in kept_in(run_dir) {
-        println!(
-            "kept:         {} on {} features, PCA d' {}, fitted on {} training images ({})",
-            kept.method.name(),
-            kept.features,
-            kept.pca_dim,
-            kept.images,
-            kept.created
-        );
+    for (name, kept) in kept_in(run_dir) {
+        match kept {
+            Ok(kept) => println!(
+                "kept:         {} on {} features, PCA d' {}, fitted on {} training images ({})",
+                kept.method.name(),
+                kept.features,
+                kept.pca_dim,
+                kept.images,
+                kept.created
+            ),
+            Err(e) => println!(
+                "kept:         {name}: unreadable ({e:#}); delete its folder to fit it again"
+            ),
+        }
     }
     Ok(())
 }

@@ -138,16 +138,23 @@ pub fn fit_or_load(
 }
 
 /// The records of the classic baselines kept in `run_dir` (`baselines/*/fitted.json`), by
-/// method name; a record that cannot be read is left out (the command that loads it says why).
-pub fn kept_in(run_dir: &Path) -> Vec<KeptRecord> {
+/// folder name, each read or the reason it cannot be.
+pub fn kept_in(run_dir: &Path) -> Vec<(String, Result<KeptRecord>)> {
     let Ok(entries) = std::fs::read_dir(run_dir.join("baselines")) else {
         return Vec::new();
     };
-    let mut records: Vec<KeptRecord> = entries
+    let mut records: Vec<(String, Result<KeptRecord>)> = entries
         .flatten()
-        .filter_map(|e| io::read_json(&e.path().join(KEPT_RECORD), "kept baseline").ok())
+        .filter(|e| e.path().join(KEPT_RECORD).exists())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (
+                name,
+                io::read_json(&e.path().join(KEPT_RECORD), "kept baseline"),
+            )
+        })
         .collect();
-    records.sort_by(|a, b| a.method.name().cmp(b.method.name()));
+    records.sort_by(|a, b| a.0.cmp(&b.0));
     records
 }
 
