@@ -42,9 +42,11 @@ date -u; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/
 # H200 dense peaks: tf32 494 TFLOP/s (libtorch runs f32 convolutions in tf32 by default), bf16 989.
 STEPS=${STEPS:-score layouts phase profile train run baselines}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
+# The search replayed from a CUDA graph is measured beside the batched one (a CUDA device only).
+GRAPH=$([ "$DEVICE" = cpu ] || echo --cuda-graph)
 if want score; then
-    step $A bench score --device $DEVICE --images $IMAGES --precision f32 --peak-tflops 494
-    step $A bench score --device $DEVICE --images $IMAGES --precision bf16 --peak-tflops 989
+    step $A bench score --device $DEVICE --images $IMAGES --precision f32 --peak-tflops 494 $GRAPH
+    step $A bench score --device $DEVICE --images $IMAGES --precision bf16 --peak-tflops 989 $GRAPH
     (cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )))
     (cd bench && step "$PYTHON" score_search.py --device $DEVICE --images $IMAGES --vmap $(( IMAGES < 64 ? IMAGES : 64 )) --bf16)
 fi

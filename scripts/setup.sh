@@ -28,6 +28,15 @@ if [ ! -f "$venv/.adgan-libtorch-$torch_version" ]; then
   touch "$venv/.adgan-libtorch-$torch_version"
 fi
 
+# The CUDA runtime's compiler headers (crt/, 0.2 MB): build.rs compiles the CUDA graph shim
+# (csrc/cuda_graph.cpp) against libtorch's CUDA headers, which include them. Without them the
+# build leaves the shim out and says so when a CUDA graph is asked for.
+if [ ! -f "$venv/.adgan-cuda-headers-13.0.88" ]; then
+  echo "setup: installing the CUDA runtime's compiler headers (nvidia-cuda-crt)" >&2
+  "${pip[@]}" --no-deps "nvidia-cuda-crt==13.0.88"
+  touch "$venv/.adgan-cuda-headers-13.0.88"
+fi
+
 # Build and test tools of the Python package (python/): maturin builds it into .venv.
 if [ ! -f "$venv/.adgan-python-tools-1" ]; then
   echo "setup: installing maturin, numpy and pytest (the Python package and its tests)" >&2

@@ -187,16 +187,18 @@ fn random_images(generator: &Generator, n: usize) -> Tensor {
 }
 
 /// Images per second of the ADGAN search with `generator` over `n_images` random images,
-/// `batch` at a time (the speed does not depend on the images). One untimed batch warms up.
+/// `batch` at a time (the speed does not depend on the images), replaying a CUDA graph when
+/// `cuda_graph`. One untimed batch warms up (and records the graph).
 pub fn scoring_throughput(
     generator: &Generator,
     search: AdganConfig,
     batch: usize,
     n_images: usize,
     device: Device,
+    cuda_graph: bool,
 ) -> Result<f64> {
     let images = random_images(generator, n_images);
-    let mut detector = Adgan::new(generator, search, device)?;
+    let mut detector = Adgan::new(generator, search, device)?.with_cuda_graph(cuda_graph)?;
     score_all(
         &mut detector,
         &images.narrow(0, 0, batch.min(n_images) as i64),
@@ -210,6 +212,31 @@ pub fn scoring_throughput(
         tch::Cuda::synchronize(i as i64);
     }
     Ok(n_images as f64 / start.elapsed().as_secs_f64())
+}
+
+/// How far the scores of a search replayed from a CUDA graph stray from the same search run
+/// op by op: the largest difference over `n_images` random images scored `batch` at a time,
+/// relative to the largest score ([`relative_difference`]).
+pub fn cuda_graph_difference(
+    generator: &Generator,
+    search: AdganConfig,
+    batch: usize,
+    n_images: usize,
+    device: Device,
+) -> Result<f64> {
+    let images = random_images(generator, n_images);
+    let mut scores = Vec::new();
+    for graph in [false, true] {
+        let mut detector = Adgan::new(generator, search, device)?.with_cuda_graph(graph)?;
+        scores.push(score_all(
+            &mut detector,
+            &images,
+            batch,
+            device,
+            &mut |_, _| {},
+        )?);
+    }
+    Ok(relative_difference(&scores[1], &scores[0]))
 }
 
 /// One classic baseline fitted at a fixed PCA dimension and scored on a labelled test set.

@@ -66,7 +66,7 @@ pub fn select(choice: DeviceChoice) -> Result<Device> {
             if let Err(why) = load_libtorch_cuda() {
                 bail!(
                     "CUDA was asked for, but libtorch_cuda could not be loaded ({why}). Install the CUDA \
-                     build of torch 2.11.0 with its CUDA libraries (scripts/setup.sh --cuda), \
+                     build of torch 2.11.0 with its CUDA libraries (scripts/setup.sh --full), \
                      or point LD_LIBRARY_PATH at a torch/lib folder that has them"
                 );
             }

@@ -11,6 +11,7 @@ pub mod alexnet;
 pub mod autoencoder;
 pub mod bench;
 pub mod calibration;
+pub mod cuda_graph;
 pub mod data;
 pub mod demo;
 pub mod device;

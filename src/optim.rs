@@ -129,6 +129,17 @@ impl Optimizer {
         self.step
     }
 
+    /// Back to a fresh optimiser over the same parameters: step 0 and zero slots, in place, so
+    /// that work recorded on these tensors (a CUDA graph) sees the reset.
+    pub fn reset(&mut self) {
+        self.step = 0;
+        tch::no_grad(|| {
+            for slot in self.slots.iter_mut().flatten() {
+                let _ = slot.zero_();
+            }
+        });
+    }
+
     /// Clears the gradients of all parameters.
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {

@@ -27,6 +27,8 @@ pub struct ScorerConfig {
     pub search: AdganConfig,
     /// Images per search; chosen from memory when `None`.
     pub batch_images: Option<usize>,
+    /// Whether the ADGAN search replays a recorded CUDA graph (CUDA only).
+    pub cuda_graph: bool,
     /// Level of the decisions: an image is flagged when its p-value is at most alpha.
     pub alpha: f64,
     /// PCA dimension d' of the classic baselines (an ensemble's members keep the dimension
@@ -44,6 +46,7 @@ impl Default for ScorerConfig {
             method: None,
             search: AdganConfig::default(),
             batch_images: None,
+            cuda_graph: false,
             alpha: calibration::DEFAULT_ALPHA,
             pca_dim: PcaConfig::default().fallback_dim,
             alexnet: None,
@@ -234,6 +237,7 @@ impl<'g> Scorer<'g> {
             self.config.search,
             self.config.batch_images,
         );
+        inputs.cuda_graph = self.config.cuda_graph;
         inputs.autoencoder_dir = &kept_in_run;
         inputs.classic_dir = own_images.then_some(&kept_in_run as &dyn Fn(Method) -> PathBuf);
         inputs.normal = normal;

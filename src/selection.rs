@@ -326,6 +326,8 @@ pub struct CurveTask<'a> {
     pub selection: &'a SelectionConfig,
     /// Images per search; chosen from memory when `None`.
     pub batch_images: Option<usize>,
+    /// Whether the search replays a recorded CUDA graph (CUDA only).
+    pub cuda_graph: bool,
 }
 
 /// Trains the run of `task` (resuming it when it exists), scoring the validation images at
@@ -581,6 +583,7 @@ fn validation_scores(
 ) -> Result<Vec<f64>> {
     let mut inputs = Inputs::for_gan(device, gan, *search, task.batch_images);
     inputs.trained_on = Some(task.fit);
+    inputs.cuda_graph = task.cuda_graph;
     let mut built = method::build(Method::Adgan, &inputs, &mut |_, _| {})?;
     let iteration = gan.iteration as usize;
     score_all(

@@ -222,6 +222,13 @@ fn scoring_refuses_nonsense_before_scoring() {
     ] {
         refused(d, &score(extra), wanted);
     }
+    // The flag is named, and why it cannot run here.
+    for wanted in [
+        "error: --cuda-graph: ",
+        "CUDA graphs need a CUDA device, not cpu",
+    ] {
+        refused(d, &score(&["--out", "s.csv", "--cuda-graph"]), wanted);
+    }
     assert!(
         d.join("run/calibration.json").is_file() && !d.join("run/new-scores.csv").exists(),
         "the run's files are untouched"

@@ -55,6 +55,7 @@ fn config() -> ExperimentConfig {
         alexnet: None,
         alexnet_layer: Default::default(),
         batch_images: None,
+        cuda_graph: false,
         selection: SelectionConfig::default(),
         ensemble: Default::default(),
     }

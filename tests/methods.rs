@@ -54,6 +54,7 @@ fn every_method_builds_and_scores_from_one_set_of_inputs() {
             ..AdganConfig::default()
         },
         batch_images: Some(2),
+        cuda_graph: false,
         anogan: AnoganConfig {
             steps: 3,
             ..AnoganConfig::default()

@@ -133,7 +133,8 @@ class Run:
         """Anomaly scores of ``images`` (higher is more anomalous) by ``method`` (default: the
         run's, ``adgan-ic`` when calibrated). ``search`` takes the command's search settings:
         ``n_seed``, ``k``, ``lr_z``, ``lr_theta``, ``search_seed``, ``batch_images``,
-        ``pca_dim``."""
+        ``pca_dim``, and ``cuda_graph`` (True: replay the search from a CUDA graph, on a CUDA
+        device only)."""
         scores, _, _ = self._score(images, method, DEFAULT_ALPHA, search)
         return scores
 

@@ -102,6 +102,7 @@ struct Scoring<'a> {
     lr_theta: Option<f64>,
     search_seed: u64,
     batch_images: Option<usize>,
+    cuda_graph: bool,
     pca_dim: Option<usize>,
 }
 
@@ -118,6 +119,7 @@ impl Scoring<'_> {
             method: self.method.map(method).transpose()?,
             search,
             batch_images: self.batch_images,
+            cuda_graph: self.cuda_graph,
             alpha: self.alpha,
             pca_dim: self.pca_dim.unwrap_or(default.pca_dim),
             ..default
@@ -246,8 +248,10 @@ impl Run {
 
     /// Scores `images`, 8-bit N x H x W x C or a list of image file paths (read and fitted to
     /// the model as `adgan score` reads a folder): returns (scores, p-values or None, method).
+    /// `cuda_graph` replays the search from a CUDA graph (a CUDA device only; the same scores).
     #[pyo3(signature = (images, method = None, alpha = 0.05, n_seed = None, k = None,
-        lr_z = None, lr_theta = None, search_seed = 0, batch_images = None, pca_dim = None))]
+        lr_z = None, lr_theta = None, search_seed = 0, batch_images = None, pca_dim = None,
+        cuda_graph = false))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn score<'py>(
         &self,
@@ -262,6 +266,7 @@ impl Run {
         search_seed: u64,
         batch_images: Option<usize>,
         pca_dim: Option<usize>,
+        cuda_graph: bool,
     ) -> PyResult<(
         Bound<'py, PyArray1<f64>>,
         Option<Bound<'py, PyArray1<f64>>>,
@@ -278,6 +283,7 @@ impl Run {
             search_seed,
             batch_images,
             pca_dim,
+            cuda_graph,
         };
         let (scores, p, name) = self.score_tensor(py, &tensor, &scoring)?;
         Ok((scores.into_pyarray(py), p.map(|p| p.into_pyarray(py)), name))
@@ -354,6 +360,7 @@ fn train(
         search_seed,
         batch_images: None,
         pca_dim: None,
+        cuda_graph: false,
     }
     .config()?
     .search;

@@ -124,6 +124,8 @@ def test_bad_input_and_settings_are_refused_with_the_librarys_message(run_dir, c
         run.predict(x, alpha=1.5)
     with pytest.raises(ValueError, match="n_seed|seeds"):
         run.score(x, n_seed=0)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        run.score(x, cuda_graph=True)
     # An alpha no p-value can reach is warned about, naming the minimum.
     run.predict(x, alpha=1e-6)
     assert "no image can be flagged" in capsys.readouterr().err

@@ -263,20 +263,34 @@ pub(crate) fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
             None => format!("{achieved:.3} TFLOP/s"),
         }
     };
-    let measure =
-        |batch| adgan::bench::scoring_throughput(generator, search, batch, args.images, device);
-    let looped = measure(1)?;
+    let graph = args.search.search.cuda_graph;
+    let measure = |batch, graph| {
+        adgan::bench::scoring_throughput(generator, search, batch, args.images, device, graph)
+    };
+    let looped = measure(1, false)?;
     println!(
         "score loop    ({shape}, 1 image per search): {looped:.2} images/s, {}",
         tflops(looped)
     );
-    let batched = measure(batch)?;
+    let batched = measure(batch, false)?;
     println!(
         "score batched ({shape}, {batch} images per search): {batched:.2} images/s ({:.2}x the \
          loop), {}",
         batched / looped,
         tflops(batched)
     );
+    if graph {
+        let replayed = measure(batch, true)?;
+        let difference =
+            adgan::bench::cuda_graph_difference(generator, search, batch, 2 * batch, device)?;
+        println!(
+            "score graphed ({shape}, {batch} images per search, one CUDA graph): {replayed:.2} \
+             images/s ({:.2}x batched), {}; scores differ from batched by {difference:.1e} of \
+             the largest",
+            replayed / batched,
+            tflops(replayed)
+        );
+    }
     Ok(())
 }
 

@@ -46,7 +46,8 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<()> {
     let gan = run::load_gan(&args.model, device)?;
     let _lock = adgan::output::OutputLock::acquire(&args.model, true, "adgan calibrate")?;
     let search = args.search.config();
-    let inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
+    let mut inputs = Inputs::for_gan(device, &gan, search, args.search.batch_images()?);
+    inputs.cuda_graph = args.search.cuda_graph;
     let ensemble = args.ensemble.config();
     if args.method == SearchMethod::Ensemble {
         // Before any scoring: bad members are refused at once.

@@ -83,6 +83,7 @@ pub(crate) fn run(args: &OneVsAllArgs) -> Result<()> {
         alexnet: args.alexnet.clone(),
         alexnet_layer: args.alexnet_layer,
         batch_images: args.search.batch_images()?,
+        cuda_graph: args.search.cuda_graph,
         ensemble: args.ensemble.config(),
     };
     let device = args.device.select()?;

@@ -82,6 +82,7 @@ pub(crate) fn run(args: &RankArgs) -> Result<()> {
         method: args.method.map(Method::from),
         search,
         batch_images: args.search.batch_images()?,
+        cuda_graph: args.search.cuda_graph,
         alpha: args.alpha,
         ..ScorerConfig::default()
     };

@@ -143,6 +143,7 @@ pub(crate) fn run(args: &ScoreArgs) -> Result<()> {
         method: args.method,
         search: args.search.config(),
         batch_images: args.search.batch_images()?,
+        cuda_graph: args.search.cuda_graph,
         alpha: args.alpha,
         pca_dim: args.pca_dim,
         alexnet: args.alexnet.clone(),

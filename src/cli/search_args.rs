@@ -96,6 +96,11 @@ pub(crate) struct SearchArgs {
     /// Images per batched search (default: chosen from memory).
     #[arg(long)]
     pub(crate) batch_images: Option<usize>,
+    /// On a CUDA GPU: record the search of a full batch once as a CUDA graph and replay it for
+    /// every batch, without the launch cost of its many small kernels (same scores; whether it
+    /// pays on a given GPU: BENCHMARKS.md, "GPU").
+    #[arg(long)]
+    pub(crate) cuda_graph: bool,
     /// Where the latents start: prior (the paper's) or encoder (around the guess of an
     /// encoder trained to invert the generator, kept in RUN/encoder/; an option beyond the
     /// paper, measured in RESULTS.md).

@@ -267,6 +267,7 @@ impl MemberTask<'_> {
             gan: None,
             search: config.search,
             batch_images: config.batch_images,
+            cuda_graph: config.cuda_graph,
             anogan: config.anogan,
             autoencoder: config.autoencoder,
             autoencoder_dir: &autoencoder_dir,

@@ -169,6 +169,7 @@ pub(super) fn class_curve(
         search: &config.search,
         selection: s,
         batch_images: config.batch_images,
+        cuda_graph: config.cuda_graph,
     };
     let mut report = |event: CurveEvent| match event {
         CurveEvent::Training(progress) => on_event(Event::Training { class, progress }),

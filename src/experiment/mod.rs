@@ -75,6 +75,10 @@ pub struct ExperimentConfig {
     /// experiment may be continued with another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_images: Option<usize>,
+    /// Whether the ADGAN search replays a recorded CUDA graph (CUDA only); like
+    /// `batch_images`, it changes no score.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cuda_graph: bool,
     /// AlexNet weights (torchvision state dict as safetensors) for the `*-alexnet` methods.
     #[serde(default)]
     pub alexnet: Option<PathBuf>,
@@ -288,6 +292,7 @@ fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> 
             methods: config.methods.clone(),
             classes: config.classes.clone(),
             batch_images: config.batch_images,
+            cuda_graph: config.cuda_graph,
             ..saved.clone()
         } == *config;
         if !same {
@@ -295,6 +300,7 @@ fn check_experiment_folder(config: &ExperimentConfig, out: &Path) -> Result<()> 
             ours.methods.clone_from(&saved.methods);
             ours.classes.clone_from(&saved.classes);
             ours.batch_images = saved.batch_images;
+            ours.cuda_graph = saved.cuda_graph;
             bail!(
                 "{} holds another experiment ({}): choose another folder, or repeat that \
                  experiment's settings",

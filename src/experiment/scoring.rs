@@ -174,6 +174,7 @@ pub(super) fn score_method(
         gan: context.gan.map(|g| &g.gan),
         search: context.gan.map_or(config.search, |g| g.search),
         batch_images: config.batch_images,
+        cuda_graph: config.cuda_graph,
         anogan: config.anogan,
         autoencoder: config.autoencoder,
         autoencoder_dir: &autoencoder_dir,

@@ -22,9 +22,12 @@ use crate::model::{Generator, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng;
 use crate::run::TrainedGan;
+use crate::setting::check;
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+
+mod replay;
 
 /// Which parameters the latent search adapts besides the latents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -304,6 +307,31 @@ impl StackedGenerator {
         }
     }
 
+    /// theta back to the generator's values in every copy, in place (the tensors a recorded
+    /// CUDA graph reads stay the same).
+    fn reset_from(&mut self, generator: &Generator) {
+        let copies = self.copies;
+        let refill = |stacked: &mut Tensor, trained: &Tensor| {
+            stacked
+                .view([copies, -1])
+                .copy_(&trained.detach().reshape([1, -1]));
+        };
+        tch::no_grad(|| {
+            for (w, conv) in self.weights.iter_mut().zip(&generator.convs) {
+                refill(w, &conv.ws);
+            }
+            for ((scale, shift), norm) in self
+                .scales
+                .iter_mut()
+                .zip(self.shifts.iter_mut())
+                .zip(&generator.norms)
+            {
+                refill(scale, norm.ws.as_ref().expect("affine BatchNorm"));
+                refill(shift, norm.bs.as_ref().expect("affine BatchNorm"));
+            }
+        });
+    }
+
     /// Parameters to adapt, as named tensors.
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let named = |prefix: &str, ts: &[Tensor]| {
@@ -453,6 +481,19 @@ pub struct Search {
 }
 
 impl Search {
+    /// The outcome, refused when a loss is not finite.
+    fn checked(losses: Tensor, latents: Tensor, best: Tensor) -> Result<Self> {
+        ensure!(
+            bool::try_from(losses.isfinite().all())?,
+            "the latent search produced a non-finite loss: lower lr_z or lr_theta"
+        );
+        Ok(Self {
+            losses,
+            latents,
+            best,
+        })
+    }
+
     /// The ADGAN score of each image: the final loss over seeds (mean by default), [B].
     pub fn final_losses(&self) -> Tensor {
         self.losses.get(self.losses.size()[0] - 1)
@@ -506,6 +547,25 @@ impl SearchState {
 
     /// The k Adam steps on `images`, then the final losses.
     fn run(mut self, images: &Tensor, config: &AdganConfig) -> Result<Search> {
+        let (losses, latents, best) = self.steps(images, config);
+        Search::checked(losses, latents, best)
+    }
+
+    /// Back to the start of a search from `initial` [B, n_seed, d'], in place: the latents,
+    /// theta and both Adam states.
+    fn reset(&mut self, generator: &Generator, initial: &Tensor) {
+        tch::no_grad(|| {
+            self.latents.copy_(initial);
+        });
+        self.stacked.reset_from(generator);
+        self.opt_z.reset();
+        self.opt_theta.reset();
+    }
+
+    /// The k Adam steps on `images` from the current state, then the final forward:
+    /// (losses [k + 1, B], final latents, best reconstructions), as [`Search`] has them. Reads
+    /// no value back to the CPU, so that a CUDA graph can record it.
+    fn steps(&mut self, images: &Tensor, config: &AdganConfig) -> (Tensor, Tensor, Tensor) {
         let mut history = Vec::with_capacity(config.k + 1);
         let aggregate = |losses: &Tensor| match config.aggregate {
             Aggregate::Mean => losses.mean_dim(1, false, Kind::Float),
@@ -534,16 +594,7 @@ impl SearchState {
             (last, best.squeeze_dim(1))
         });
         history.push(aggregate(&last));
-        let history = Tensor::stack(&history, 0);
-        ensure!(
-            bool::try_from(history.isfinite().all())?,
-            "the latent search produced a non-finite loss: lower lr_z or lr_theta"
-        );
-        Ok(Search {
-            losses: history,
-            latents: self.latents.detach(),
-            best,
-        })
+        (Tensor::stack(&history, 0), self.latents.detach(), best)
     }
 }
 
@@ -556,6 +607,10 @@ pub struct Adgan<'a> {
     encoder: Option<LatentEncoder>,
     /// The best reconstructions of the last batch scored.
     last_best: Option<Tensor>,
+    /// Whether searches run as a recorded CUDA graph ([`Adgan::with_cuda_graph`]).
+    cuda_graph: bool,
+    /// The buffers and graph of the last batch size searched with a CUDA graph.
+    replay: Option<replay::Replay>,
 }
 
 impl<'a> Adgan<'a> {
@@ -576,6 +631,8 @@ impl<'a> Adgan<'a> {
             initial_latents,
             encoder: None,
             last_best: None,
+            cuda_graph: false,
+            replay: None,
         })
     }
 
@@ -605,6 +662,40 @@ impl<'a> Adgan<'a> {
     pub fn with_encoder(mut self, encoder: LatentEncoder) -> Self {
         self.encoder = Some(encoder);
         self
+    }
+
+    /// The detector with every search of a full batch recorded once as a CUDA graph and
+    /// replayed for each batch of that size (other sizes run as before): the same kernels on
+    /// the same values, without the CPU's launch cost per kernel. Refused where it cannot run:
+    /// off a CUDA device, in a build without the shim, and with the Laplacian loss (whose
+    /// kernel is copied from the CPU in every search, which a graph cannot record).
+    pub fn with_cuda_graph(mut self, on: bool) -> Result<Self> {
+        if on {
+            let device = self.initial_latents.device();
+            check(device.is_cuda(), "cuda_graph", || {
+                format!(
+                    "CUDA graphs need a CUDA device, not {}",
+                    crate::device::name(device)
+                )
+            })?;
+            check(crate::cuda_graph::built(), "cuda_graph", || {
+                format!(
+                    "this build has no CUDA graph shim ({}); run scripts/setup.sh and rebuild",
+                    crate::cuda_graph::MISSING
+                )
+            })?;
+            check(
+                self.config.loss != ReconstructionLoss::Laplacian,
+                "cuda_graph",
+                || {
+                    "a CUDA graph cannot record the search with the Laplacian loss (its kernel \
+                     is copied from the CPU in every search); use the L2 or L1 loss"
+                        .into()
+                },
+            )?;
+        }
+        self.cuda_graph = on;
+        Ok(self)
     }
 
     /// The initial latents of a batch, [B, n_seed, d']: the prior draws, the same for every
@@ -647,21 +738,46 @@ impl<'a> Adgan<'a> {
         }
     }
 
-    /// The search state for a batch of images under the configured theta mode.
-    fn start_for(&self, images: &Tensor) -> Result<SearchState> {
-        let b = images.size()[0];
+    /// The search state for `b` images from `initial` under the configured theta mode.
+    fn start_batch(&self, initial: Tensor, b: i64) -> SearchState {
         let copies = match self.config.theta {
             ThetaMode::Shared => b,
             ThetaMode::PerSeed => b * self.config.n_seed,
             ThetaMode::Fixed => 1,
         };
-        let initial = self.initial_for(images)?;
-        Ok(self.start(initial, copies, self.config.theta != ThetaMode::Fixed))
+        self.start(initial, copies, self.config.theta != ThetaMode::Fixed)
     }
 
     /// Runs the search on a batch of images.
     pub fn search(&self, images: &Tensor) -> Result<Search> {
-        self.start_for(images)?.run(images, &self.config)
+        let initial = self.initial_for(images)?;
+        self.start_batch(initial, images.size()[0])
+            .run(images, &self.config)
+    }
+
+    /// [`Adgan::search`], replaying a recorded CUDA graph where [`Adgan::with_cuda_graph`]
+    /// asked for one.
+    pub fn search_mut(&mut self, images: &Tensor) -> Result<Search> {
+        if !self.cuda_graph {
+            return self.search(images);
+        }
+        self.search_on_buffers(images, true)
+    }
+
+    /// The search on buffers kept from the first batch of this size, recorded as a CUDA graph
+    /// when `record` (otherwise run eagerly on the same buffers, which the tests check on the
+    /// CPU); batches of another size run as [`Adgan::search`].
+    fn search_on_buffers(&mut self, images: &Tensor, record: bool) -> Result<Search> {
+        let initial = self.initial_for(images)?;
+        if self.replay.is_none() {
+            let replay = replay::Replay::new(self, images, &initial, record)?;
+            self.replay = Some(replay);
+        }
+        let replay = self.replay.as_mut().expect("set above");
+        if !replay.fits(images) {
+            return self.search(images);
+        }
+        replay.search(self.generator, &self.config, images, &initial)
     }
 }
 
@@ -671,7 +787,7 @@ impl Detector for Adgan<'_> {
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        let search = self.search(images)?;
+        let search = self.search_mut(images)?;
         self.last_best = Some(search.best.shallow_clone());
         super::to_scores(&search.final_losses())
     }
@@ -801,5 +917,103 @@ mod tests {
                 .double_value(&[0, 0]),
             0.0
         );
+    }
+}
+
+/// The buffer path a CUDA graph records (in-place resets of latents, theta and both Adam
+/// states, fixed buffers) must give what a fresh search gives, batch after batch; on the CPU it
+/// runs eagerly, which is the same work the graph replays.
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+    use tch::nn;
+
+    fn generator(vs: &nn::VarStore) -> Generator {
+        let model = ModelConfig {
+            image_size: 32,
+            channels: 1,
+            latent_dim: 16,
+            width: 8,
+        };
+        Generator::new(&vs.root(), model).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        Vec::try_from(t.flatten(0, -1).to_kind(Kind::Double)).unwrap()
+    }
+
+    fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
+        assert_eq!(a.size(), b.size(), "{what}");
+        for (x, y) in values(a).iter().zip(values(b)) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}: {x} vs {y}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_search_on_buffers_equals_a_fresh_search_batch_after_batch() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let generator = generator(&vs);
+        for theta in [ThetaMode::Shared, ThetaMode::PerSeed, ThetaMode::Fixed] {
+            let config = AdganConfig {
+                n_seed: 4,
+                k: 3,
+                lr_z: 0.3,
+                lr_theta: 1e-3,
+                theta,
+                seed: 2,
+                ..AdganConfig::default()
+            };
+            let mut on_buffers = Adgan::new(&generator, config, Device::Cpu).unwrap();
+            let fresh = Adgan::new(&generator, config, Device::Cpu).unwrap();
+            // Full batches of new images, then a smaller last one (which runs as a fresh search).
+            for (batch, size) in [(0, 3), (1, 3), (2, 3), (3, 2)] {
+                tch::manual_seed(100 + batch);
+                let images =
+                    Tensor::rand([size, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+                let replayed = on_buffers.search_on_buffers(&images, false).unwrap();
+                let expected = fresh.search(&images).unwrap();
+                let what = format!("{theta:?}, batch {batch}");
+                assert_close(
+                    &replayed.losses,
+                    &expected.losses,
+                    &format!("{what}: losses"),
+                );
+                assert_close(
+                    &replayed.latents,
+                    &expected.latents,
+                    &format!("{what}: latents"),
+                );
+                assert_close(&replayed.best, &expected.best, &format!("{what}: best"));
+                // The search moved: equal outcomes are not both the initial state.
+                let first = replayed.losses.get(0);
+                let last = replayed.final_losses();
+                assert!(
+                    values(&(first - last)).iter().all(|d| *d > 0.0),
+                    "{what}: the search did not lower the loss"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cuda_graph_is_refused_off_a_cuda_device() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let generator = generator(&vs);
+        let adgan = Adgan::new(&generator, AdganConfig::default(), Device::Cpu).unwrap();
+        let err = adgan
+            .with_cuda_graph(true)
+            .err()
+            .expect("refused on the CPU");
+        let bad = err
+            .downcast_ref::<crate::setting::BadSetting>()
+            .expect("a bad setting");
+        assert_eq!(bad.name, "cuda_graph");
+        assert!(bad.message.contains("CUDA device"), "{}", bad.message);
+        let adgan = Adgan::new(&generator, AdganConfig::default(), Device::Cpu).unwrap();
+        assert!(adgan.with_cuda_graph(false).is_ok());
     }
 }

@@ -165,6 +165,8 @@ pub struct Inputs<'a, 'g> {
     pub search: AdganConfig,
     /// Images per search; chosen from memory when `None`.
     pub batch_images: Option<usize>,
+    /// Whether the ADGAN search replays a recorded CUDA graph ([`Adgan::with_cuda_graph`]).
+    pub cuda_graph: bool,
     /// AnoGAN's search.
     pub anogan: AnoganConfig,
     /// The autoencoders' architecture and training.
@@ -228,6 +230,7 @@ impl<'g> Inputs<'static, 'g> {
             gan: Some(gan),
             search,
             batch_images,
+            cuda_graph: false,
             anogan: AnoganConfig::default(),
             autoencoder: AutoencoderConfig::default(),
             autoencoder_dir: &no_autoencoder,
@@ -306,7 +309,8 @@ fn build_search<'g>(
     let gan = inputs.gan(method)?;
     let search = inputs.search;
     let batch = inputs.search_batch(gan);
-    let adgan = Adgan::for_run(gan, search, inputs.trained_on, inputs.device, on_fit)?;
+    let adgan = Adgan::for_run(gan, search, inputs.trained_on, inputs.device, on_fit)?
+        .with_cuda_graph(inputs.cuda_graph)?;
     let start = match search.start {
         SearchStart::Prior => String::new(),
         SearchStart::Encoder => format!(
@@ -507,7 +511,8 @@ pub fn search_columns(
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<[Vec<f64>; 2]> {
     let gan = inputs.gan(Method::Adgan)?;
-    let adgan = Adgan::for_run(gan, inputs.search, None, inputs.device, &mut |_, _| {})?;
+    let mut adgan = Adgan::for_run(gan, inputs.search, None, inputs.device, &mut |_, _| {})?
+        .with_cuda_graph(inputs.cuda_graph)?;
     let batch = inputs.search_batch(gan);
     let mut columns = score_columns(
         &mut { images },
@@ -515,7 +520,7 @@ pub fn search_columns(
         inputs.device,
         2,
         &mut |chunk| {
-            let search = adgan.search(chunk)?;
+            let search = adgan.search_mut(chunk)?;
             Ok(vec![
                 to_scores(&search.final_losses())?,
                 to_scores(&prior_scores(&search))?,

@@ -37,6 +37,6 @@ impl Detector for PriorScore<'_> {
     }
 
     fn score_batch(&mut self, images: &Tensor) -> Result<Vec<f64>> {
-        to_scores(&prior_scores(&self.search.search(images)?))
+        to_scores(&prior_scores(&self.search.search_mut(images)?))
     }
 }
