@@ -64,8 +64,10 @@ if want profile; then
     step $A bench profile --device $DEVICE --images $(( IMAGES < 64 ? IMAGES : 64 )) --steps 10 --precision bf16
 fi
 if want train; then
-    step $A bench train --device $DEVICE --steps 20
+    step $A bench train --device $DEVICE --steps 20 $GRAPH
+    step $A bench train --device $DEVICE --steps 20 --gp $GRAPH
     (cd bench && step "$PYTHON" train_step.py --device $DEVICE --steps 20)
+    (cd bench && step "$PYTHON" train_step.py --device $DEVICE --steps 20 --gp)
 fi
 if want baselines; then
     step $A bench baselines --dataset mnist --data .carry/gpu/mnist --normal-class 0 \

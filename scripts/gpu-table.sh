@@ -21,7 +21,8 @@
 # Here again:
 #   scripts/gpu-table.sh --collect FILES_AT/table.tar
 #   (takes the records of each class the GPU finished; keeps the rest)
-# GRAPH=1 replays each search from a CUDA graph (--cuda-graph; the same scores, fewer launches).
+# GRAPH=1 replays each training iteration and each search from a CUDA graph (--cuda-graph: the
+# same weights and scores, fewer launches).
 # A dry run here (CPU, stopped after a minute):
 #   TABLE=/tmp/t DATA_LINK=/tmp/t-data/main LIMIT=60 ADGAN=target/release/adgan \
 #     OUT=/tmp/t-out scripts/gpu-table.sh

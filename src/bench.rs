@@ -27,15 +27,17 @@ pub struct Timing {
 }
 
 /// Times WGAN generator iterations (each with `n_critic` critic steps) on random images in
-/// [-1, 1], after `warmup` untimed iterations.
+/// [-1, 1], after `warmup` untimed iterations (the first of which records the CUDA graph that
+/// the others replay, when `cuda_graph`).
 pub fn training_iteration(
     model: ModelConfig,
     train: TrainConfig,
     warmup: usize,
     steps: usize,
     device: Device,
+    cuda_graph: bool,
 ) -> Result<Timing> {
-    let mut trainer = bench_trainer(model, train, device)?;
+    let mut trainer = bench_trainer(model, train, device)?.with_cuda_graph(cuda_graph)?;
     for _ in 0..warmup {
         trainer.step()?;
     }
@@ -53,6 +55,36 @@ pub fn training_iteration(
         mean_ms: times.iter().sum::<f64>() / steps.max(1) as f64,
         min_ms: times.iter().copied().fold(f64::INFINITY, f64::min),
     })
+}
+
+/// How far training that replays a CUDA graph strays from training op by op: the largest
+/// difference of the generator's weights after `steps` iterations from the same start,
+/// relative to the largest weight.
+pub fn cuda_graph_training_difference(
+    model: ModelConfig,
+    train: TrainConfig,
+    steps: usize,
+    device: Device,
+) -> Result<f64> {
+    let mut weights = Vec::new();
+    for graph in [false, true] {
+        // The same random training images for both.
+        tch::manual_seed(0);
+        let mut trainer = bench_trainer(model, train, device)?.with_cuda_graph(graph)?;
+        for _ in 0..steps {
+            trainer.step()?;
+        }
+        let flat: Vec<Tensor> = crate::io::named_variables(trainer.generator_vs(), "g")
+            .into_iter()
+            .map(|(_, t)| {
+                t.flatten(0, -1)
+                    .to_kind(Kind::Double)
+                    .to_device(Device::Cpu)
+            })
+            .collect();
+        weights.push(Vec::<f64>::try_from(Tensor::cat(&flat, 0))?);
+    }
+    Ok(relative_difference(&weights[1], &weights[0]))
 }
 
 /// Where a WGAN generator iteration spends its time: milliseconds per iteration of each phase

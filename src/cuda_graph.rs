@@ -140,6 +140,20 @@ pub fn built() -> bool {
     !SHIM.is_empty()
 }
 
+/// Refuses the `cuda_graph` setting ([`crate::setting::BadSetting`]) where graphs cannot run:
+/// off a CUDA device, and in a build without the shim. Cheap: callers check before any work.
+pub fn check_usable(device: Device) -> Result<()> {
+    crate::setting::check(device.is_cuda(), "cuda_graph", || {
+        format!(
+            "CUDA graphs need a CUDA device, not {}",
+            crate::device::name(device)
+        )
+    })?;
+    crate::setting::check(built(), "cuda_graph", || {
+        format!("this build has no CUDA graph shim ({MISSING}); run scripts/setup.sh and rebuild")
+    })
+}
+
 /// A recorded piece of GPU work.
 pub struct CudaGraph {
     shim: &'static Shim,

@@ -110,7 +110,14 @@ pub fn run(
         data: provenance,
     };
     let continued = out.join(CHECKPOINT_FILE).exists();
-    let trained = train::train(out, &run_config, &data, device, continued, on_train)?;
+    let trained = train::train(
+        out,
+        &run_config,
+        &data,
+        device,
+        train::TrainOptions::resume(continued),
+        on_train,
+    )?;
     let gan = crate::run::load_gan(out, device)?;
     let test = source.load(Split::Test, spec, Fit::Pad)?;
     let (test, _) = draw_test(&test, 0, config.n_test, config.seed)?;

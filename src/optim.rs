@@ -89,6 +89,12 @@ impl OptimizerConfig {
     }
 }
 
+/// [`Optimizer::factors`] as numbers, or as tensors a recorded CUDA graph reads.
+enum Factors<'a> {
+    Values { scale: f64, eps: f64 },
+    Tensors { scale: &'a Tensor, eps: &'a Tensor },
+}
+
 /// An optimiser over named parameters, with state that can be saved and restored exactly.
 #[derive(Debug)]
 pub struct Optimizer {
@@ -157,45 +163,80 @@ impl Optimizer {
     /// for gradients computed with `Tensor::run_backward` rather than stored on the parameters.
     pub fn step_with(&mut self, grads: &[Tensor]) {
         self.step += 1;
-        let t = self.step as f64;
+        let [scale, eps] = self.factors(self.step);
+        self.update(grads, &Factors::Values { scale, eps });
+    }
+
+    /// The update's two step-dependent factors at step `t` (counted from 1): the scale of the
+    /// step direction and the term added to the denominator. For Adam they fold in the bias
+    /// corrections: lr/c1 * m / (sqrt(v)/c2 + eps) = (lr c2/c1) * m / (sqrt(v) + eps c2).
+    pub fn factors(&self, t: i64) -> [f64; 2] {
+        match self.config {
+            OptimizerConfig::Rmsprop { lr, eps, .. } => [-lr, eps],
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
+                let t = t as f64;
+                let correction1 = 1.0 - beta1.powf(t);
+                let correction2 = (1.0 - beta2.powf(t)).sqrt();
+                [-lr * correction2 / correction1, eps * correction2]
+            }
+        }
+    }
+
+    /// One update of every parameter that has a gradient, with [`Optimizer::factors`] read
+    /// from tensors (0-dimensional, f64) rather than computed from the step count, which is
+    /// left as it is: recorded once in a CUDA graph, the update then serves every step, the
+    /// factors copied in before each replay, and [`Optimizer::advance`] counts the steps.
+    /// The same values as [`Optimizer::step`] at that step, bit for bit.
+    pub fn step_given(&mut self, scale: &Tensor, eps: &Tensor) {
+        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
+        self.update(&grads, &Factors::Tensors { scale, eps });
+    }
+
+    /// Counts `steps` steps taken by [`Optimizer::step_given`].
+    pub fn advance(&mut self, steps: i64) {
+        self.step += steps;
+    }
+
+    fn update(&mut self, grads: &[Tensor], factors: &Factors) {
+        let (decay, square_decay) = match self.config {
+            OptimizerConfig::Rmsprop { alpha, .. } => (None, alpha),
+            OptimizerConfig::Adam { beta1, beta2, .. } => (Some(beta1), beta2),
+        };
         tch::no_grad(|| {
-            for (((_, p), slots), g) in self.params.iter_mut().zip(self.slots.iter_mut()).zip(grads)
-            {
+            for ((p, slots), g) in self.params.iter_mut().zip(self.slots.iter_mut()).zip(grads) {
                 if !g.defined() {
                     continue;
                 }
-                let g = g.shallow_clone();
-                match self.config {
-                    OptimizerConfig::Rmsprop { lr, alpha, eps } => {
-                        // v <- alpha v + (1 - alpha) g^2, as one lerp.
-                        let v = &mut slots[0];
-                        let _ = v.lerp_(&g.square(), 1.0 - alpha);
-                        let mut denom = v.sqrt();
-                        let _ = denom.g_add_scalar_(eps);
-                        let _ = p.addcdiv_(&(&g * -lr), &denom);
+                let p = &mut p.1;
+                // Running averages as lerps: v <- d v + (1 - d) g^2, and Adam's m likewise.
+                // Seven passes over theta for Adam instead of ten (BENCHMARKS.md, "Where a
+                // step spends its time").
+                let direction = match decay {
+                    None => g.shallow_clone(),
+                    Some(beta1) => {
+                        let _ = slots[0].lerp_(g, 1.0 - beta1);
+                        slots[0].shallow_clone()
                     }
-                    OptimizerConfig::Adam {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                    } => {
-                        let (m, rest) = slots.split_at_mut(1);
-                        let (m, v) = (&mut m[0], &mut rest[0]);
-                        // m <- beta1 m + (1 - beta1) g and v <- beta2 v + (1 - beta2) g^2 as
-                        // lerps, and the bias corrections folded into one scale and eps:
-                        // lr/c1 * m / (sqrt(v)/c2 + eps) = (lr c2/c1) * m / (sqrt(v) + eps c2).
-                        // Seven passes over theta instead of ten (BENCHMARKS.md, "Where a step
-                        // spends its time").
-                        let _ = m.lerp_(&g, 1.0 - beta1);
-                        let _ = v.lerp_(&g.square(), 1.0 - beta2);
-                        let correction1 = 1.0 - beta1.powf(t);
-                        let correction2 = (1.0 - beta2.powf(t)).sqrt();
-                        let mut denom = v.sqrt();
-                        let _ = denom.g_add_scalar_(eps * correction2);
-                        let _ = p.addcdiv_(&(&*m * (-lr * correction2 / correction1)), &denom);
+                };
+                let v = slots.last_mut().expect("a squared-gradient average");
+                let _ = v.lerp_(&g.square(), 1.0 - square_decay);
+                let mut denom = v.sqrt();
+                let step = match factors {
+                    Factors::Values { scale, eps } => {
+                        let _ = denom.g_add_scalar_(*eps);
+                        &direction * *scale
                     }
-                }
+                    Factors::Tensors { scale, eps } => {
+                        let _ = denom.g_add_(eps);
+                        &direction * *scale
+                    }
+                };
+                let _ = p.addcdiv_(&step, &denom);
             }
         });
     }

@@ -488,14 +488,13 @@ pub fn ensure_snapshots(
             !run_dir.join(CHECKPOINT_FILE).exists() && recorded_iterations(run_dir)? > iteration;
         aside = aside
             || past_record
-            || train_to(run_dir, task.run, task.fit, iteration, device, on_event)? != iteration;
+            || train_to(run_dir, task, iteration, device, on_event)? != iteration;
         let trained_in = match aside {
             true => {
                 // A rebuild left by a killed process resumes, unless it went past this point.
-                if train_to(&rebuild, task.run, task.fit, iteration, device, on_event)? != iteration
-                {
+                if train_to(&rebuild, task, iteration, device, on_event)? != iteration {
                     std::fs::remove_dir_all(&rebuild)?;
-                    train_to(&rebuild, task.run, task.fit, iteration, device, on_event)?;
+                    train_to(&rebuild, task, iteration, device, on_event)?;
                 }
                 &rebuild
             }
@@ -552,22 +551,32 @@ fn recorded_iterations(run_dir: &Path) -> Result<usize> {
     Ok(saved.train.iterations)
 }
 
-/// Trains the run in `run_dir` up to `iteration` generator iterations; returns the iteration
-/// its checkpoint holds (more when it was trained past `iteration` before).
+/// Trains the task's run, in `run_dir`, up to `iteration` generator iterations; returns the
+/// iteration its checkpoint holds (more when it was trained past `iteration` before).
 fn train_to(
     run_dir: &Path,
-    run: &RunConfig,
-    fit: &Dataset,
+    task: &CurveTask,
     iteration: usize,
     device: Device,
     on_event: &mut dyn FnMut(CurveEvent),
 ) -> Result<usize> {
-    let mut stage = run.clone();
+    let mut stage = task.run.clone();
     stage.train.iterations = iteration;
-    let outcome = train::train(run_dir, &stage, fit, device, true, &mut |progress| {
-        on_event(CurveEvent::Training(progress));
-        ControlFlow::Continue(())
-    })?;
+    let options = train::TrainOptions {
+        resume: true,
+        cuda_graph: task.cuda_graph,
+    };
+    let outcome = train::train(
+        run_dir,
+        &stage,
+        task.fit,
+        device,
+        options,
+        &mut |progress| {
+            on_event(CurveEvent::Training(progress));
+            ControlFlow::Continue(())
+        },
+    )?;
     Ok(outcome.iteration)
 }
 

@@ -19,7 +19,6 @@ use crate::rng;
 use crate::setting::check;
 use crate::visual::save_grid;
 use anyhow::{bail, ensure, Context, Result};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -34,6 +33,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 /// Version of the run-folder layout; a run folder of another version is refused.
 pub const FORMAT_VERSION: u32 = 1;
+
+mod graph;
 
 /// How the critic is kept Lipschitz.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -405,6 +406,59 @@ pub struct Trainer {
     images: Tensor,
     fixed_latents: Tensor,
     iteration: usize,
+    /// Whether iterations replay a recorded CUDA graph ([`Trainer::with_cuda_graph`]).
+    cuda_graph: bool,
+    /// The buffers and graph the iterations replay.
+    replay: Option<graph::Replay>,
+}
+
+/// The draws of one critic step: real-batch indices [B], latents [B, d'], and with the
+/// gradient penalty the mixing weights [B, 1, 1, 1].
+struct CriticDraws {
+    indices: Tensor,
+    latents: Tensor,
+    mix: Option<Tensor>,
+}
+
+/// The random draws of one generator iteration.
+struct Draws {
+    critic: Vec<CriticDraws>,
+    generator_latents: Tensor,
+}
+
+/// The optimisers' step factors ([`Optimizer::factors`]) of one iteration as tensors: [n_critic,
+/// 2] for the critic's steps and [2] for the generator's, f64.
+struct StepFactors {
+    critic: Tensor,
+    generator: Tensor,
+}
+
+impl StepFactors {
+    fn critic(&self, step: usize) -> [Tensor; 2] {
+        let row = self.critic.get(step as i64);
+        [row.get(0), row.get(1)]
+    }
+
+    fn generator(&self) -> [Tensor; 2] {
+        [self.generator.get(0), self.generator.get(1)]
+    }
+}
+
+/// An iteration's losses, still on the device.
+struct LossTensors {
+    critic: Tensor,
+    generator: Tensor,
+    wasserstein: Tensor,
+}
+
+impl LossTensors {
+    fn values(&self) -> Losses {
+        Losses {
+            critic: self.critic.double_value(&[]),
+            generator: self.generator.double_value(&[]),
+            wasserstein: self.wasserstein.double_value(&[]),
+        }
+    }
 }
 
 impl Trainer {
@@ -451,6 +505,8 @@ impl Trainer {
             images: data.images.to_device(device),
             fixed_latents,
             iteration: 0,
+            cuda_graph: false,
+            replay: None,
         })
     }
 
@@ -497,28 +553,36 @@ impl Trainer {
         &self.generator_vs
     }
 
-    fn real_batch(&self, rng: &mut ChaCha8Rng) -> Tensor {
+    /// The random draws of iteration `t`, in the order the iteration uses them, from its own
+    /// generator seeded by (seed, t).
+    fn draw(&self, t: usize) -> Draws {
+        let mut rng = rng::seeded(rng::mix(self.config.train.seed, t as u64));
+        let (b, d) = (self.config.train.batch_size, self.config.model.latent_dim);
         let n = self.images.size()[0];
-        let index = rng::indices(rng, n, self.config.train.batch_size, self.device);
-        self.images.index_select(0, &index)
+        let device = self.device;
+        let penalised = matches!(
+            self.config.train.objective,
+            Objective::GradientPenalty { .. }
+        );
+        let critic = (0..self.config.train.n_critic)
+            .map(|_| CriticDraws {
+                indices: rng::indices(&mut rng, n, b, device),
+                latents: rng::normal(&mut rng, &[b, d], 0.0, 1.0, device),
+                mix: penalised.then(|| rng::uniform(&mut rng, &[b, 1, 1, 1], device)),
+            })
+            .collect();
+        let generator_latents = rng::normal(&mut rng, &[b, d], 0.0, 1.0, device);
+        Draws {
+            critic,
+            generator_latents,
+        }
     }
 
-    fn latents(&self, rng: &mut ChaCha8Rng) -> Tensor {
-        let shape = [self.config.train.batch_size, self.config.model.latent_dim];
-        rng::normal(rng, &shape, 0.0, 1.0, self.device)
-    }
-
-    fn gradient_penalty(
-        &self,
-        real: &Tensor,
-        fake: &Tensor,
-        lambda: f64,
-        rng: &mut ChaCha8Rng,
-    ) -> Tensor {
+    /// The WGAN-GP penalty at points mixed between real and fake by `mix` [B, 1, 1, 1].
+    fn gradient_penalty(&self, real: &Tensor, fake: &Tensor, mix: &Tensor, lambda: f64) -> Tensor {
         let b = real.size()[0];
-        let eps = rng::uniform(rng, &[b, 1, 1, 1], self.device);
-        let one_minus: Tensor = 1.0 - &eps;
-        let mixed: Tensor = (&eps * real + one_minus * fake)
+        let one_minus: Tensor = 1.0 - mix;
+        let mixed: Tensor = (mix * real + one_minus * fake)
             .detach()
             .set_requires_grad(true);
         let scores = self.critic.forward(&mixed);
@@ -530,22 +594,32 @@ impl Trainer {
     /// One critic update; returns the critic loss and the Wasserstein estimate as tensors, so
     /// that on a GPU only the last of the n_critic steps waits for their values. `lap(phase)` is
     /// called after each phase (the profiler times them this way).
-    fn critic_step(&mut self, rng: &mut ChaCha8Rng, lap: &mut dyn FnMut(&str)) -> (Tensor, Tensor) {
-        let real = self.real_batch(rng);
-        let fake = tch::no_grad(|| self.generator.forward(&self.latents(rng), true));
+    fn critic_step(
+        &mut self,
+        draws: &CriticDraws,
+        factors: Option<&[Tensor; 2]>,
+        lap: &mut dyn FnMut(&str),
+    ) -> (Tensor, Tensor) {
+        let real = self.images.index_select(0, &draws.indices);
+        let fake = tch::no_grad(|| self.generator.forward(&draws.latents, true));
         lap("critic step: generator forward (no grad)");
         let wasserstein = self.critic.forward(&real).mean(Kind::Float)
             - self.critic.forward(&fake).mean(Kind::Float);
         let mut loss = -&wasserstein;
         lap("critic step: critic forward, real and fake");
-        if let Objective::GradientPenalty { lambda } = self.config.train.objective {
-            loss += self.gradient_penalty(&real, &fake, lambda, rng);
+        if let (Objective::GradientPenalty { lambda }, Some(mix)) =
+            (self.config.train.objective, &draws.mix)
+        {
+            loss += self.gradient_penalty(&real, &fake, mix, lambda);
             lap("critic step: gradient penalty (forward, input gradient)");
         }
         self.opt_critic.zero_grad();
         loss.backward();
         lap("critic step: backward");
-        self.opt_critic.step();
+        match factors {
+            None => self.opt_critic.step(),
+            Some([scale, eps]) => self.opt_critic.step_given(scale, eps),
+        }
         if let Objective::WeightClipping { clip } = self.config.train.objective {
             tch::no_grad(|| {
                 for mut w in self.critic_vs.trainable_variables() {
@@ -557,34 +631,53 @@ impl Trainer {
         (loss.detach(), wasserstein.detach())
     }
 
+    /// One generator iteration on `draws`: n_critic critic steps, then one generator step.
+    /// The optimisers count their own steps unless `factors` gives theirs ([`StepFactors`]).
+    fn iterate(
+        &mut self,
+        draws: &Draws,
+        factors: Option<&StepFactors>,
+        lap: &mut dyn FnMut(&str),
+    ) -> LossTensors {
+        let (mut critic, mut wasserstein) = (Tensor::new(), Tensor::new());
+        for (i, step) in draws.critic.iter().enumerate() {
+            let given = factors.map(|f| f.critic(i));
+            (critic, wasserstein) = self.critic_step(step, given.as_ref(), lap);
+        }
+        self.critic_vs.freeze();
+        let fake = self.generator.forward(&draws.generator_latents, true);
+        let generator = -self.critic.forward(&fake).mean(Kind::Float);
+        lap("generator step: forward");
+        self.opt_generator.zero_grad();
+        generator.backward();
+        lap("generator step: backward");
+        match factors.map(StepFactors::generator) {
+            None => self.opt_generator.step(),
+            Some([scale, eps]) => self.opt_generator.step_given(&scale, &eps),
+        }
+        self.critic_vs.unfreeze();
+        lap("generator step: optimiser");
+        LossTensors {
+            critic,
+            generator: generator.detach(),
+            wasserstein,
+        }
+    }
+
     /// One generator iteration: n_critic critic steps, then one generator step.
     /// Fails, changing nothing on disk, when a loss is not finite.
     pub fn step(&mut self) -> Result<Losses> {
         self.step_observed(&mut |_| {})
     }
 
-    /// [`Trainer::step`], calling `lap(phase)` after each phase of it.
+    /// [`Trainer::step`], calling `lap(phase)` after each phase of it (not when the iteration
+    /// replays a CUDA graph: it is one launch then).
     pub fn step_observed(&mut self, lap: &mut dyn FnMut(&str)) -> Result<Losses> {
         let t = self.iteration + 1;
-        let mut rng = rng::seeded(rng::mix(self.config.train.seed, t as u64));
-        let (mut critic_loss, mut wasserstein) = (Tensor::new(), Tensor::new());
-        for _ in 0..self.config.train.n_critic {
-            (critic_loss, wasserstein) = self.critic_step(&mut rng, lap);
-        }
-        self.critic_vs.freeze();
-        let fake = self.generator.forward(&self.latents(&mut rng), true);
-        let generator_loss = -self.critic.forward(&fake).mean(Kind::Float);
-        lap("generator step: forward");
-        self.opt_generator.zero_grad();
-        generator_loss.backward();
-        lap("generator step: backward");
-        self.opt_generator.step();
-        self.critic_vs.unfreeze();
-        lap("generator step: optimiser");
-        let losses = Losses {
-            critic: critic_loss.double_value(&[]),
-            generator: generator_loss.double_value(&[]),
-            wasserstein: wasserstein.double_value(&[]),
+        let draws = self.draw(t);
+        let losses = match self.cuda_graph {
+            true => self.iterate_on_buffers(&draws, true)?,
+            false => self.iterate(&draws, None, lap).values(),
         };
         if ![losses.critic, losses.generator]
             .iter()
@@ -597,6 +690,32 @@ impl Trainer {
             );
         }
         self.iteration = t;
+        Ok(losses)
+    }
+
+    /// Every later iteration replays one recorded CUDA graph of the iteration: the same
+    /// kernels on the same values, without the CPU's launch cost per kernel, so the same
+    /// losses and weights. Refused off a CUDA device and in a build without the shim.
+    pub fn with_cuda_graph(mut self, on: bool) -> Result<Self> {
+        if on {
+            crate::cuda_graph::check_usable(self.device)?;
+        }
+        self.cuda_graph = on;
+        Ok(self)
+    }
+
+    /// The iteration on buffers kept from the first one, recorded as a CUDA graph when
+    /// `record` (otherwise run eagerly on the same buffers, which the tests check on the CPU).
+    fn iterate_on_buffers(&mut self, draws: &Draws, record: bool) -> Result<Losses> {
+        let mut replay = match self.replay.take() {
+            Some(replay) => replay,
+            None => graph::Replay::new(draws),
+        };
+        let losses = replay.iterate(self, draws, record);
+        self.replay = Some(replay);
+        let losses = losses?;
+        self.opt_critic.advance(self.config.train.n_critic as i64);
+        self.opt_generator.advance(1);
         Ok(losses)
     }
 
@@ -705,10 +824,30 @@ impl LossLog {
     }
 }
 
+/// How a run is trained, beside what it trains ([`RunConfig`]); neither option changes the
+/// weights a run ends with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrainOptions {
+    /// Continue from the checkpoint in the run folder, when it holds one.
+    pub resume: bool,
+    /// Replay each iteration from a recorded CUDA graph ([`Trainer::with_cuda_graph`]).
+    pub cuda_graph: bool,
+}
+
+impl TrainOptions {
+    /// Op by op, resuming or not.
+    pub fn resume(resume: bool) -> Self {
+        Self {
+            resume,
+            cuda_graph: false,
+        }
+    }
+}
+
 /// Trains a WGAN on `data` into `run_dir` (config, checkpoints, sample grids, loss log).
 ///
-/// With `resume`, continues from the checkpoint in `run_dir` (whose configuration must match,
-/// except the number of iterations); without it, `run_dir` must not hold a run yet.
+/// With `options.resume`, continues from the checkpoint in `run_dir` (whose configuration must
+/// match, except the number of iterations); without it, `run_dir` must not hold a run yet.
 /// `on_progress` is called after every iteration; returning `Break` stops at once, without a
 /// checkpoint, like a killed process.
 pub fn train(
@@ -716,13 +855,16 @@ pub fn train(
     config: &RunConfig,
     data: &Dataset,
     device: Device,
-    resume: bool,
+    options: TrainOptions,
     on_progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<TrainOutcome> {
+    if options.cuda_graph {
+        crate::cuda_graph::check_usable(device)?;
+    }
     std::fs::create_dir_all(run_dir.join("samples"))
         .with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
     let checkpoint_path = run_dir.join(CHECKPOINT_FILE);
-    let mut trainer = if resume && checkpoint_path.exists() {
+    let trainer = if options.resume && checkpoint_path.exists() {
         let saved: RunConfig =
             io::read_json(&run_dir.join(CONFIG_FILE), "adgan run configuration")?;
         config.check_resumable(&saved, run_dir)?;
@@ -736,6 +878,7 @@ pub fn train(
         }
         Trainer::new(config.clone(), data, device)?
     };
+    let mut trainer = trainer.with_cuda_graph(options.cuda_graph)?;
     io::write_json(&run_dir.join(CONFIG_FILE), config)?;
     let mut log = LossLog::open(&run_dir.join("losses.csv"), trainer.iteration())?;
     let started_at = trainer.iteration();

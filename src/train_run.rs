@@ -41,6 +41,8 @@ pub struct TrainRequest<'a> {
     pub calibration_fraction: f64,
     /// Continue the run in `out` from its last checkpoint.
     pub resume: bool,
+    /// Replay each training iteration from a recorded CUDA graph (CUDA only; the same weights).
+    pub cuda_graph: bool,
     /// Refuse the data when any image file cannot be read.
     pub strict: bool,
     /// The search the hold-out is scored with (p-values need the same search when scoring).
@@ -108,6 +110,9 @@ pub fn train_run(
     on_event: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
 ) -> Result<TrainedRun> {
     let out = request.out;
+    if request.cuda_graph {
+        crate::cuda_graph::check_usable(device)?;
+    }
     request.model.validate()?;
     request.train.validate()?;
     request.calibration_search.validate(&request.model)?;
@@ -191,7 +196,11 @@ pub fn train_run(
         );
     }
     let _ = on_event(TrainEvent::Started { images: data.len() });
-    let outcome = train::train(out, &config, &data, device, request.resume, &mut |p| {
+    let options = train::TrainOptions {
+        resume: request.resume,
+        cuda_graph: request.cuda_graph,
+    };
+    let outcome = train::train(out, &config, &data, device, options, &mut |p| {
         on_event(TrainEvent::Progress(p))
     })?;
     let calibration = match (held_out, outcome.interrupted) {

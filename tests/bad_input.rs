@@ -130,6 +130,10 @@ fn nonsense_settings_are_refused_before_any_work() {
         (&["--init", "zeros"], "unknown initialisation"),
         (&["--normal-class", "giraffe"], "unknown class \"giraffe\""),
         (&["--resume"], "holds no training run to continue"),
+        (
+            &["--cuda-graph"],
+            "--cuda-graph: CUDA graphs need a CUDA device, not cpu",
+        ),
     ] {
         refused(d, &train_args("run", extra), wanted);
     }

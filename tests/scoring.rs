@@ -37,7 +37,8 @@ fn trained_run() -> &'static Path {
         );
         config.model.width = 16;
         config.model.latent_dim = 32;
-        train::train(dir.path(), &config, &data, Device::Cpu, false, &mut |_| {
+        let fresh = train::TrainOptions::default();
+        train::train(dir.path(), &config, &data, Device::Cpu, fresh, &mut |_| {
             std::ops::ControlFlow::Continue(())
         })
         .unwrap();

@@ -36,7 +36,8 @@ fn train_on_cpu(
     data: &Dataset,
     resume: bool,
 ) -> anyhow::Result<train::TrainOutcome> {
-    train::train(dir, config, data, Device::Cpu, resume, &mut keep_going)
+    let options = train::TrainOptions::resume(resume);
+    train::train(dir, config, data, Device::Cpu, options, &mut keep_going)
 }
 
 /// Distance between the per-channel mean and std of generated and real images.
@@ -173,7 +174,7 @@ fn kill_and_resume_equals_an_uninterrupted_run() {
             &config,
             &data,
             Device::Cpu,
-            false,
+            train::TrainOptions::default(),
             &mut kill_at_10,
         )
         .unwrap();

@@ -406,6 +406,7 @@ fn train(
         train,
         calibration_fraction,
         resume,
+        cuda_graph: false,
         strict,
         calibration_search,
         ensemble: ensemble.then(|| {

@@ -186,6 +186,10 @@ pub(crate) struct BenchTrainArgs {
     /// Print where an iteration spends its time, phase by phase, instead of the total.
     #[arg(long)]
     profile: bool,
+    /// Also time iterations replayed from a CUDA graph, and say how far their weights stray
+    /// from those of iterations run op by op.
+    #[arg(long)]
+    cuda_graph: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -225,11 +229,27 @@ pub(crate) fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
         println!("  {:58} {total:8.1}", "total");
         return Ok(());
     }
-    let timing = adgan::bench::training_iteration(model, train, args.warmup, args.steps, device)?;
+    let time = |graph| {
+        adgan::bench::training_iteration(model, train, args.warmup, args.steps, device, graph)
+    };
+    let timing = time(false)?;
     println!(
         "train iteration ({what}): mean {:.1} ms, min {:.1} ms over {} iterations",
         timing.mean_ms, timing.min_ms, timing.steps
     );
+    if args.cuda_graph {
+        let graphed = time(true)?;
+        let difference =
+            adgan::bench::cuda_graph_training_difference(model, train, args.steps, device)?;
+        println!(
+            "train graphed ({what}, one CUDA graph): mean {:.1} ms ({:.2}x op by op), min {:.1} \
+             ms; generator weights after {} iterations differ by {difference:.1e} of the largest",
+            graphed.mean_ms,
+            timing.mean_ms / graphed.mean_ms,
+            graphed.min_ms,
+            args.steps
+        );
+    }
     Ok(())
 }
 

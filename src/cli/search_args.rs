@@ -98,7 +98,8 @@ pub(crate) struct SearchArgs {
     pub(crate) batch_images: Option<usize>,
     /// On a CUDA GPU: record the search of a full batch once as a CUDA graph and replay it for
     /// every batch, without the launch cost of its many small kernels (same scores; whether it
-    /// pays on a given GPU: BENCHMARKS.md, "GPU").
+    /// pays on a given GPU: BENCHMARKS.md, "GPU"). `experiment` replays its training
+    /// iterations the same way.
     #[arg(long)]
     pub(crate) cuda_graph: bool,
     /// Where the latents start: prior (the paper's) or encoder (around the guess of an

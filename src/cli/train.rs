@@ -20,6 +20,11 @@ pub(crate) struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// On a CUDA GPU: record one training iteration as a CUDA graph and replay it for every
+    /// later one, without the launch cost of its many small kernels (the same weights; whether
+    /// it pays on a given GPU: BENCHMARKS.md, "GPU").
+    #[arg(long)]
+    cuda_graph: bool,
     #[command(flatten)]
     gan: GanArgs,
     /// Fraction of the normal images held out of training to calibrate p-values and decisions
@@ -51,6 +56,7 @@ pub(crate) fn run(args: &TrainArgs) -> Result<()> {
         train: args.gan.train_config()?,
         calibration_fraction: args.calibration_fraction,
         resume: args.resume,
+        cuda_graph: args.cuda_graph,
         strict: args.data.strict,
         // The paper's search with this version's defaults; `adgan calibrate` redoes it for
         // other search settings.

@@ -91,7 +91,10 @@ pub(super) fn prepare_gan(
             &run,
             images.normal_train,
             device,
-            true,
+            train::TrainOptions {
+                resume: true,
+                cuda_graph: config.cuda_graph,
+            },
             &mut |progress| {
                 on_event(Event::Training { class, progress });
                 ControlFlow::Continue(())

@@ -75,8 +75,8 @@ pub struct ExperimentConfig {
     /// experiment may be continued with another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_images: Option<usize>,
-    /// Whether the ADGAN search replays a recorded CUDA graph (CUDA only); like
-    /// `batch_images`, it changes no score.
+    /// Whether training iterations and the ADGAN search replay recorded CUDA graphs (CUDA
+    /// only); like `batch_images`, it changes no weight and no score.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cuda_graph: bool,
     /// AlexNet weights (torchvision state dict as safetensors) for the `*-alexnet` methods.

@@ -671,19 +671,7 @@ impl<'a> Adgan<'a> {
     /// kernel is copied from the CPU in every search, which a graph cannot record).
     pub fn with_cuda_graph(mut self, on: bool) -> Result<Self> {
         if on {
-            let device = self.initial_latents.device();
-            check(device.is_cuda(), "cuda_graph", || {
-                format!(
-                    "CUDA graphs need a CUDA device, not {}",
-                    crate::device::name(device)
-                )
-            })?;
-            check(crate::cuda_graph::built(), "cuda_graph", || {
-                format!(
-                    "this build has no CUDA graph shim ({}); run scripts/setup.sh and rebuild",
-                    crate::cuda_graph::MISSING
-                )
-            })?;
+            crate::cuda_graph::check_usable(self.initial_latents.device())?;
             check(
                 self.config.loss != ReconstructionLoss::Laplacian,
                 "cuda_graph",

@@ -50,7 +50,8 @@ pub fn train_tiny_gp(run: &std::path::Path, iterations: usize) -> RunConfig {
         },
         provenance,
     );
-    train::train(run, &config, &data, tch::Device::Cpu, false, &mut |_| {
+    let fresh = train::TrainOptions::default();
+    train::train(run, &config, &data, tch::Device::Cpu, fresh, &mut |_| {
         std::ops::ControlFlow::Continue(())
     })
     .unwrap();
