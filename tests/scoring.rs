@@ -695,6 +695,16 @@ fn search_benchmarks_run_on_a_trained_generator() {
     let profile = bench(&["profile", "--steps", "1", "--precision", "bf16"]);
     assert!(profile.contains("bf16"), "{profile}");
     assert!(profile.contains("backward (all layers)"), "{profile}");
+    // A graph the CPU cannot record is refused before any timing, naming the flag.
+    for command in ["score", "train"] {
+        let (ok, stdout, stderr) =
+            common::adgan_output(&["bench", command, "--cuda-graph", "--device", "cpu"]);
+        assert!(!ok && stdout.is_empty(), "{command}: {stdout}");
+        assert!(
+            stderr.contains("--cuda-graph: CUDA graphs need a CUDA device"),
+            "{command}: {stderr}"
+        );
+    }
 }
 
 /// The encoder start (an option beyond the paper): the encoder is trained once into the run

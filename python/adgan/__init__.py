@@ -188,9 +188,10 @@ def train(
     ``lambda`` (a keyword: pass it with ``**{"lambda": 10}``), ``init``, ``n_critic``,
     ``seed``, ``calibration_fraction``, ``fit``, ``resume``, ``strict``, ``device``, and the
     search the calibration is scored with (``n_seed``, ``k``, ``lr_z``, ``lr_theta``,
-    ``search_seed``: score with the same ones to get p-values), and ``ensemble`` (True: also
+    ``search_seed``: score with the same ones to get p-values), ``ensemble`` (True: also
     fit the ensemble's classic members on the training images and calibrate
-    ``method="ensemble"``). Ctrl-C stops it; ``resume=True`` continues."""
+    ``method="ensemble"``), and ``cuda_graph`` (True: replay each iteration from a CUDA
+    graph, on a CUDA device only). Ctrl-C stops it; ``resume=True`` continues."""
     if out is None:
         raise ValueError("out: give the run folder to train into")
     out = os.fspath(out)

@@ -311,7 +311,7 @@ impl Run {
     batch_size = None, objective = None, lr = None, n_critic = None, seed = 0,
     calibration_fraction = 0.1, fit = "pad", resume = false, strict = false, device = "cpu",
     n_seed = None, k = None, lr_z = None, lr_theta = None, search_seed = 0, beta1 = None,
-    clip = None, lambda = None, init = None, ensemble = true))]
+    clip = None, lambda = None, init = None, ensemble = true, cuda_graph = false))]
 #[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
@@ -345,6 +345,7 @@ fn train(
     lambda: Option<f64>,
     init: Option<&str>,
     ensemble: bool,
+    cuda_graph: bool,
 ) -> PyResult<Run> {
     let init = init
         .map(|name| name.parse::<adgan::model::Init>())
@@ -406,7 +407,7 @@ fn train(
         train,
         calibration_fraction,
         resume,
-        cuda_graph: false,
+        cuda_graph,
         strict,
         calibration_search,
         ensemble: ensemble.then(|| {

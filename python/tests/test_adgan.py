@@ -217,4 +217,6 @@ def test_training_settings_are_refused_as_the_command_refuses_them(tmp_path):
         adgan.train(None, out=out, dataset="demo", init="nope", **TINY)
     with pytest.raises(ValueError, match="calibration fraction"):
         adgan.train(None, out=out, dataset="demo", calibration_fraction=1.5, **TINY)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        adgan.train(None, out=out, dataset="demo", cuda_graph=True, **TINY)
     assert not (out / "checkpoint.safetensors").exists()

@@ -196,6 +196,9 @@ pub(crate) struct BenchTrainArgs {
 
 pub(crate) fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
     let device = args.device.select()?;
+    if args.cuda_graph {
+        adgan::cuda_graph::check_usable(device)?;
+    }
     let model = args.shape.model()?;
     let base = if args.gp {
         TrainConfig::gradient_penalty()
@@ -255,6 +258,10 @@ pub(crate) fn run_bench_train(args: &BenchTrainArgs) -> Result<()> {
 
 pub(crate) fn run_bench_score(args: &BenchScoreArgs) -> Result<()> {
     let device = args.device.select()?;
+    if args.search.search.cuda_graph {
+        // Before the other timings, not after them.
+        adgan::cuda_graph::check_usable(device)?;
+    }
     args.search.search.warn_if_bf16_slow(device);
     let search = args.search.config();
     let (bench, what) = args.search.generator(&args.shape, device)?;
