@@ -239,5 +239,21 @@ mod tests {
             return;
         }
         assert_eq!(&SHIM[..4], b"\x7fELF", "an ELF shared library");
+        // The loader finds its functions by name: each must be in the library's symbol table.
+        for name in [
+            "adgan_graph_new",
+            "adgan_graph_enter",
+            "adgan_graph_leave",
+            "adgan_graph_capture_begin",
+            "adgan_graph_capture_end",
+            "adgan_graph_replay",
+            "adgan_graph_free",
+        ] {
+            let symbol = format!("{name}\0");
+            assert!(
+                SHIM.windows(symbol.len()).any(|w| w == symbol.as_bytes()),
+                "the shim lacks {name}"
+            );
+        }
     }
 }
