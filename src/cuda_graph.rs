@@ -105,19 +105,30 @@ fn load_shim() -> std::result::Result<Shim, String> {
     // SAFETY: each symbol is the extern "C" function of csrc/cuda_graph.cpp with this signature.
     unsafe {
         Ok(Shim {
-            new: std::mem::transmute::<*mut c_void, New>(symbol(c"adgan_graph_new")?),
-            enter: std::mem::transmute::<*mut c_void, Call>(symbol(c"adgan_graph_enter")?),
-            leave: std::mem::transmute::<*mut c_void, Call>(symbol(c"adgan_graph_leave")?),
-            capture_begin: std::mem::transmute::<*mut c_void, Call>(symbol(
-                c"adgan_graph_capture_begin",
-            )?),
-            capture_end: std::mem::transmute::<*mut c_void, Call>(symbol(
-                c"adgan_graph_capture_end",
-            )?),
-            replay: std::mem::transmute::<*mut c_void, Call>(symbol(c"adgan_graph_replay")?),
-            free: std::mem::transmute::<*mut c_void, Free>(symbol(c"adgan_graph_free")?),
+            new: std::mem::transmute::<*mut c_void, New>(symbol(names::NEW)?),
+            enter: std::mem::transmute::<*mut c_void, Call>(symbol(names::ENTER)?),
+            leave: std::mem::transmute::<*mut c_void, Call>(symbol(names::LEAVE)?),
+            capture_begin: std::mem::transmute::<*mut c_void, Call>(symbol(names::CAPTURE_BEGIN)?),
+            capture_end: std::mem::transmute::<*mut c_void, Call>(symbol(names::CAPTURE_END)?),
+            replay: std::mem::transmute::<*mut c_void, Call>(symbol(names::REPLAY)?),
+            free: std::mem::transmute::<*mut c_void, Free>(symbol(names::FREE)?),
         })
     }
+}
+
+/// The names of the shim's functions (csrc/cuda_graph.cpp), as the loader looks them up.
+mod names {
+    use std::ffi::CStr;
+
+    pub const NEW: &CStr = c"adgan_graph_new";
+    pub const ENTER: &CStr = c"adgan_graph_enter";
+    pub const LEAVE: &CStr = c"adgan_graph_leave";
+    pub const CAPTURE_BEGIN: &CStr = c"adgan_graph_capture_begin";
+    pub const CAPTURE_END: &CStr = c"adgan_graph_capture_end";
+    pub const REPLAY: &CStr = c"adgan_graph_replay";
+    pub const FREE: &CStr = c"adgan_graph_free";
+    #[cfg(test)]
+    pub const ALL: [&CStr; 7] = [NEW, ENTER, LEAVE, CAPTURE_BEGIN, CAPTURE_END, REPLAY, FREE];
 }
 
 /// Room for the shim's error messages.
@@ -240,19 +251,11 @@ mod tests {
         }
         assert_eq!(&SHIM[..4], b"\x7fELF", "an ELF shared library");
         // The loader finds its functions by name: each must be in the library's symbol table.
-        for name in [
-            "adgan_graph_new",
-            "adgan_graph_enter",
-            "adgan_graph_leave",
-            "adgan_graph_capture_begin",
-            "adgan_graph_capture_end",
-            "adgan_graph_replay",
-            "adgan_graph_free",
-        ] {
-            let symbol = format!("{name}\0");
+        for name in super::names::ALL {
+            let symbol = name.to_bytes_with_nul();
             assert!(
-                SHIM.windows(symbol.len()).any(|w| w == symbol.as_bytes()),
-                "the shim lacks {name}"
+                SHIM.windows(symbol.len()).any(|w| w == symbol),
+                "the shim lacks {name:?}"
             );
         }
     }
