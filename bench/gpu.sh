@@ -84,12 +84,12 @@ fi
 if want run; then
     model=.carry/gpu/class-0
     if [ ! -f "$model/checkpoint.safetensors" ]; then
-        # MNIST's table recipe (scripts/tables.sh), in a scratch folder: the checkpoint need not
-        # come back.
+        # MNIST's table recipe (scripts/tables.sh): the default recipe at width 64 and lr 2e-4.
+        # In a scratch folder: the checkpoint need not come back.
         model=$(mktemp -d)/class-0
         timeout 300 $A train --device $DEVICE --dataset mnist --data .carry/gpu/mnist --normal-class 0 \
-            --objective gp --init uniform --beta1 0.5 --width 64 --lr 2e-4 \
-            --iterations ${TRAIN_ITERATIONS:-1500} --no-ensemble --out "$model" 2>&1 | tail -4
+            --width 64 --lr 2e-4 --iterations ${TRAIN_ITERATIONS:-1500} --no-ensemble \
+            --out "$model" 2>&1 | tail -4
     fi
     for p in f32 bf16; do
         step $A score --device $DEVICE --model "$model" --dataset mnist --data .carry/gpu/mnist \
